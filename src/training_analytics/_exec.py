@@ -1,0 +1,197 @@
+"""The two executors: drive a sans-I/O operation on a sync or an asyncio redis-py client.
+
+Both share everything but the waiting: command building, reply decoding, script loading rules
+and error translation are the functions at the top; ``run`` and ``arun`` differ only in ``await``.
+
+Scripts go out as EVALSHA. A NOSCRIPT reply (server restarted, SCRIPT FLUSH) loads the script
+and re-sends exactly the calls that failed, in their order; the others already ran, and a
+script that replied NOSCRIPT did not run at all, so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+
+from ._protocol import Batch, Call, Command, Op, Script, ScriptCall
+from .errors import (
+    CertificationExistsError,
+    CertificationExpiredError,
+    CertificationNotFoundError,
+    ConcurrentUpdateError,
+    CourseExistsError,
+    CourseNotFoundError,
+    IllegalTransitionError,
+    InvalidInputError,
+    NotIndexedError,
+    StoreError,
+    StoreUnavailableError,
+    TrainingAnalyticsError,
+)
+
+T = TypeVar("T")
+
+#: Error codes our Lua scripts reply with (``TA_<CODE> message``), mapped to the typed errors.
+SCRIPT_ERRORS: dict[str, type[TrainingAnalyticsError]] = {
+    "TA_NOT_INDEXED": NotIndexedError,
+    "TA_CERT_NOT_FOUND": CertificationNotFoundError,
+    "TA_CERT_EXISTS": CertificationExistsError,
+    "TA_CERT_EXPIRED": CertificationExpiredError,
+    "TA_ILLEGAL_TRANSITION": IllegalTransitionError,
+    "TA_BAD_INPUT": InvalidInputError,
+    "TA_COURSE_NOT_FOUND": CourseNotFoundError,
+    "TA_COURSE_EXISTS": CourseExistsError,
+    "TA_RETRY": ConcurrentUpdateError,
+}
+
+
+def script_error(message: str) -> TrainingAnalyticsError:
+    """The typed error for a ``TA_<CODE> detail`` message; StoreError for anything else."""
+    code, _, detail = message.partition(" ")
+    kind = SCRIPT_ERRORS.get(code)
+    if kind is None:
+        return StoreError(message)
+    return kind(detail or code)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        return {_decode(k): _decode(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_decode(v) for v in value)
+    if isinstance(value, set):
+        return {_decode(v) for v in value}
+    return value
+
+
+def _command_args(call: Call) -> tuple[Any, ...]:
+    if isinstance(call, Command):
+        return call.args
+    return ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+
+
+def _is_noscript(reply: Any) -> bool:
+    return isinstance(reply, redis.exceptions.NoScriptError) or (
+        isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith("NOSCRIPT")
+    )
+
+
+def _translate(exc: BaseException) -> TrainingAnalyticsError:
+    if isinstance(exc, TrainingAnalyticsError):
+        return exc
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return StoreUnavailableError(f"Redis/Valkey server unreachable: {exc}")
+    if isinstance(exc, redis.exceptions.ResponseError):
+        return script_error(str(exc))
+    return StoreError(f"{type(exc).__name__}: {exc}")
+
+
+def _finish(replies: list[Any]) -> list[Any]:
+    """Decode replies; raise the first error among them, typed."""
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise _translate(reply)
+    return [_decode(r) for r in replies]
+
+
+def _scripts_of(calls: list[Call]) -> dict[str, Script]:
+    return {c.script.sha: c.script for c in calls if isinstance(c, ScriptCall)}
+
+
+# --- sync ----------------------------------------------------------------------------------------
+
+
+def _send(client: redis.Redis, calls: list[Call]) -> list[Any]:
+    if len(calls) == 1:
+        try:
+            return [client.execute_command(*_command_args(calls[0]))]
+        except redis.exceptions.ResponseError as exc:
+            return [exc]
+    pipe = client.pipeline(transaction=False)
+    for call in calls:
+        pipe.execute_command(*_command_args(call))
+    return list(pipe.execute(raise_on_error=False))
+
+
+def execute(client: redis.Redis, batch: Batch) -> list[Any]:
+    calls = list(batch.calls)
+    try:
+        replies = _send(client, calls)
+        retry = [i for i, r in enumerate(replies) if _is_noscript(r)]
+        if retry:
+            for script in _scripts_of([calls[i] for i in retry]).values():
+                client.execute_command("SCRIPT", "LOAD", script.source)
+            for i, reply in zip(retry, _send(client, [calls[i] for i in retry]), strict=True):
+                replies[i] = reply
+    except redis.exceptions.RedisError as exc:
+        raise _translate(exc) from exc
+    return _finish(replies)
+
+
+def run(op: Op[T], client: redis.Redis) -> T:
+    """Drive ``op`` to completion on a sync client."""
+    try:
+        batch = next(op)
+        while True:
+            try:
+                replies = execute(client, batch)
+            except TrainingAnalyticsError as exc:
+                batch = op.throw(exc)
+            else:
+                batch = op.send(replies)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+# --- asyncio -------------------------------------------------------------------------------------
+
+
+async def _asend(client: redis.asyncio.Redis, calls: list[Call]) -> list[Any]:
+    if len(calls) == 1:
+        try:
+            return [await client.execute_command(*_command_args(calls[0]))]
+        except redis.exceptions.ResponseError as exc:
+            return [exc]
+    pipe = client.pipeline(transaction=False)
+    for call in calls:
+        pipe.execute_command(*_command_args(call))
+    return list(await pipe.execute(raise_on_error=False))
+
+
+async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
+    calls = list(batch.calls)
+    try:
+        replies = await _asend(client, calls)
+        retry = [i for i, r in enumerate(replies) if _is_noscript(r)]
+        if retry:
+            for script in _scripts_of([calls[i] for i in retry]).values():
+                await client.execute_command("SCRIPT", "LOAD", script.source)
+            again = await _asend(client, [calls[i] for i in retry])
+            for i, reply in zip(retry, again, strict=True):
+                replies[i] = reply
+    except redis.exceptions.RedisError as exc:
+        raise _translate(exc) from exc
+    return _finish(replies)
+
+
+async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
+    """Drive ``op`` to completion on an asyncio client."""
+    try:
+        batch = next(op)
+        while True:
+            try:
+                replies = await aexecute(client, batch)
+            except TrainingAnalyticsError as exc:
+                batch = op.throw(exc)
+            else:
+                batch = op.send(replies)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result

@@ -1,0 +1,89 @@
+"""The sans-I/O core's vocabulary.
+
+An operation is a plain generator: it yields a :class:`Batch` (one round trip: a single command,
+a script call, or a pipeline of them), receives the list of replies, and finally returns its
+result. It never touches a socket, so the same operation runs under the sync executor
+(:func:`training_analytics._exec.run`) and the asyncio one (:func:`training_analytics._exec.arun`).
+Errors the server raises for a batch are thrown into the generator at its ``yield``, so an
+operation can handle the ones it expects (e.g. the index marker missing on a fresh store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any, TypeAlias, TypeVar
+
+T = TypeVar("T")
+
+Arg: TypeAlias = str | int | float | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A Lua script assembled from files under ``lua/``; its SHA1 is computed once."""
+
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+@cache
+def load_script(*files: str) -> Script:
+    """Concatenate ``lua/<file>`` parts (a shared prelude, handlers, a main) into one script."""
+    package = resources.files("training_analytics") / "lua"
+    source = "\n".join((package / name).read_text(encoding="utf-8") for name in files)
+    return Script(name="+".join(files), source=source)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    args: tuple[Arg, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Arg]
+
+
+Call: TypeAlias = Command | ScriptCall
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Calls sent in one round trip. Replies come back in order, decoded to ``str``."""
+
+    calls: tuple[Call, ...]
+
+
+Op: TypeAlias = Generator[Batch, list[Any], T]
+
+
+def cmd(*args: Arg) -> Command:
+    return Command(args)
+
+
+def batch(*calls: Call) -> Batch:
+    return Batch(calls)
+
+
+def single(*args: Arg) -> Generator[Batch, list[Any], Any]:
+    """One command, one round trip; returns its reply."""
+    replies = yield Batch((Command(args),))
+    return replies[0]
+
+
+def pipeline(calls: Sequence[Call]) -> Generator[Batch, list[Any], list[Any]]:
+    """Any number of calls in one round trip (none: no round trip)."""
+    if not calls:
+        return []
+    replies = yield Batch(tuple(calls))
+    return replies

@@ -1,0 +1,112 @@
+"""Timestamps and day buckets.
+
+One grammar for timestamps, shared with ``lua/_prelude.lua`` (``parse_ts``): ``YYYY-MM-DD``
+optionally followed by ``T`` or a space, ``HH:MM[:SS[.fraction]]`` and ``Z`` or an offset
+``+HH:MM`` / ``+HHMM``. A date alone is midnight UTC (as JavaScript's ``Date`` reads it); a time
+without an offset is taken as UTC. Python (``reindex``) and Lua (every write) must agree on this,
+so derived figures rebuilt from base keys equal those maintained incrementally.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .errors import InvalidDateError
+
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?$"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_timestamp_ms(value: str | None) -> int | None:
+    """Epoch milliseconds of a stored timestamp, or ``None`` when it does not parse."""
+    if not value:
+        return None
+    match = _TIMESTAMP.match(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    try:
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+    ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+    if fraction:
+        # Milliseconds, truncated like JavaScript's Date.
+        ms += int((fraction[1:] + "00")[:3])
+    if offset and offset != "Z":
+        sign = 1 if offset[0] == "+" else -1
+        digits = offset[1:].replace(":", "")
+        ms -= sign * (int(digits[:2]) * 60 + int(digits[2:])) * 60_000
+    return ms
+
+
+def to_iso(moment: datetime) -> str:
+    """The JavaScript ``toISOString`` form the older system stores: ``2025-01-15T10:30:00.000Z``."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def epoch_ms(moment: datetime) -> int:
+    return (moment.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def parse_instant(value: datetime | str, what: str = "timestamp") -> datetime:
+    """An aware datetime from a datetime or an ISO-8601 string with a zone; else InvalidDateError."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            raise InvalidDateError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+        return value
+    if isinstance(value, str):
+        ms = parse_timestamp_ms(value.strip())
+        if ms is None:
+            raise InvalidDateError(f"{what} is not an ISO-8601 timestamp: {value!r}")
+        return from_epoch_ms(ms)
+    raise InvalidDateError(f"{what} must be a datetime or an ISO-8601 string, got {value!r}")
+
+
+def normalize_timestamp(value: datetime | str, what: str) -> str:
+    """Validate a timestamp field and return it in the stored ``toISOString`` form."""
+    return to_iso(parse_instant(value, what))
+
+
+def parse_day(value: date | datetime | str, what: str = "date") -> date:
+    """A calendar day from a ``date``, ``YYYY-MM-DD`` or an ISO-8601 timestamp string."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text[:10]) if len(text) >= 10 else date.fromisoformat(text)
+        except ValueError:
+            pass
+        raise InvalidDateError(f"{what} is not a date (YYYY-MM-DD): {value!r}")
+    raise InvalidDateError(f"{what} must be a date or a YYYY-MM-DD string, got {value!r}")
+
+
+def day_bucket(moment: datetime, tz: ZoneInfo) -> str:
+    """The ``YYYY-MM-DD`` day an event falls on in the configured time zone."""
+    return moment.astimezone(tz).date().isoformat()
+
+
+def day_start_ms(day: date, tz: ZoneInfo) -> int:
+    return epoch_ms(datetime(day.year, day.month, day.day, tzinfo=tz))

@@ -1,0 +1,164 @@
+"""Redis key names: the older system's layout, plus this library's derived keys.
+
+Every key generator of the seed's ``trainingKeys`` exists here in snake_case and returns the
+same string. Ids are checked before they become part of a key (see :func:`check_id`), so a
+malformed id raises :class:`~training_analytics.errors.InvalidIdError` instead of silently
+writing to some other key.
+
+Derived keys (everything under ``training:agg:``) are this library's own; ``reindex`` rebuilds
+all of them from the base keys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import InvalidIdError
+
+#: Cache TTLs in seconds, as the seed's ``CACHE_TTL``.
+CACHE_TTL: Final = {"ANALYTICS": 5 * 60, "OVERVIEW": 10 * 60, "CREDENTIALS": 5 * 60}
+
+CERTIFICATION_STATUSES: Final = ("issued", "claimed", "expired", "revoked")
+#: Statuses whose certificates can still pass their expiry date (and so sit in an expiry index).
+EXPIRABLE_STATUSES: Final = ("issued", "claimed")
+
+MAX_ID_LENGTH: Final = 200
+# ':' separates key parts and time-series member fields, braces are cluster hash tags, and
+# glob characters would make SCAN patterns match other keys.
+_FORBIDDEN = re.compile(r"[:{}*?\[\]\\\s\x00-\x1f\x7f]")
+
+
+def check_id(value: object, what: str = "id") -> str:
+    """Return ``value`` if it can be part of a key, else raise InvalidIdError."""
+    if not isinstance(value, str):
+        raise InvalidIdError(f"{what} must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidIdError(f"{what} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidIdError(f"{what} is longer than {MAX_ID_LENGTH} characters")
+    bad = _FORBIDDEN.search(value)
+    if bad is not None:
+        raise InvalidIdError(
+            f"{what} {value!r} contains {bad.group()!r}; ids may not contain ':', braces, "
+            "glob characters, backslashes or whitespace"
+        )
+    return value
+
+
+def _check_status(status: str) -> str:
+    if status not in CERTIFICATION_STATUSES:
+        raise InvalidIdError(f"unknown certification status {status!r}")
+    return status
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingKeys:
+    """Key generators. ``prefix`` namespaces every key (e.g. ``"tenant-a:"``) for multi-tenancy."""
+
+    prefix: str = ""
+
+    # --- seed: enrolments and progress -------------------------------------------------------
+    def course_enrollments(self, course_id: str) -> str:
+        return f"{self.prefix}training:enrollments:{check_id(course_id, 'course id')}"
+
+    def course_completions(self, course_id: str) -> str:
+        return f"{self.prefix}training:completions:{check_id(course_id, 'course id')}"
+
+    def module_enrollments(self, course_id: str, module_id: str) -> str:
+        return (
+            f"{self.prefix}training:module:enrolled:"
+            f"{check_id(course_id, 'course id')}:{check_id(module_id, 'module id')}"
+        )
+
+    def module_completions(self, course_id: str, module_id: str) -> str:
+        return (
+            f"{self.prefix}training:module:completed:"
+            f"{check_id(course_id, 'course id')}:{check_id(module_id, 'module id')}"
+        )
+
+    def user_course_progress(self, user_id: str, course_id: str) -> str:
+        return (
+            f"{self.prefix}training:progress:"
+            f"{check_id(user_id, 'user id')}:{check_id(course_id, 'course id')}"
+        )
+
+    # --- seed: time series -------------------------------------------------------------------
+    def enrollment_by_date(self, day: str) -> str:
+        return f"{self.prefix}training:enrollment:date:{day}"
+
+    def completion_by_date(self, day: str) -> str:
+        return f"{self.prefix}training:completion:date:{day}"
+
+    def enrollment_timeseries(self) -> str:
+        return f"{self.prefix}training:enrollment:timeseries"
+
+    def completion_timeseries(self) -> str:
+        return f"{self.prefix}training:completion:timeseries"
+
+    # --- seed: certifications ----------------------------------------------------------------
+    def all_training_certifications(self) -> str:
+        return f"{self.prefix}training:certifications:all"
+
+    def training_certification(self, cert_id: str) -> str:
+        return f"{self.prefix}training:certification:{check_id(cert_id, 'certification id')}"
+
+    def certifications_by_status(self, status: str) -> str:
+        return f"{self.prefix}training:certifications:status:{_check_status(status)}"
+
+    # --- seed: caches ------------------------------------------------------------------------
+    def course_analytics_cache(self, course_id: str) -> str:
+        return f"{self.prefix}cache:training:analytics:course:{check_id(course_id, 'course id')}"
+
+    def overview_metrics_cache(self) -> str:
+        return f"{self.prefix}cache:training:analytics:overview"
+
+    def credential_analytics_cache(self) -> str:
+        return f"{self.prefix}cache:training:analytics:credentials"
+
+    def course_analytics_cache_pattern(self) -> str:
+        return f"{self.prefix}cache:training:analytics:course:*"
+
+    # --- seed: course catalog ----------------------------------------------------------------
+    def training_course(self, course_id: str) -> str:
+        return f"{self.prefix}training:course:{check_id(course_id, 'course id')}"
+
+    def all_training_courses(self) -> str:
+        return f"{self.prefix}training:courses:all"
+
+    def published_training_courses(self) -> str:
+        return f"{self.prefix}training:courses:published"
+
+    def training_courses_by_category(self, category: str) -> str:
+        return f"{self.prefix}training:courses:by-category:{check_id(category, 'category')}"
+
+    # --- derived keys (this library; rebuilt by reindex) -------------------------------------
+    def index_marker(self) -> str:
+        """String ``"1"``: the derived keys below are complete for this store."""
+        return f"{self.prefix}training:agg:schema"
+
+    def course_stats(self, course_id: str) -> str:
+        """Hash: ``score_milli_sum``, ``score_n``, ``time_ms_sum``, ``time_n`` over enrolled learners."""
+        return f"{self.prefix}training:agg:course:{check_id(course_id, 'course id')}"
+
+    def course_enrollments_by_day(self, course_id: str) -> str:
+        """Hash: ``YYYY-MM-DD`` -> new enrolments in the course that day."""
+        return f"{self.prefix}training:agg:course:{check_id(course_id, 'course id')}:enrollments"
+
+    def course_completions_by_day(self, course_id: str) -> str:
+        """Hash: ``YYYY-MM-DD`` -> new completions of the course that day."""
+        return f"{self.prefix}training:agg:course:{check_id(course_id, 'course id')}:completions"
+
+    def credential_stats(self) -> str:
+        """Hash: ``claimed`` (ever claimed), ``claim_ms_sum``, ``claim_n``."""
+        return f"{self.prefix}training:agg:credentials"
+
+    def certification_expiry(self, status: str) -> str:
+        """Sorted set: ids of certificates in ``status`` (issued/claimed) scored by expiry ms."""
+        if status not in EXPIRABLE_STATUSES:
+            raise InvalidIdError(f"no expiry index for status {status!r}")
+        return f"{self.prefix}training:agg:certifications:expiry:{status}"
+
+    def derived_pattern(self) -> str:
+        return f"{self.prefix}training:agg:*"

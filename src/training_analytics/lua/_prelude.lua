@@ -1,0 +1,148 @@
+-- Shared by every write script: parsing rules and deferred counter updates.
+--
+-- parse_ts and parse_number follow training_analytics/_time.py and helpers.py exactly, so that
+-- figures maintained here equal those reindex rebuilds in Python.
+
+local function days_in_month(y, m)
+  if m == 2 then
+    if (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 then return 29 end
+    return 28
+  end
+  if m == 4 or m == 6 or m == 9 or m == 11 then return 30 end
+  return 31
+end
+
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- Epoch milliseconds of YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|(+|-)HH[:]MM], or nil.
+local function parse_ts(s)
+  if not s or s == '' then return nil end
+  local y, mo, d, rest = string.match(s, '^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$')
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  local h, mi, sec, ms = 0, 0, 0, 0
+  local first = string.sub(rest, 1, 1)
+  if first == 'T' or first == ' ' then
+    local hh, mm, tail = string.match(rest, '^.(%d%d):(%d%d)(.*)$')
+    if not hh then return nil end
+    h, mi, rest = tonumber(hh), tonumber(mm), tail
+    local ss, tail2 = string.match(rest, '^:(%d%d)(.*)$')
+    if ss then
+      sec, rest = tonumber(ss), tail2
+      local frac, tail3 = string.match(rest, '^%.(%d+)(.*)$')
+      if frac then
+        ms, rest = tonumber(string.sub(frac .. '00', 1, 3)), tail3
+      end
+    end
+  end
+  local offset = 0
+  if rest == 'Z' then
+    rest = ''
+  elseif rest ~= '' then
+    local sign, oh, om = string.match(rest, '^([+-])(%d%d):?(%d%d)$')
+    if not sign then return nil end
+    offset = (tonumber(oh) * 60 + tonumber(om)) * 60000
+    if sign == '-' then offset = -offset end
+  end
+  if mo < 1 or mo > 12 or d < 1 or d > days_in_month(y, mo) or y < 1 then return nil end
+  if h > 23 or mi > 59 or sec > 59 then return nil end
+  return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + sec * 1000 + ms - offset
+end
+
+-- JavaScript parseFloat: the longest leading decimal number, or nil.
+local function parse_number(s)
+  if not s or s == '' then return nil end
+  local m = string.match(s, '^%s*([+-]?%d+%.?%d*[eE][+-]?%d+)')
+    or string.match(s, '^%s*([+-]?%d+%.?%d*)')
+    or string.match(s, '^%s*([+-]?%.%d+[eE][+-]?%d+)')
+    or string.match(s, '^%s*([+-]?%.%d+)')
+  if not m then return nil end
+  return tonumber(m)
+end
+
+local function int(x)
+  return string.format('%.0f', x)
+end
+
+-- Deferred updates: counters and sorted-set members accumulate while a batch runs and are
+-- written once at the end (no handler reads them back).
+local pending_incr, pending_hincr, pending_zadd, pending_del = {}, {}, {}, {}
+
+local function incr(key, n)
+  pending_incr[key] = (pending_incr[key] or 0) + n
+end
+
+local function hincr(key, field, n)
+  local h = pending_hincr[key]
+  if not h then h = {}; pending_hincr[key] = h end
+  h[field] = (h[field] or 0) + n
+end
+
+local function zadd(key, score, member)
+  local z = pending_zadd[key]
+  if not z then z = {}; pending_zadd[key] = z end
+  z[#z + 1] = score
+  z[#z + 1] = member
+end
+
+local function touch(key)
+  if key then pending_del[key] = true end
+end
+
+local function flush()
+  for key, n in pairs(pending_incr) do
+    if n ~= 0 then redis.call('INCRBY', key, int(n)) end
+  end
+  for key, fields in pairs(pending_hincr) do
+    for field, n in pairs(fields) do
+      if n ~= 0 then redis.call('HINCRBY', key, field, int(n)) end
+    end
+  end
+  for key, z in pairs(pending_zadd) do
+    -- unpack() is bounded by the Lua stack: send at most 500 members per ZADD.
+    for start = 1, #z, 1000 do
+      redis.call('ZADD', key, unpack(z, start, math.min(start + 999, #z)))
+    end
+  end
+  local dels = {}
+  for key in pairs(pending_del) do dels[#dels + 1] = key end
+  for start = 1, #dels, 500 do
+    redis.call('DEL', unpack(dels, start, math.min(start + 499, #dels)))
+  end
+end
+
+-- Score and time-to-complete of one learner's progress hash, as the course averages count them.
+local function add_progress(progress_key, stats_key, sign)
+  local p = redis.call('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')
+  local score = parse_number(p[1] or '')
+  if score and score > 0 then
+    hincr(stats_key, 'score_milli_sum', sign * math.floor(score * 1000 + 0.5))
+    hincr(stats_key, 'score_n', sign)
+  end
+  local started, completed = parse_ts(p[2] or ''), parse_ts(p[3] or '')
+  if started and completed and completed > started then
+    hincr(stats_key, 'time_ms_sum', sign * (completed - started))
+    hincr(stats_key, 'time_n', sign)
+  end
+end
+
+-- A certificate counts as claimed when its status is claimed or it carries a claim time.
+local function add_claim(stats_key, status, issued_at, claimed_at, sign)
+  if status ~= 'claimed' and claimed_at == '' then return end
+  hincr(stats_key, 'claimed', sign)
+  local issued, claimed = parse_ts(issued_at), parse_ts(claimed_at)
+  if issued and claimed and claimed > issued then
+    hincr(stats_key, 'claim_ms_sum', sign * (claimed - issued))
+    hincr(stats_key, 'claim_n', sign)
+  end
+end
+
+local HANDLERS = {}

@@ -1,0 +1,84 @@
+-- Certification events. Shared key layout (cert keys):
+--   1 certification hash, 2 all set, 3-6 status sets (issued, claimed, expired, revoked),
+--   7-8 expiry indexes (issued, claimed), 9 credential stats hash, 10 credential cache,
+--   11 overview cache
+local STATUS_KEY = {issued = 3, claimed = 4, expired = 5, revoked = 6}
+local EXPIRY_KEY = {issued = 7, claimed = 8}
+local ALLOWED = {
+  issued = {claimed = true, expired = true, revoked = true},
+  claimed = {expired = true, revoked = true},
+  expired = {revoked = true},
+}
+
+-- Event I: issue a certification.
+-- args: 1 id, then field/value pairs of the record (strings; absent optional fields "")
+-- Issuing the same record again changes nothing; the same id with other data is refused.
+HANDLERS['I'] = function(k, a)
+  local id = a[1]
+  local record = {}
+  for i = 2, #a, 2 do record[a[i]] = a[i + 1] end
+  if redis.call('EXISTS', k[1]) == 1 then
+    for field, value in pairs(record) do
+      local stored = redis.call('HGET', k[1], field)
+      if (stored or '') ~= value then
+        return 'TA_CERT_EXISTS certification ' .. id .. ' exists with a different ' .. field
+      end
+    end
+    return 0
+  end
+  local status = record['status']
+  if not STATUS_KEY[status] then return 'TA_BAD_INPUT unknown status ' .. tostring(status) end
+  local fields = {}
+  for i = 2, #a do fields[#fields + 1] = a[i] end
+  redis.call('HSET', k[1], unpack(fields))
+  redis.call('SADD', k[2], id)
+  redis.call('SADD', k[STATUS_KEY[status]], id)
+  local expires = parse_ts(record['expiresAt'] or '')
+  if EXPIRY_KEY[status] and expires then
+    redis.call('ZADD', k[EXPIRY_KEY[status]], int(expires), id)
+  end
+  add_claim(k[9], status, record['issuedAt'] or '', record['claimedAt'] or '', 1)
+  touch(k[10])
+  touch(k[11])
+  return 1
+end
+
+-- Event U: change a certification's status.
+-- args: 1 id, 2 new status, 3 claim time (for claimed)
+-- issued -> claimed | expired | revoked; claimed -> expired | revoked; expired -> revoked.
+HANDLERS['U'] = function(k, a)
+  local id, new, claim_time = a[1], a[2], a[3]
+  local cur = redis.call('HMGET', k[1], 'status', 'issuedAt', 'claimedAt', 'expiresAt')
+  local old = cur[1]
+  if not old then return 'TA_CERT_NOT_FOUND no certification ' .. id end
+  if old == new then return 0 end
+  if not (ALLOWED[old] and ALLOWED[old][new]) or not STATUS_KEY[new] then
+    return 'TA_ILLEGAL_TRANSITION certification ' .. id .. ' cannot go from ' .. old .. ' to ' .. new
+  end
+  local issued_at, old_claimed = cur[2] or '', cur[3] or ''
+  local expires = parse_ts(cur[4] or '')
+  local new_claimed = old_claimed
+  if new == 'claimed' then
+    local claimed = parse_ts(claim_time)
+    if not claimed then return 'TA_BAD_INPUT claim time does not parse: ' .. claim_time end
+    if expires and claimed >= expires then
+      return 'TA_CERT_EXPIRED certification ' .. id .. ' expired at ' .. cur[4]
+    end
+    local issued = parse_ts(issued_at)
+    if issued and claimed < issued then
+      return 'TA_BAD_INPUT claim time ' .. claim_time .. ' is before issue time ' .. issued_at
+    end
+    new_claimed = claim_time
+    redis.call('HSET', k[1], 'status', new, 'claimedAt', claim_time)
+  else
+    redis.call('HSET', k[1], 'status', new)
+  end
+  add_claim(k[9], old, issued_at, old_claimed, -1)
+  add_claim(k[9], new, issued_at, new_claimed, 1)
+  if STATUS_KEY[old] then redis.call('SREM', k[STATUS_KEY[old]], id) end
+  redis.call('SADD', k[STATUS_KEY[new]], id)
+  if EXPIRY_KEY[old] then redis.call('ZREM', k[EXPIRY_KEY[old]], id) end
+  if EXPIRY_KEY[new] and expires then redis.call('ZADD', k[EXPIRY_KEY[new]], int(expires), id) end
+  touch(k[10])
+  return 1
+end

@@ -1,0 +1,325 @@
+"""Pydantic models of the seed's interfaces.
+
+Python attributes are snake_case; JSON (``model_dump(by_alias=True)`` / ``model_dump_json()``)
+uses the seed's camelCase field names. Models accept either spelling on input. Their field types
+are deliberately permissive where the older system may have stored odd values; the write paths
+check the business rules (score range, known statuses, parseable dates) themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+LocalizedString: TypeAlias = dict[str, str]
+"""A mapping of language code to text (``{"en": ..., "es": ..., "pt": ...}``)."""
+
+ProgressStatus: TypeAlias = Literal["not_started", "in_progress", "completed"]
+CertificationStatus: TypeAlias = Literal["issued", "claimed", "expired", "revoked"]
+CourseCategory: TypeAlias = Literal["sales", "technical", "legal", "product"]
+CourseLevel: TypeAlias = Literal["basic", "intermediate", "advanced"]
+CourseStatus: TypeAlias = Literal["draft", "published", "archived"]
+ModuleType: TypeAlias = Literal["video", "reading", "quiz", "download"]
+LessonType: TypeAlias = Literal["video", "reading", "download"]
+PartnerTier: TypeAlias = str
+
+
+class SeedModel(BaseModel):
+    """Base: camelCase aliases, accepts both spellings, serialises with the seed's names."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+    )
+
+
+# --- analytics results -------------------------------------------------------------------------
+
+
+class ModuleDropoffRate(SeedModel):
+    module_id: str
+    module_name: str
+    dropoff_rate: float
+
+
+class CourseDetailedAnalytics(SeedModel):
+    enrollments: int
+    completions: int
+    completion_rate: float
+    average_score: int
+    average_time_to_complete: float
+    """Hours, one decimal."""
+    dropoff_rates: list[ModuleDropoffRate]
+
+
+class TimeSeriesDataPoint(SeedModel):
+    date: str
+    count: int
+
+
+class CredentialClaimAnalytics(SeedModel):
+    total_issued: int
+    total_claimed: int
+    claim_rate: float
+    average_claim_time_hours: float
+    pending: int
+    expiring_in_30_days: int
+
+
+class CredentialStats(SeedModel):
+    """Certificates by effective status: one whose expiry has passed counts as expired."""
+
+    issued: int
+    claimed: int
+    pending: int
+    expired: int
+    revoked: int = 0
+
+
+class TrainingOverviewMetrics(SeedModel):
+    total_courses: int
+    published_courses: int
+    draft_courses: int
+    total_enrollments: int
+    average_completion_rate: float
+    total_certifications: int
+
+
+# --- progress and certifications ---------------------------------------------------------------
+
+
+class ModuleProgress(SeedModel):
+    module_id: str
+    status: ProgressStatus
+    score: float | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    attempts: int | None = None
+    time_spent_minutes: float | None = None
+
+
+class EnhancedTrainingProgress(SeedModel):
+    user_id: str
+    course_id: str
+    status: ProgressStatus = "not_started"
+    module_progress: list[ModuleProgress] = Field(default_factory=list)
+    overall_score: float = 0
+    started_at: str = ""
+    completed_at: str | None = None
+    last_accessed_at: str = ""
+    total_time_spent_minutes: float = 0
+    certificate_id: str | None = None
+    certificate_issued_at: str | None = None
+
+
+class TrainingCertificationRecord(SeedModel):
+    id: str
+    user_id: str
+    course_id: str
+    course_name: LocalizedString = Field(default_factory=dict)
+    user_name: str = ""
+    user_email: str = ""
+    status: CertificationStatus = "issued"
+    issued_at: str
+    claimed_at: str | None = None
+    expires_at: str | None = None
+    credential_url: str | None = None
+    verification_code: str = ""
+    score: float = 0
+
+
+# --- course catalog ----------------------------------------------------------------------------
+
+
+class Lesson(SeedModel):
+    id: str
+    title: LocalizedString
+    type: LessonType
+    video_url: str | None = None
+    content: LocalizedString | str | None = None
+    download_url: str | None = None
+    duration: float = 0
+    order: int = 0
+
+
+class CourseQuizQuestion(SeedModel):
+    id: str
+    question: LocalizedString
+    options: list[LocalizedString]
+    correct_answer: int
+
+
+class CourseModule(SeedModel):
+    id: str
+    title: LocalizedString
+    description: LocalizedString | None = None
+    lessons: list[Lesson] = Field(default_factory=list)
+    quiz: list[CourseQuizQuestion] | None = None
+    passing_score: float | None = None
+    order: int = 0
+    duration: float | None = None
+
+
+class TrainingCourse(SeedModel):
+    id: str
+    title: LocalizedString
+    description: LocalizedString = Field(default_factory=dict)
+    category: CourseCategory
+    level: CourseLevel = "basic"
+    duration: float = 0
+    """Minutes."""
+    modules: list[CourseModule] = Field(default_factory=list)
+    is_published: bool = False
+    is_required: bool = False
+    required_for_tiers: list[PartnerTier] | None = None
+    passing_score: float = 70
+    certificate_enabled: bool = False
+    order: int = 0
+    created_at: str = ""
+    created_by: str = ""
+    updated_at: str = ""
+
+
+class EnhancedModuleQuestion(SeedModel):
+    id: str
+    question: LocalizedString
+    options: list[LocalizedString]
+    correct_answer: int
+
+
+class EnhancedCourseModule(SeedModel):
+    id: str
+    title: LocalizedString
+    type: ModuleType
+    duration: float
+    order: int
+    video_url: str | None = None
+    content: LocalizedString | None = None
+    questions: list[EnhancedModuleQuestion] | None = None
+    passing_score: float | None = None
+
+
+class CertificationInfo(SeedModel):
+    credential_name: str | None = None
+    credential_description: str | None = None
+    issuer_name: str | None = None
+    issuer_email: str | None = None
+
+
+class EnhancedTrainingCourse(SeedModel):
+    id: str | None = None
+    title: LocalizedString
+    description: LocalizedString
+    category: CourseCategory
+    level: CourseLevel
+    estimated_hours: int
+    modules: list[EnhancedCourseModule]
+    has_certification: bool
+    certification: CertificationInfo | None = None
+    passing_score: float
+    status: CourseStatus
+    created_at: str | None = None
+    updated_at: str | None = None
+    created_by: str | None = None
+
+
+# --- events for record_many --------------------------------------------------------------------
+
+
+class _Event(SeedModel):
+    at: datetime | str | None = None
+    """When it happened (aware datetime or ISO string); default: the facade's clock."""
+
+
+class EnrollmentEvent(_Event):
+    kind: Literal["enrollment"] = "enrollment"
+    user_id: str
+    course_id: str
+
+
+class CompletionEvent(_Event):
+    kind: Literal["completion"] = "completion"
+    user_id: str
+    course_id: str
+
+
+class ModuleStartEvent(_Event):
+    kind: Literal["module_start"] = "module_start"
+    user_id: str
+    course_id: str
+    module_id: str
+
+
+class ModuleCompletionEvent(_Event):
+    kind: Literal["module_completion"] = "module_completion"
+    user_id: str
+    course_id: str
+    module_id: str
+
+
+class ProgressEvent(_Event):
+    kind: Literal["progress"] = "progress"
+    progress: EnhancedTrainingProgress
+
+
+class CertificationIssuedEvent(_Event):
+    kind: Literal["certification_issued"] = "certification_issued"
+    certification: TrainingCertificationRecord
+
+
+class CertificationStatusEvent(_Event):
+    kind: Literal["certification_status"] = "certification_status"
+    cert_id: str
+    new_status: CertificationStatus
+    claimed_at: datetime | str | None = None
+
+
+TrainingEvent: TypeAlias = Annotated[
+    EnrollmentEvent
+    | CompletionEvent
+    | ModuleStartEvent
+    | ModuleCompletionEvent
+    | ProgressEvent
+    | CertificationIssuedEvent
+    | CertificationStatusEvent,
+    Field(discriminator="kind"),
+]
+
+
+class RejectedEvent(SeedModel):
+    index: int
+    """Position of the event in the batch."""
+    error: str
+    """Name of the error class the single-event call would raise."""
+    message: str
+
+
+class BatchResult(SeedModel):
+    """What ``record_many`` did: events that changed the store, replays that did not, refusals."""
+
+    applied: int = 0
+    unchanged: int = 0
+    rejected: list[RejectedEvent] = Field(default_factory=list)
+
+    def merge(self, other: BatchResult, offset: int) -> None:
+        self.applied += other.applied
+        self.unchanged += other.unchanged
+        self.rejected.extend(
+            RejectedEvent(index=r.index + offset, error=r.error, message=r.message)
+            for r in other.rejected
+        )
+
+
+def as_dict(value: Any) -> Any:
+    """JSON-ready form of a model or a list of models (camelCase)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [as_dict(v) for v in value]
+    return value
