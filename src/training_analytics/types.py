@@ -25,6 +25,8 @@ CourseStatus: TypeAlias = Literal["draft", "published", "archived"]
 ModuleType: TypeAlias = Literal["video", "reading", "quiz", "download"]
 LessonType: TypeAlias = Literal["video", "reading", "download"]
 PartnerTier: TypeAlias = str
+Number: TypeAlias = int | float
+"""A JSON number: integers stay integers (``90``, not ``90.0``), as JavaScript prints them."""
 
 
 class SeedModel(BaseModel):
@@ -97,11 +99,11 @@ class TrainingOverviewMetrics(SeedModel):
 class ModuleProgress(SeedModel):
     module_id: str
     status: ProgressStatus
-    score: float | None = None
+    score: Number | None = None
     started_at: str | None = None
     completed_at: str | None = None
     attempts: int | None = None
-    time_spent_minutes: float | None = None
+    time_spent_minutes: Number | None = None
 
 
 class EnhancedTrainingProgress(SeedModel):
@@ -109,11 +111,11 @@ class EnhancedTrainingProgress(SeedModel):
     course_id: str
     status: ProgressStatus = "not_started"
     module_progress: list[ModuleProgress] = Field(default_factory=list)
-    overall_score: float = 0
+    overall_score: Number = 0
     started_at: str = ""
     completed_at: str | None = None
     last_accessed_at: str = ""
-    total_time_spent_minutes: float = 0
+    total_time_spent_minutes: Number = 0
     certificate_id: str | None = None
     certificate_issued_at: str | None = None
 
@@ -131,7 +133,7 @@ class TrainingCertificationRecord(SeedModel):
     expires_at: str | None = None
     credential_url: str | None = None
     verification_code: str = ""
-    score: float = 0
+    score: Number = 0
 
 
 # --- course catalog ----------------------------------------------------------------------------
@@ -140,11 +142,12 @@ class TrainingCertificationRecord(SeedModel):
 class Lesson(SeedModel):
     id: str
     title: LocalizedString
-    type: LessonType
+    type: str
+    """video, reading or download (other values the older system stored read as reading)."""
     video_url: str | None = None
     content: LocalizedString | str | None = None
     download_url: str | None = None
-    duration: float = 0
+    duration: Number = 0
     order: int = 0
 
 
@@ -161,24 +164,26 @@ class CourseModule(SeedModel):
     description: LocalizedString | None = None
     lessons: list[Lesson] = Field(default_factory=list)
     quiz: list[CourseQuizQuestion] | None = None
-    passing_score: float | None = None
+    passing_score: Number | None = None
     order: int = 0
-    duration: float | None = None
+    duration: Number | None = None
 
 
 class TrainingCourse(SeedModel):
     id: str
     title: LocalizedString
     description: LocalizedString = Field(default_factory=dict)
-    category: CourseCategory
-    level: CourseLevel = "basic"
-    duration: float = 0
+    category: str
+    """sales, technical, legal or product (checked on create and update)."""
+    level: str = "basic"
+    """basic, intermediate or advanced (checked on create and update)."""
+    duration: Number = 0
     """Minutes."""
     modules: list[CourseModule] = Field(default_factory=list)
     is_published: bool = False
     is_required: bool = False
     required_for_tiers: list[PartnerTier] | None = None
-    passing_score: float = 70
+    passing_score: Number = 70
     certificate_enabled: bool = False
     order: int = 0
     created_at: str = ""
@@ -197,12 +202,12 @@ class EnhancedCourseModule(SeedModel):
     id: str
     title: LocalizedString
     type: ModuleType
-    duration: float
+    duration: Number
     order: int
     video_url: str | None = None
     content: LocalizedString | None = None
     questions: list[EnhancedModuleQuestion] | None = None
-    passing_score: float | None = None
+    passing_score: Number | None = None
 
 
 class CertificationInfo(SeedModel):
@@ -216,13 +221,13 @@ class EnhancedTrainingCourse(SeedModel):
     id: str | None = None
     title: LocalizedString
     description: LocalizedString
-    category: CourseCategory
-    level: CourseLevel
+    category: str
+    level: str
     estimated_hours: int
     modules: list[EnhancedCourseModule]
     has_certification: bool
     certification: CertificationInfo | None = None
-    passing_score: float
+    passing_score: Number
     status: CourseStatus
     created_at: str | None = None
     updated_at: str | None = None

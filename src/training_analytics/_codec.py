@@ -1,0 +1,287 @@
+"""The older system's value formats: models to hash fields and back.
+
+Writes produce exactly what the TypeScript module stored (JSON strings for nested values, ""
+for absent optional fields, "true"/"false", numbers as JavaScript prints them); reads accept
+what it stored, including fields it left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ._time import normalize_timestamp, parse_timestamp_ms
+from .errors import (
+    InvalidDateRangeError,
+    InvalidDurationError,
+    InvalidInputError,
+    InvalidScoreError,
+    StoreError,
+)
+from .helpers import safe_parse_json, safe_parse_number
+from .keys import check_id
+from .types import (
+    EnhancedTrainingProgress,
+    ModuleProgress,
+    TrainingCertificationRecord,
+    TrainingCourse,
+)
+
+PROGRESS_FIELDS = (
+    "status",
+    "moduleProgress",
+    "overallScore",
+    "startedAt",
+    "completedAt",
+    "lastAccessedAt",
+    "totalTimeSpentMinutes",
+    "certificateId",
+    "certificateIssuedAt",
+)
+PROGRESS_STATUSES = ("not_started", "in_progress", "completed")
+COURSE_CATEGORIES = ("sales", "technical", "legal", "product")
+COURSE_LEVELS = ("basic", "intermediate", "advanced")
+
+
+def js_number(value: float) -> str:
+    """A number as JavaScript's ``toString`` prints it (``85``, ``85.5``)."""
+    if isinstance(value, bool):
+        raise InvalidInputError("expected a number, got a boolean")
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return repr(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def coerce(model: type[Any], value: Any, what: str) -> Any:
+    """A model from a model or a dict in the seed's camelCase; InvalidInputError otherwise."""
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidInputError(f"invalid {what}: {exc}") from exc
+
+
+def _check_score(value: float | None, what: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise InvalidScoreError(f"{what} must be between 0 and 100, got {value!r}")
+
+
+def _check_minutes(value: float | None, what: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidDurationError(f"{what} must be a non-negative number, got {value!r}")
+
+
+def _optional_timestamp(value: str | None, what: str) -> str:
+    return normalize_timestamp(value, what) if value else ""
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+
+def progress_to_fields(progress: EnhancedTrainingProgress) -> list[str]:
+    """Validated hash values in PROGRESS_FIELDS order."""
+    check_id(progress.user_id, "user id")
+    check_id(progress.course_id, "course id")
+    _check_score(progress.overall_score, "overallScore")
+    _check_minutes(progress.total_time_spent_minutes, "totalTimeSpentMinutes")
+    for module in progress.module_progress:
+        check_id(module.module_id, "module id")
+        _check_score(module.score, f"score of module {module.module_id}")
+        _check_minutes(module.time_spent_minutes, f"timeSpentMinutes of module {module.module_id}")
+        if module.attempts is not None and module.attempts < 0:
+            raise InvalidInputError(f"attempts of module {module.module_id} must be >= 0")
+        for name in ("started_at", "completed_at"):
+            stamp = getattr(module, name)
+            if stamp:
+                normalize_timestamp(stamp, f"{name} of module {module.module_id}")
+    started = _optional_timestamp(progress.started_at, "startedAt")
+    completed = _optional_timestamp(progress.completed_at, "completedAt")
+    if started and completed and (parse_timestamp_ms(completed) or 0) < (
+        parse_timestamp_ms(started) or 0
+    ):
+        raise InvalidDateRangeError(f"completedAt {completed} is before startedAt {started}")
+    modules = [m.model_dump(mode="json", exclude_none=True) for m in progress.module_progress]
+    return [
+        progress.status,
+        _json(modules),
+        js_number(progress.overall_score),
+        started,
+        completed,
+        _optional_timestamp(progress.last_accessed_at, "lastAccessedAt"),
+        js_number(progress.total_time_spent_minutes),
+        progress.certificate_id or "",
+        _optional_timestamp(progress.certificate_issued_at, "certificateIssuedAt"),
+    ]
+
+
+def progress_from_hash(
+    user_id: str, course_id: str, data: Mapping[str, str]
+) -> EnhancedTrainingProgress | None:
+    if not data:
+        return None
+    modules: list[ModuleProgress] = []
+    raw_modules = safe_parse_json(data.get("moduleProgress"), [])
+    for item in raw_modules if isinstance(raw_modules, list) else []:
+        try:
+            modules.append(ModuleProgress.model_validate(item))
+        except ValidationError:
+            continue  # one malformed entry written elsewhere should not hide the rest
+    status = data.get("status") or "not_started"
+    return EnhancedTrainingProgress(
+        user_id=user_id,
+        course_id=course_id,
+        status=status if status in PROGRESS_STATUSES else "not_started",  # type: ignore[arg-type]
+        module_progress=modules,
+        overall_score=safe_parse_number(data.get("overallScore")),
+        started_at=data.get("startedAt") or "",
+        completed_at=data.get("completedAt") or None,
+        last_accessed_at=data.get("lastAccessedAt") or "",
+        total_time_spent_minutes=safe_parse_number(data.get("totalTimeSpentMinutes")),
+        certificate_id=data.get("certificateId") or None,
+        certificate_issued_at=data.get("certificateIssuedAt") or None,
+    )
+
+
+# --- certifications ----------------------------------------------------------------------------
+
+
+def certification_to_fields(record: TrainingCertificationRecord) -> dict[str, str]:
+    """Validated hash fields of a certification (the seed's field names and formats)."""
+    check_id(record.id, "certification id")
+    check_id(record.user_id, "user id")
+    check_id(record.course_id, "course id")
+    _check_score(record.score, "score")
+    issued = normalize_timestamp(record.issued_at, "issuedAt")
+    expires = _optional_timestamp(record.expires_at, "expiresAt")
+    claimed = _optional_timestamp(record.claimed_at, "claimedAt")
+    issued_ms = parse_timestamp_ms(issued) or 0
+    if expires and (parse_timestamp_ms(expires) or 0) <= issued_ms:
+        raise InvalidDateRangeError(f"expiresAt {expires} is not after issuedAt {issued}")
+    if claimed and (parse_timestamp_ms(claimed) or 0) < issued_ms:
+        raise InvalidDateRangeError(f"claimedAt {claimed} is before issuedAt {issued}")
+    return {
+        "id": record.id,
+        "userId": record.user_id,
+        "courseId": record.course_id,
+        "courseName": _json(record.course_name),
+        "userName": record.user_name,
+        "userEmail": record.user_email,
+        "status": record.status,
+        "issuedAt": issued,
+        "claimedAt": claimed,
+        "expiresAt": expires,
+        "credentialUrl": record.credential_url or "",
+        "verificationCode": record.verification_code,
+        "score": js_number(record.score),
+    }
+
+
+def certification_from_hash(data: Mapping[str, str]) -> TrainingCertificationRecord | None:
+    if not data or not data.get("id"):
+        return None
+    course_name = safe_parse_json(data.get("courseName"), {"en": ""})
+    try:
+        return TrainingCertificationRecord(
+            id=data["id"],
+            user_id=data.get("userId", ""),
+            course_id=data.get("courseId", ""),
+            course_name=course_name if isinstance(course_name, dict) else {"en": str(course_name)},
+            user_name=data.get("userName", ""),
+            user_email=data.get("userEmail", ""),
+            status=data.get("status", "issued"),  # type: ignore[arg-type]
+            issued_at=data.get("issuedAt", ""),
+            claimed_at=data.get("claimedAt") or None,
+            expires_at=data.get("expiresAt") or None,
+            credential_url=data.get("credentialUrl") or None,
+            verification_code=data.get("verificationCode", ""),
+            score=safe_parse_number(data.get("score")),
+        )
+    except ValidationError as exc:
+        raise StoreError(f"stored certification {data.get('id')} is malformed: {exc}") from exc
+
+
+# --- courses -----------------------------------------------------------------------------------
+
+_COURSE_JSON_FIELDS = ("title", "description", "modules")
+_COURSE_BOOL_FIELDS = ("isPublished", "isRequired", "certificateEnabled")
+_COURSE_INT_FIELDS = ("duration", "passingScore", "order")
+
+
+def check_course(course: TrainingCourse) -> None:
+    check_id(course.id, "course id")
+    if course.category not in COURSE_CATEGORIES:
+        raise InvalidInputError(
+            f"category must be one of {', '.join(COURSE_CATEGORIES)}; got {course.category!r}"
+        )
+    if course.level not in COURSE_LEVELS:
+        raise InvalidInputError(
+            f"level must be one of {', '.join(COURSE_LEVELS)}; got {course.level!r}"
+        )
+    _check_minutes(course.duration, "duration")
+    _check_score(course.passing_score, "passingScore")
+    seen: set[str] = set()
+    for module in course.modules:
+        check_id(module.id, "module id")
+        if module.id in seen:
+            raise InvalidInputError(f"module id {module.id!r} appears twice in course {course.id}")
+        seen.add(module.id)
+        _check_score(module.passing_score, f"passingScore of module {module.id}")
+        _check_minutes(module.duration, f"duration of module {module.id}")
+
+
+def course_to_fields(course: TrainingCourse, only: set[str] | None = None) -> dict[str, str]:
+    """Hash fields as the seed's ``toRedisHash`` writes them (``only``: camelCase names to keep)."""
+    data = course.model_dump(mode="json", by_alias=True)
+    # Nested values as JSON.stringify writes them: absent optional members left out, not null.
+    compact = course.model_dump(mode="json", by_alias=True, exclude_none=True)
+    fields: dict[str, str] = {}
+    for name in data:
+        if only is not None and name not in only:
+            continue
+        value = compact.get(name)
+        if value is None:
+            fields[name] = ""
+        elif isinstance(value, bool):
+            fields[name] = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            fields[name] = _json(value)
+        elif isinstance(value, int | float):
+            fields[name] = js_number(value)
+        else:
+            fields[name] = str(value)
+    return fields
+
+
+def course_from_hash(data: Mapping[str, str]) -> TrainingCourse | None:
+    if not data or not data.get("id"):
+        return None
+    raw: dict[str, Any] = dict(data)
+    for name in _COURSE_JSON_FIELDS:
+        default: Any = [] if name == "modules" else {}
+        raw[name] = safe_parse_json(data.get(name), default)
+    tiers = data.get("requiredForTiers")
+    raw["requiredForTiers"] = safe_parse_json(tiers, None) if tiers else None
+    for name in _COURSE_BOOL_FIELDS:
+        raw[name] = data.get(name) == "true"
+    for name in _COURSE_INT_FIELDS:
+        if name in data:
+            raw[name] = int(safe_parse_number(data.get(name)))  # the seed's parseInt
+    try:
+        return TrainingCourse.model_validate(raw)
+    except ValidationError as exc:
+        raise StoreError(f"stored course {data.get('id')} is malformed: {exc}") from exc

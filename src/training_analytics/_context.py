@@ -1,0 +1,31 @@
+"""What every operation needs besides its arguments: key names, time zone, clock, limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from ._time import parse_instant
+from .helpers import DEFAULT_MAX_RANGE_DAYS
+from .keys import TrainingKeys
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    keys: TrainingKeys = field(default_factory=TrainingKeys)
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    clock: Callable[[], datetime] = utc_now
+    max_range_days: int = DEFAULT_MAX_RANGE_DAYS
+
+    def now(self) -> datetime:
+        return parse_instant(self.clock(), "clock()")
+
+    def moment(self, at: datetime | str | None, what: str = "at") -> datetime:
+        """``at`` as an aware datetime; the clock's time when it is None."""
+        return self.now() if at is None else parse_instant(at, what)

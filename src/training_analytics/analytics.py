@@ -1,0 +1,54 @@
+"""Module drop-off (the seed's analytics.ts): who started a module but did not complete it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._context import Context
+from ._protocol import Op, batch, cmd, pipeline
+from .catalog import get_training_course
+from .helpers import calculate_percentage, get_localized_name
+from .types import CourseModule, ModuleDropoffRate
+
+
+def get_module_dropoff_rate(ctx: Context, course_id: str, module_id: str) -> Op[float]:
+    """Percent of learners who started the module and have not completed it (0 if none started)."""
+    k = ctx.keys
+    started, completed = yield batch(
+        cmd("SCARD", k.module_enrollments(course_id, module_id)),
+        cmd("SCARD", k.module_completions(course_id, module_id)),
+    )
+    return _dropoff(int(started), int(completed))
+
+
+def _dropoff(started: int, completed: int) -> float:
+    # Completions imply starts here, but sets the older system wrote may not keep that rule.
+    return calculate_percentage(max(started - completed, 0), started) if started > 0 else 0
+
+
+def module_dropoffs(
+    ctx: Context, course_id: str, modules: Sequence[CourseModule]
+) -> Op[list[ModuleDropoffRate]]:
+    """Drop-off of each module, in course order: two SCARDs per module, one round trip."""
+    k = ctx.keys
+    calls = []
+    for module in modules:
+        calls.append(cmd("SCARD", k.module_enrollments(course_id, module.id)))
+        calls.append(cmd("SCARD", k.module_completions(course_id, module.id)))
+    replies = yield from pipeline(calls)
+    return [
+        ModuleDropoffRate(
+            module_id=module.id,
+            module_name=get_localized_name(module.title, f"Module {i + 1}"),
+            dropoff_rate=_dropoff(int(replies[2 * i]), int(replies[2 * i + 1])),
+        )
+        for i, module in enumerate(modules)
+    ]
+
+
+def get_course_module_dropoff_rates(ctx: Context, course_id: str) -> Op[list[ModuleDropoffRate]]:
+    """Drop-off of every module of a course ([] for an unknown course or one without modules)."""
+    course = yield from get_training_course(ctx, course_id)
+    if course is None or not course.modules:
+        return []
+    return (yield from module_dropoffs(ctx, course_id, course.modules))

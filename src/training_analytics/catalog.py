@@ -1,0 +1,144 @@
+"""The course catalog the analytics depend on (the seed's training-course operations).
+
+Courses live in ``training:course:{id}`` hashes with three indexes: all courses ordered by
+``order``, the published set, and a set per category. Each write changes the hash and its
+indexes in one script; an update re-reads and retries if the course's category changed between
+its read and its write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._codec import check_course, coerce, course_from_hash, course_to_fields
+from ._context import Context
+from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
+from ._time import to_iso
+from .errors import ConcurrentUpdateError, CourseNotFoundError, InvalidInputError
+from .types import TrainingCourse
+
+CATALOG = load_script("catalog.lua")
+_MAX_ATTEMPTS = 5
+
+
+def get_training_course(ctx: Context, course_id: str) -> Op[TrainingCourse | None]:
+    data = yield from single("HGETALL", ctx.keys.training_course(course_id))
+    return course_from_hash(data)
+
+
+def _load_courses(ctx: Context, ids: list[str]) -> Op[list[TrainingCourse]]:
+    replies = yield from pipeline([cmd("HGETALL", ctx.keys.training_course(i)) for i in ids])
+    courses = [c for c in (course_from_hash(r) for r in replies) if c is not None]
+    return sorted(courses, key=lambda c: c.order)
+
+
+def get_all_training_courses(ctx: Context) -> Op[list[TrainingCourse]]:
+    """Every course, by ``order``."""
+    ids = yield from single("ZRANGE", ctx.keys.all_training_courses(), 0, -1)
+    return (yield from _load_courses(ctx, list(ids)))
+
+
+def get_published_training_courses(ctx: Context) -> Op[list[TrainingCourse]]:
+    ids = yield from single("SMEMBERS", ctx.keys.published_training_courses())
+    return (yield from _load_courses(ctx, sorted(ids)))
+
+
+def get_training_courses_by_category(ctx: Context, category: str) -> Op[list[TrainingCourse]]:
+    ids = yield from single("SMEMBERS", ctx.keys.training_courses_by_category(category))
+    return (yield from _load_courses(ctx, sorted(ids)))
+
+
+def _save_call(
+    ctx: Context, mode: str, course: TrainingCourse, seen_category: str, fields: dict[str, str]
+) -> ScriptCall:
+    k = ctx.keys
+    pairs: list[str] = []
+    for name, value in fields.items():
+        pairs += [name, value]
+    return ScriptCall(
+        CATALOG,
+        (
+            k.training_course(course.id),
+            k.all_training_courses(),
+            k.published_training_courses(),
+            k.training_courses_by_category(seen_category or course.category),
+            k.training_courses_by_category(course.category),
+            k.overview_metrics_cache(),
+            k.course_analytics_cache(course.id),
+        ),
+        (
+            mode,
+            course.id,
+            seen_category,
+            course.order,
+            "true" if course.is_published else "false",
+            *pairs,
+        ),
+    )
+
+
+def create_training_course(ctx: Context, course: TrainingCourse | dict[str, Any]) -> Op[None]:
+    """Store a new course; CourseExistsError if the id is taken."""
+    model: TrainingCourse = coerce(TrainingCourse, course, "course")
+    check_course(model)
+    if not model.created_at or not model.updated_at:
+        now = to_iso(ctx.now())
+        model = model.model_copy(
+            update={"created_at": model.created_at or now, "updated_at": model.updated_at or now}
+        )
+    yield batch(_save_call(ctx, "create", model, "", course_to_fields(model)))
+
+
+def update_training_course(ctx: Context, course_id: str, updates: dict[str, Any]) -> Op[None]:
+    """Change some fields of a course (camelCase or snake_case names); ``updatedAt`` is set."""
+    for _ in range(_MAX_ATTEMPTS):
+        current = yield from get_training_course(ctx, course_id)
+        if current is None:
+            raise CourseNotFoundError(f"no course {course_id}")
+        aliased = _aliased(updates)
+        merged = {**current.model_dump(by_alias=True), **aliased, "id": course_id}
+        merged["updatedAt"] = to_iso(ctx.now())
+        model: TrainingCourse = coerce(TrainingCourse, merged, "course update")
+        check_course(model)
+        fields = course_to_fields(model, only=set(aliased) | {"updatedAt"})
+        try:
+            yield batch(_save_call(ctx, "update", model, current.category, fields))
+        except ConcurrentUpdateError:
+            continue
+        return
+    raise ConcurrentUpdateError(f"course {course_id} kept changing; update not applied")
+
+
+def _aliased(updates: dict[str, Any]) -> dict[str, Any]:
+    """Updates keyed by the stored (camelCase) field names; unknown or read-only names refused."""
+    aliases = {n: f.alias or n for n, f in TrainingCourse.model_fields.items()}
+    stored = set(aliases.values())
+    result: dict[str, Any] = {}
+    for key, value in updates.items():
+        alias = aliases.get(key, key)
+        if alias not in stored or alias == "id":
+            raise InvalidInputError(f"unknown or read-only course field {key!r}")
+        result[alias] = value
+    return result
+
+
+def delete_training_course(ctx: Context, course_id: str) -> Op[None]:
+    """Remove a course and its index entries (learner data stays); CourseNotFoundError if absent."""
+    for _ in range(_MAX_ATTEMPTS):
+        current = yield from get_training_course(ctx, course_id)
+        if current is None:
+            raise CourseNotFoundError(f"no course {course_id}")
+        try:
+            yield batch(_save_call(ctx, "delete", current, current.category, {}))
+        except ConcurrentUpdateError:
+            continue
+        return
+    raise ConcurrentUpdateError(f"course {course_id} kept changing; delete not applied")
+
+
+def publish_training_course(ctx: Context, course_id: str) -> Op[None]:
+    yield from update_training_course(ctx, course_id, {"isPublished": True})
+
+
+def unpublish_training_course(ctx: Context, course_id: str) -> Op[None]:
+    yield from update_training_course(ctx, course_id, {"isPublished": False})

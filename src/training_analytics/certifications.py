@@ -1,0 +1,103 @@
+"""Certifications (the seed's certifications.ts) with a lifecycle the server enforces.
+
+issued -> claimed | expired | revoked; claimed -> expired | revoked; expired -> revoked.
+Anything else raises IllegalTransitionError, an unknown id CertificationNotFoundError, a claim
+at or after the expiry CertificationExpiredError; in each case nothing changes. A certificate
+whose ``expiresAt`` has passed counts as expired in the figures even before anyone marks it so.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ._codec import certification_from_hash, coerce
+from ._context import Context
+from ._index import require_index
+from ._protocol import Op, batch, cmd, pipeline, single
+from ._time import epoch_ms
+from ._writes import EventBatch, apply_one
+from .types import CredentialStats, TrainingCertificationRecord
+
+
+def get_all_training_certifications(ctx: Context) -> Op[list[TrainingCertificationRecord]]:
+    """Every certification record (a listing: it reads each one)."""
+    k = ctx.keys
+    ids = yield from single("SMEMBERS", k.all_training_certifications())
+    ordered = sorted(ids)
+    replies = yield from pipeline([cmd("HGETALL", k.training_certification(i)) for i in ordered])
+    records = [certification_from_hash(r) for r in replies]
+    return [r for r in records if r is not None]
+
+
+def get_training_certification(
+    ctx: Context, cert_id: str
+) -> Op[TrainingCertificationRecord | None]:
+    data = yield from single("HGETALL", ctx.keys.training_certification(cert_id))
+    return certification_from_hash(data)
+
+
+def overdue_counts(ctx: Context, now: datetime) -> tuple[Any, ...]:
+    """Calls counting issued and claimed certificates whose expiry is at or before ``now``."""
+    k = ctx.keys
+    ms = epoch_ms(now)
+    return (
+        cmd("ZCOUNT", k.certification_expiry("issued"), "-inf", ms),
+        cmd("ZCOUNT", k.certification_expiry("claimed"), "-inf", ms),
+    )
+
+
+def get_credential_stats(ctx: Context) -> Op[CredentialStats]:
+    """Certificates by effective status; ``pending`` = issued, unclaimed and not yet expired."""
+    k = ctx.keys
+    replies = yield batch(
+        cmd("EXISTS", k.index_marker()),
+        cmd("SCARD", k.certifications_by_status("issued")),
+        cmd("SCARD", k.certifications_by_status("claimed")),
+        cmd("SCARD", k.certifications_by_status("expired")),
+        cmd("SCARD", k.certifications_by_status("revoked")),
+        *overdue_counts(ctx, ctx.now()),
+    )
+    indexed, issued, claimed, expired, revoked, overdue_issued, overdue_claimed = replies
+    if not indexed:
+        yield from require_index(ctx)
+    live_issued = int(issued) - int(overdue_issued)
+    return CredentialStats(
+        issued=live_issued,
+        claimed=int(claimed) - int(overdue_claimed),
+        pending=live_issued,
+        expired=int(expired) + int(overdue_issued) + int(overdue_claimed),
+        revoked=int(revoked),
+    )
+
+
+def issue_training_certification(
+    ctx: Context,
+    certification: TrainingCertificationRecord | dict[str, Any],
+    *,
+    at: datetime | str | None = None,
+) -> Op[bool]:
+    """Store a certification; issuing the same record again is a no-op (False)."""
+    record: TrainingCertificationRecord = coerce(
+        TrainingCertificationRecord, certification, "certification"
+    )
+    events = EventBatch(ctx)
+    events.certification_issued(record, at)
+    return (yield from apply_one(events))
+
+
+def update_certification_status(
+    ctx: Context,
+    cert_id: str,
+    new_status: str,
+    *,
+    claimed_at: datetime | str | None = None,
+    at: datetime | str | None = None,
+) -> Op[bool]:
+    """Move a certification to ``new_status``; ``claimed_at`` (default: now) for claims.
+
+    Returns False when it already had that status.
+    """
+    events = EventBatch(ctx)
+    events.certification_status(cert_id, new_status, claimed_at, at)
+    return (yield from apply_one(events))

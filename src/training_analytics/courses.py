@@ -1,0 +1,123 @@
+"""Course analytics and the overview (the seed's courses.ts), read from aggregates.
+
+Where the seed loaded every enrolled learner's progress hash, these read counters: a course's
+figures cost two round trips whatever its number of learners (counts and sums, then the
+modules' drop-off), the overview one SCARD per course.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ._context import Context
+from ._index import require_index
+from ._protocol import Op, batch, cmd, pipeline, single
+from .analytics import module_dropoffs
+from .errors import StoreError
+from .helpers import calculate_percentage, js_round, round_to, safe_parse_json
+from .types import CourseDetailedAnalytics, CourseModule, TrainingOverviewMetrics
+
+_MODULES = TypeAdapter(list[CourseModule])
+_MS_PER_HOUR = 3_600_000
+
+
+def _int(value: Any) -> int:
+    return int(value) if value else 0
+
+
+def get_course_detailed_analytics(ctx: Context, course_id: str) -> Op[CourseDetailedAnalytics]:
+    """Enrolments, completions, completion rate, average score and hours to complete, drop-off."""
+    k = ctx.keys
+    indexed, modules_json, enrolled, completed, stats = yield batch(
+        cmd("EXISTS", k.index_marker()),
+        cmd("HGET", k.training_course(course_id), "modules"),
+        cmd("SCARD", k.course_enrollments(course_id)),
+        cmd("SCARD", k.course_completions(course_id)),
+        cmd("HMGET", k.course_stats(course_id), "score_milli_sum", "score_n", "time_ms_sum", "time_n"),
+    )
+    if not indexed:
+        yield from require_index(ctx)
+    try:
+        modules = _MODULES.validate_python(safe_parse_json(modules_json, []))
+    except ValidationError as exc:
+        raise StoreError(f"modules of course {course_id} are malformed: {exc}") from exc
+    dropoff = yield from module_dropoffs(ctx, course_id, modules)
+    score_sum, score_n, time_sum, time_n = (_int(v) for v in stats)
+    return CourseDetailedAnalytics(
+        enrollments=int(enrolled),
+        completions=int(completed),
+        completion_rate=calculate_percentage(int(completed), int(enrolled)),
+        average_score=js_round(score_sum / 1000 / score_n) if score_n > 0 else 0,
+        average_time_to_complete=round_to(time_sum / time_n / _MS_PER_HOUR, 1) if time_n > 0 else 0,
+        dropoff_rates=dropoff,
+    )
+
+
+def _course_rates(ctx: Context) -> Op[tuple[list[str], set[str], list[int], list[int], int]]:
+    """Course ids, published ids, enrolments and completions per course, certificate count."""
+    k = ctx.keys
+    ids, published, certificates = yield batch(
+        cmd("ZRANGE", k.all_training_courses(), 0, -1),
+        cmd("SMEMBERS", k.published_training_courses()),
+        cmd("SCARD", k.all_training_certifications()),
+    )
+    calls = []
+    for course_id in ids:
+        calls.append(cmd("SCARD", k.course_enrollments(course_id)))
+        calls.append(cmd("SCARD", k.course_completions(course_id)))
+    replies = yield from pipeline(calls)
+    enrolled = [int(r) for r in replies[0::2]]
+    completed = [int(r) for r in replies[1::2]]
+    return list(ids), set(published), enrolled, completed, int(certificates)
+
+
+def _average_completion(
+    ids: list[str], published: set[str], enrolled: list[int], completed: list[int]
+) -> float:
+    rates = [
+        calculate_percentage(c, e)
+        for course_id, e, c in zip(ids, enrolled, completed, strict=True)
+        if course_id in published and e > 0
+    ]
+    return round_to(sum(rates) / len(rates), 1) if rates else 0
+
+
+def calculate_average_completion(ctx: Context) -> Op[float]:
+    """Mean completion rate (percent) over published courses that have enrolments."""
+    ids, published, enrolled, completed, _ = yield from _course_rates(ctx)
+    return _average_completion(ids, published, enrolled, completed)
+
+
+def get_training_overview_metrics(ctx: Context) -> Op[TrainingOverviewMetrics]:
+    ids, published, enrolled, completed, certificates = yield from _course_rates(ctx)
+    published_count = sum(1 for course_id in ids if course_id in published)
+    return TrainingOverviewMetrics(
+        total_courses=len(ids),
+        published_courses=published_count,
+        draft_courses=len(ids) - published_count,
+        total_enrollments=sum(enrolled),
+        average_completion_rate=_average_completion(ids, published, enrolled, completed),
+        total_certifications=certificates,
+    )
+
+
+def invalidate_course_cache(ctx: Context, course_id: str) -> Op[None]:
+    k = ctx.keys
+    yield from single("DEL", k.course_analytics_cache(course_id), k.overview_metrics_cache())
+
+
+def invalidate_all_training_caches(ctx: Context) -> Op[int]:
+    """Delete every cached analytics result; returns how many keys were deleted."""
+    k = ctx.keys
+    deleted = yield from single("DEL", k.overview_metrics_cache(), k.credential_analytics_cache())
+    cursor = "0"
+    while True:
+        cursor, found = yield from single(
+            "SCAN", cursor, "MATCH", k.course_analytics_cache_pattern(), "COUNT", 1000
+        )
+        if found:
+            deleted += yield from single("DEL", *found)
+        if str(cursor) == "0":
+            return int(deleted)

@@ -1,0 +1,47 @@
+"""Credential claim analytics (the seed's credentials.ts), from counters and an expiry index."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ._context import Context
+from ._index import require_index
+from ._protocol import Op, batch, cmd
+from ._time import epoch_ms
+from .certifications import overdue_counts
+from .helpers import calculate_percentage, round_to
+from .types import CredentialClaimAnalytics
+
+_MS_PER_HOUR = 3_600_000
+EXPIRY_WINDOW = timedelta(days=30)
+
+
+def get_credential_claim_analytics(ctx: Context) -> Op[CredentialClaimAnalytics]:
+    """Issued, claimed (ever), claim rate, mean hours to claim, pending, expiring in 30 days.
+
+    One round trip: SCARDs, one HMGET and four ZCOUNTs, whatever the number of certificates.
+    """
+    k = ctx.keys
+    now = ctx.now()
+    low, high = epoch_ms(now), epoch_ms(now + EXPIRY_WINDOW)
+    replies = yield batch(
+        cmd("EXISTS", k.index_marker()),
+        cmd("SCARD", k.all_training_certifications()),
+        cmd("SCARD", k.certifications_by_status("issued")),
+        cmd("HMGET", k.credential_stats(), "claimed", "claim_ms_sum", "claim_n"),
+        *overdue_counts(ctx, now),
+        cmd("ZCOUNT", k.certification_expiry("issued"), f"({low}", high),
+        cmd("ZCOUNT", k.certification_expiry("claimed"), f"({low}", high),
+    )
+    indexed, total, issued, stats, overdue_issued, _, soon_issued, soon_claimed = replies
+    if not indexed:
+        yield from require_index(ctx)
+    claimed, claim_ms, claim_n = (int(v) if v else 0 for v in stats)
+    return CredentialClaimAnalytics(
+        total_issued=int(total),
+        total_claimed=claimed,
+        claim_rate=calculate_percentage(claimed, int(total)),
+        average_claim_time_hours=round_to(claim_ms / claim_n / _MS_PER_HOUR, 1) if claim_n else 0,
+        pending=int(issued) - int(overdue_issued),
+        expiring_in_30_days=int(soon_issued) + int(soon_claimed),
+    )

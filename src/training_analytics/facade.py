@@ -1,0 +1,214 @@
+"""``TrainingAnalytics`` (sync) and ``AsyncTrainingAnalytics`` (asyncio): one declaration each.
+
+Every method is declared once, in ``_Operations``, as ``operation(module.function)``: a typed
+descriptor that binds the sans-I/O operation to the instance's executor. On a TrainingAnalytics
+it is a plain method returning ``T``; on an AsyncTrainingAnalytics a coroutine method returning
+``T``. The signature (``P``) and the result (``T``) come from the operation itself, so both
+facades are fully typed without a second copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from functools import wraps
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import redis
+import redis.asyncio
+
+from . import (
+    analytics,
+    catalog,
+    certifications,
+    courses,
+    credentials,
+    enhanced,
+    enrollments,
+    ingest,
+    reindex,
+    timeseries,
+)
+from ._context import Context, utc_now
+from ._exec import arun, run
+from ._protocol import Op
+from .errors import InvalidInputError
+from .helpers import DEFAULT_MAX_RANGE_DAYS
+from .keys import TrainingKeys
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class operation(Generic[P, T]):  # noqa: N801 - used like a decorator/function
+    """Binds ``op(ctx, *args)`` as a method of both facades."""
+
+    def __init__(self, op: Callable[Concatenate[Context, P], Op[T]]) -> None:
+        self.op = op
+        self.__doc__ = op.__doc__
+        self.__wrapped__ = op
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> operation[P, T]: ...
+
+    @overload
+    def __get__(self, instance: TrainingAnalytics, owner: type) -> Callable[P, T]: ...
+
+    @overload
+    def __get__(
+        self, instance: AsyncTrainingAnalytics, owner: type
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        if instance is None:
+            return self
+        if not isinstance(instance, _Facade):
+            raise TypeError(f"{self.name} is an operation of a training analytics facade")
+        bound = instance._bind(self.op)
+        # Cache on the instance: later lookups skip the descriptor (it defines no __set__).
+        instance.__dict__[self.name] = bound
+        return bound
+
+
+class _Facade:
+    """Configuration shared by both facades."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str = "",
+        tz: str | ZoneInfo = "UTC",
+        clock: Callable[[], datetime] = utc_now,
+        max_range_days: int = DEFAULT_MAX_RANGE_DAYS,
+    ) -> None:
+        if isinstance(tz, str):
+            try:
+                tz = ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise InvalidInputError(f"unknown time zone {tz!r}") from exc
+        if max_range_days < 1:
+            raise InvalidInputError("max_range_days must be at least 1")
+        self.context = Context(
+            keys=TrainingKeys(prefix), tz=tz, clock=clock, max_range_days=max_range_days
+        )
+
+    @property
+    def keys(self) -> TrainingKeys:
+        return self.context.keys
+
+    def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
+        raise NotImplementedError
+
+
+class _Operations(_Facade):
+    # enrollments
+    get_course_enrollments = operation(enrollments.get_course_enrollments)
+    get_course_enrollment_count = operation(enrollments.get_course_enrollment_count)
+    get_course_completions = operation(enrollments.get_course_completions)
+    get_course_completion_count = operation(enrollments.get_course_completion_count)
+    get_user_course_progress_data = operation(enrollments.get_user_course_progress_data)
+    record_enrollment = operation(enrollments.record_enrollment)
+    record_completion = operation(enrollments.record_completion)
+    record_module_start = operation(enrollments.record_module_start)
+    record_module_completion = operation(enrollments.record_module_completion)
+    save_user_course_progress = operation(enrollments.save_user_course_progress)
+    # analytics
+    get_module_dropoff_rate = operation(analytics.get_module_dropoff_rate)
+    get_course_module_dropoff_rates = operation(analytics.get_course_module_dropoff_rates)
+    # timeseries
+    get_daily_enrollment_counts = operation(timeseries.get_daily_enrollment_counts)
+    get_daily_completion_counts = operation(timeseries.get_daily_completion_counts)
+    get_enrollment_time_series = operation(timeseries.get_enrollment_time_series)
+    get_completion_time_series = operation(timeseries.get_completion_time_series)
+    # certifications
+    get_all_training_certifications = operation(certifications.get_all_training_certifications)
+    get_training_certification = operation(certifications.get_training_certification)
+    get_credential_stats = operation(certifications.get_credential_stats)
+    issue_training_certification = operation(certifications.issue_training_certification)
+    update_certification_status = operation(certifications.update_certification_status)
+    # credentials
+    get_credential_claim_analytics = operation(credentials.get_credential_claim_analytics)
+    # courses
+    get_course_detailed_analytics = operation(courses.get_course_detailed_analytics)
+    calculate_average_completion = operation(courses.calculate_average_completion)
+    get_training_overview_metrics = operation(courses.get_training_overview_metrics)
+    invalidate_all_training_caches = operation(courses.invalidate_all_training_caches)
+    invalidate_course_cache = operation(courses.invalidate_course_cache)
+    # enhanced
+    get_all_enhanced_courses = operation(enhanced.get_all_enhanced_courses)
+    get_enhanced_courses_by_status = operation(enhanced.get_enhanced_courses_by_status)
+    # catalog
+    get_training_course = operation(catalog.get_training_course)
+    get_all_training_courses = operation(catalog.get_all_training_courses)
+    get_published_training_courses = operation(catalog.get_published_training_courses)
+    get_training_courses_by_category = operation(catalog.get_training_courses_by_category)
+    create_training_course = operation(catalog.create_training_course)
+    update_training_course = operation(catalog.update_training_course)
+    delete_training_course = operation(catalog.delete_training_course)
+    publish_training_course = operation(catalog.publish_training_course)
+    unpublish_training_course = operation(catalog.unpublish_training_course)
+    # bulk and maintenance
+    record_many = operation(ingest.record_many)
+    reindex = operation(reindex.reindex)
+
+
+class TrainingAnalytics(_Operations):
+    """Training analytics on a sync redis-py client (``redis.Redis``)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "",
+        tz: str | ZoneInfo = "UTC",
+        clock: Callable[[], datetime] = utc_now,
+        max_range_days: int = DEFAULT_MAX_RANGE_DAYS,
+    ) -> None:
+        super().__init__(prefix=prefix, tz=tz, clock=clock, max_range_days=max_range_days)
+        self.client = client
+
+    def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
+        context, client = self.context, self.client
+
+        @wraps(op)
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return run(op(context, *args, **kwargs), client)
+
+        return method
+
+
+class AsyncTrainingAnalytics(_Operations):
+    """Training analytics on an asyncio redis-py client (``redis.asyncio.Redis``)."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "",
+        tz: str | ZoneInfo = "UTC",
+        clock: Callable[[], datetime] = utc_now,
+        max_range_days: int = DEFAULT_MAX_RANGE_DAYS,
+    ) -> None:
+        super().__init__(prefix=prefix, tz=tz, clock=clock, max_range_days=max_range_days)
+        self.client = client
+
+    def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
+        context, client = self.context, self.client
+
+        @wraps(op)
+        async def method(*args: Any, **kwargs: Any) -> Any:
+            return await arun(op(context, *args, **kwargs), client)
+
+        return method
+
+
+if TYPE_CHECKING:
+    # Both facades expose the same, fully typed methods.
+    def _check(sync: TrainingAnalytics, aio: AsyncTrainingAnalytics) -> None:
+        count: int = sync.get_course_enrollment_count("c")
+        later: Coroutine[Any, Any, int] = aio.get_course_enrollment_count("c")
+        del count, later

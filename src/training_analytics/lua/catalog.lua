@@ -1,0 +1,36 @@
+-- Course catalog writes: the course hash and the seed's indexes change together.
+--
+-- KEYS: 1 course hash, 2 all-courses sorted set (by order), 3 published set,
+--       4 category set the course is in now ("" position when creating),
+--       5 category set it will be in, 6 overview cache, 7 course analytics cache
+-- ARGV: 1 mode (create | update | delete), 2 course id, 3 category the caller read (update,
+--       delete: checked, so a concurrent change makes the caller re-read instead of leaving the
+--       course in two category sets), 4 order, 5 published ("true"/"false"),
+--       6.. field/value pairs to store
+local mode, id, seen_category = ARGV[1], ARGV[2], ARGV[3]
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if mode == 'create' then
+  if exists then return redis.error_reply('TA_COURSE_EXISTS course ' .. id .. ' exists') end
+else
+  if not exists then return redis.error_reply('TA_COURSE_NOT_FOUND no course ' .. id) end
+  if (redis.call('HGET', KEYS[1], 'category') or '') ~= seen_category then
+    return redis.error_reply('TA_RETRY course ' .. id .. ' changed concurrently')
+  end
+  redis.call('SREM', KEYS[4], id)
+end
+if mode == 'delete' then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('SREM', KEYS[3], id)
+else
+  if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
+  redis.call('ZADD', KEYS[2], ARGV[4], id)
+  redis.call('SADD', KEYS[5], id)
+  if ARGV[5] == 'true' then
+    redis.call('SADD', KEYS[3], id)
+  else
+    redis.call('SREM', KEYS[3], id)
+  end
+end
+redis.call('DEL', KEYS[6], KEYS[7])
+return 1

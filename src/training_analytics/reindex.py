@@ -1,0 +1,215 @@
+"""Rebuild every derived key from the base keys.
+
+Run once on a store the older system wrote (and any time to repair one). It reads each learner
+and certificate once, so it takes time proportional to the data; while it runs the index marker
+is absent, so writes and index-dependent reads through this library are refused with
+NotIndexedError instead of interleaving with the rebuild. Reads of the seed's own keys
+(counts, drop-off, overview, global series) keep working.
+
+What it rebuilds, per DESIGN.md section 3:
+- per course: score and time-to-complete sums over enrolled learners' progress hashes;
+- per course: new enrolments and completions per day, from the event sorted sets (a learner's
+  first entry per course only: the older system added an entry for every re-enrolment);
+- certificates: status sets repaired from each record's own status (each id in exactly one),
+  expiry indexes, claimed count and claim-time sums.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._context import Context
+from ._protocol import Op, batch, cmd, pipeline, single
+from ._time import day_bucket, from_epoch_ms, parse_timestamp_ms
+from .helpers import js_round, safe_parse_number
+from .keys import CERTIFICATION_STATUSES, EXPIRABLE_STATUSES
+
+CHUNK = 2000
+
+Progress = Callable[[str, int], None]
+"""Called with (stage, items done) as the rebuild advances."""
+
+
+@dataclass
+class ReindexReport:
+    courses: int = 0
+    learners: int = 0
+    enrollment_events: int = 0
+    completion_events: int = 0
+    certifications: int = 0
+    removed_dangling_certifications: int = 0
+
+
+def _scan(pattern: str) -> Op[list[str]]:
+    found: list[str] = []
+    cursor = "0"
+    while True:
+        cursor, keys = yield from single("SCAN", cursor, "MATCH", pattern, "COUNT", 5000)
+        found.extend(keys)
+        if str(cursor) == "0":
+            return found
+
+
+def _members(key: str) -> Op[list[str]]:
+    found: list[str] = []
+    cursor = "0"
+    while True:
+        cursor, items = yield from single("SSCAN", key, cursor, "COUNT", CHUNK)
+        found.extend(items)
+        if str(cursor) == "0":
+            return sorted(set(found))
+
+
+def progress_contribution(fields: list[str | None]) -> tuple[int, int, int, int]:
+    """(score milli-points, scored, ms to complete, timed) of one progress hash; as add_progress."""
+    score_raw, started_raw, completed_raw = fields
+    score = safe_parse_number(score_raw or "", 0)
+    score_milli, scored = (js_round(score * 1000), 1) if score > 0 else (0, 0)
+    started = parse_timestamp_ms(started_raw)
+    completed = parse_timestamp_ms(completed_raw)
+    if started is not None and completed is not None and completed > started:
+        return score_milli, scored, completed - started, 1
+    return score_milli, scored, 0, 0
+
+
+def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -> Op[None]:
+    k = ctx.keys
+    learners = yield from _members(k.course_enrollments(course_id))
+    totals = [0, 0, 0, 0]
+    for start in range(0, len(learners), CHUNK):
+        chunk = learners[start : start + CHUNK]
+        replies = yield from pipeline(
+            [
+                cmd("HMGET", k.user_course_progress(u, course_id), "overallScore", "startedAt",
+                    "completedAt")
+                for u in chunk
+            ]
+        )
+        for fields in replies:
+            for i, value in enumerate(progress_contribution(fields)):
+                totals[i] += value
+    report.learners += len(learners)
+    yield from single(
+        "HSET", k.course_stats(course_id),
+        "score_milli_sum", totals[0], "score_n", totals[1], "time_ms_sum", totals[2],
+        "time_n", totals[3],
+    )
+
+
+def _rebuild_day_counts(ctx: Context, series: str, report: ReindexReport) -> Op[None]:
+    k = ctx.keys
+    source = k.enrollment_timeseries() if series == "enrollment" else k.completion_timeseries()
+    target = k.course_enrollments_by_day if series == "enrollment" else k.course_completions_by_day
+    seen: set[tuple[str, str]] = set()
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    start = 0
+    while True:
+        entries = yield from single("ZRANGE", source, start, start + CHUNK * 5 - 1, "WITHSCORES")
+        flat = _flatten(entries)
+        if not flat:
+            break
+        for member, score in flat:
+            _, user_id, course_id = (member.split(":", 2) + ["", ""])[:3]
+            if not user_id or not course_id or (user_id, course_id) in seen:
+                continue
+            seen.add((user_id, course_id))
+            counts[course_id][day_bucket(from_epoch_ms(int(float(score))), ctx.tz)] += 1
+        start += CHUNK * 5
+    for course_id, days in counts.items():
+        pairs: list[str | int] = []
+        for day, n in sorted(days.items()):
+            pairs += [day, n]
+        yield from single("HSET", target(course_id), *pairs)
+    if series == "enrollment":
+        report.enrollment_events = len(seen)
+    else:
+        report.completion_events = len(seen)
+
+
+def _flatten(entries: list[object]) -> list[tuple[str, float]]:
+    if entries and isinstance(entries[0], list | tuple):
+        return [(str(m), float(s)) for m, s in entries]  # type: ignore[misc]
+    return [(str(m), float(str(s))) for m, s in zip(entries[0::2], entries[1::2], strict=True)]
+
+
+def _rebuild_certifications(ctx: Context, report: ReindexReport) -> Op[None]:
+    k = ctx.keys
+    ids = yield from _members(k.all_training_certifications())
+    by_status: dict[str, list[str]] = {s: [] for s in CERTIFICATION_STATUSES}
+    expiry: dict[str, list[str | int]] = {s: [] for s in EXPIRABLE_STATUSES}
+    claimed = claim_ms = claim_n = 0
+    dangling: list[str] = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        replies = yield from pipeline(
+            [
+                cmd("HMGET", k.training_certification(i), "status", "issuedAt", "claimedAt",
+                    "expiresAt")
+                for i in chunk
+            ]
+        )
+        for cert_id, (status, issued_at, claimed_at, expires_at) in zip(chunk, replies, strict=True):
+            if status not in by_status:
+                dangling.append(cert_id)
+                continue
+            by_status[status].append(cert_id)
+            expires = parse_timestamp_ms(expires_at)
+            if status in expiry and expires is not None:
+                expiry[status] += [expires, cert_id]
+            if status == "claimed" or claimed_at:
+                claimed += 1
+                issued, claim = parse_timestamp_ms(issued_at), parse_timestamp_ms(claimed_at)
+                if issued is not None and claim is not None and claim > issued:
+                    claim_ms += claim - issued
+                    claim_n += 1
+    report.certifications = len(ids) - len(dangling)
+    report.removed_dangling_certifications = len(dangling)
+    # Status sets are rebuilt aside and swapped in, so readers never see them half built.
+    for status, members in by_status.items():
+        final = k.certifications_by_status(status)
+        temporary = f"{final}:reindex"
+        yield from single("DEL", temporary)
+        for start in range(0, len(members), CHUNK):
+            yield from single("SADD", temporary, *members[start : start + CHUNK])
+        if members:
+            yield from single("RENAME", temporary, final)
+        else:
+            yield from single("DEL", final)
+    for status, pairs in expiry.items():
+        for start in range(0, len(pairs), CHUNK * 2):
+            yield from single("ZADD", k.certification_expiry(status), *pairs[start : start + CHUNK * 2])
+    if dangling:
+        yield from single("SREM", k.all_training_certifications(), *dangling)
+    yield from single(
+        "HSET", k.credential_stats(), "claimed", claimed, "claim_ms_sum", claim_ms,
+        "claim_n", claim_n,
+    )
+
+
+def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]:
+    """Drop and rebuild every derived key; returns what was counted."""
+    k = ctx.keys
+    report = ReindexReport()
+    notify: Progress = progress or (lambda stage, done: None)
+    yield from single("DEL", k.index_marker())
+    derived = yield from _scan(k.derived_pattern())
+    for start in range(0, len(derived), CHUNK):
+        yield from single("UNLINK", *derived[start : start + CHUNK])
+    enrollment_keys = yield from _scan(k.course_enrollments("x")[: -len("x")] + "*")
+    catalog_ids = yield from single("ZRANGE", k.all_training_courses(), 0, -1)
+    prefix_length = len(k.course_enrollments("x")) - 1
+    course_ids = sorted({key[prefix_length:] for key in enrollment_keys} | set(catalog_ids))
+    for done, course_id in enumerate(course_ids, 1):
+        yield from _rebuild_course_stats(ctx, course_id, report)
+        notify("courses", done)
+    report.courses = len(course_ids)
+    yield from _rebuild_day_counts(ctx, "enrollment", report)
+    notify("enrollment series", report.enrollment_events)
+    yield from _rebuild_day_counts(ctx, "completion", report)
+    notify("completion series", report.completion_events)
+    yield from _rebuild_certifications(ctx, report)
+    notify("certifications", report.certifications)
+    yield batch(cmd("SET", k.index_marker(), "1"))
+    return report

@@ -1,0 +1,94 @@
+"""Day-by-day enrolments and completions (the seed's timeseries.ts).
+
+Global series read the seed's day counters (``training:enrollment:date:{day}``), one MGET for the
+whole range. ``course_id=`` reads the course's own day counters, one HMGET. Days are calendar
+days in the configured time zone; ranges are checked (see ``get_date_range``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+from ._context import Context
+from ._index import require_index
+from ._protocol import Op, batch, cmd, single
+from ._time import day_bucket, day_start_ms, from_epoch_ms, parse_day
+from .helpers import get_date_range, safe_parse_number
+from .types import TimeSeriesDataPoint
+
+
+def _points(dates: list[str], values: list[str | None]) -> list[TimeSeriesDataPoint]:
+    return [
+        TimeSeriesDataPoint(date=d, count=int(safe_parse_number(v)))
+        for d, v in zip(dates, values, strict=True)
+    ]
+
+
+def _daily(
+    ctx: Context, series: str, start: date | str, end: date | str, course_id: str | None
+) -> Op[list[TimeSeriesDataPoint]]:
+    k = ctx.keys
+    dates = get_date_range(start, end, max_days=ctx.max_range_days)
+    if course_id is None:
+        by_date = k.enrollment_by_date if series == "enrollment" else k.completion_by_date
+        values = yield from single("MGET", *(by_date(d) for d in dates))
+        return _points(dates, values)
+    per_course = (
+        k.course_enrollments_by_day if series == "enrollment" else k.course_completions_by_day
+    )
+    indexed, values = yield batch(
+        cmd("EXISTS", k.index_marker()), cmd("HMGET", per_course(course_id), *dates)
+    )
+    if not indexed:
+        yield from require_index(ctx)
+    return _points(dates, values)
+
+
+def get_daily_enrollment_counts(
+    ctx: Context, start_date: date | str, end_date: date | str, course_id: str | None = None
+) -> Op[list[TimeSeriesDataPoint]]:
+    """New enrolments per day, every day of the range (zeros included)."""
+    return (yield from _daily(ctx, "enrollment", start_date, end_date, course_id))
+
+
+def get_daily_completion_counts(
+    ctx: Context, start_date: date | str, end_date: date | str, course_id: str | None = None
+) -> Op[list[TimeSeriesDataPoint]]:
+    return (yield from _daily(ctx, "completion", start_date, end_date, course_id))
+
+
+def _with_fallback(
+    ctx: Context, series: str, start: date | str, end: date | str, course_id: str | None
+) -> Op[list[TimeSeriesDataPoint]]:
+    points = yield from _daily(ctx, series, start, end, course_id)
+    if course_id is not None or any(p.count for p in points):
+        return points
+    # The seed's fallback: a store with event entries but no day counters (written by other
+    # tooling) is counted from the sorted set, bounded to the range.
+    k = ctx.keys
+    key = k.enrollment_timeseries() if series == "enrollment" else k.completion_timeseries()
+    first, last = parse_day(start), parse_day(end)
+    low = day_start_ms(first, ctx.tz)
+    high = day_start_ms(last + timedelta(days=1), ctx.tz) - 1
+    members = yield from single("ZRANGEBYSCORE", key, low, high)
+    counts: Counter[str] = Counter()
+    for member in members:
+        # Members are "{epochMs}:{userId}:{courseId}"; the seed read the time from the member.
+        stamp = member.partition(":")[0]
+        if stamp.isdigit() and int(stamp) > 0:
+            counts[day_bucket(from_epoch_ms(int(stamp)), ctx.tz)] += 1
+    return [TimeSeriesDataPoint(date=p.date, count=counts.get(p.date, 0)) for p in points]
+
+
+def get_enrollment_time_series(
+    ctx: Context, start_date: date | str, end_date: date | str, course_id: str | None = None
+) -> Op[list[TimeSeriesDataPoint]]:
+    """Daily enrolments; falls back to the event sorted set when no day counter has data."""
+    return (yield from _with_fallback(ctx, "enrollment", start_date, end_date, course_id))
+
+
+def get_completion_time_series(
+    ctx: Context, start_date: date | str, end_date: date | str, course_id: str | None = None
+) -> Op[list[TimeSeriesDataPoint]]:
+    return (yield from _with_fallback(ctx, "completion", start_date, end_date, course_id))
