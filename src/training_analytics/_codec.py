@@ -111,8 +111,10 @@ def progress_to_fields(progress: EnhancedTrainingProgress) -> list[str]:
                 normalize_timestamp(stamp, f"{name} of module {module.module_id}")
     started = _optional_timestamp(progress.started_at, "startedAt")
     completed = _optional_timestamp(progress.completed_at, "completedAt")
-    if started and completed and (parse_timestamp_ms(completed) or 0) < (
-        parse_timestamp_ms(started) or 0
+    if (
+        started
+        and completed
+        and (parse_timestamp_ms(completed) or 0) < (parse_timestamp_ms(started) or 0)
     ):
         raise InvalidDateRangeError(f"completedAt {completed} is before startedAt {started}")
     modules = [m.model_dump(mode="json", exclude_none=True) for m in progress.module_progress]
@@ -135,7 +137,7 @@ def progress_from_hash(
     if not data:
         return None
     modules: list[ModuleProgress] = []
-    raw_modules = safe_parse_json(data.get("moduleProgress"), [])
+    raw_modules: Any = safe_parse_json(data.get("moduleProgress"), [])
     for item in raw_modules if isinstance(raw_modules, list) else []:
         try:
             modules.append(ModuleProgress.model_validate(item))

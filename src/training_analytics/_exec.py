@@ -10,6 +10,7 @@ script that replied NOSCRIPT did not run at all, so nothing runs twice.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis
@@ -109,13 +110,15 @@ def _scripts_of(calls: list[Call]) -> dict[str, Script]:
 
 def _send(client: redis.Redis, calls: list[Call]) -> list[Any]:
     if len(calls) == 1:
+        send: Callable[..., Any] = client.execute_command
         try:
-            return [client.execute_command(*_command_args(calls[0]))]
+            return [send(*_command_args(calls[0]))]
         except redis.exceptions.ResponseError as exc:
             return [exc]
     pipe = client.pipeline(transaction=False)
+    queue: Callable[..., Any] = pipe.execute_command
     for call in calls:
-        pipe.execute_command(*_command_args(call))
+        queue(*_command_args(call))
     return list(pipe.execute(raise_on_error=False))
 
 
@@ -125,8 +128,9 @@ def execute(client: redis.Redis, batch: Batch) -> list[Any]:
         replies = _send(client, calls)
         retry = [i for i, r in enumerate(replies) if _is_noscript(r)]
         if retry:
+            load: Callable[..., Any] = client.execute_command
             for script in _scripts_of([calls[i] for i in retry]).values():
-                client.execute_command("SCRIPT", "LOAD", script.source)
+                load("SCRIPT", "LOAD", script.source)
             for i, reply in zip(retry, _send(client, [calls[i] for i in retry]), strict=True):
                 replies[i] = reply
     except redis.exceptions.RedisError as exc:
@@ -155,13 +159,15 @@ def run(op: Op[T], client: redis.Redis) -> T:
 
 async def _asend(client: redis.asyncio.Redis, calls: list[Call]) -> list[Any]:
     if len(calls) == 1:
+        send: Callable[..., Awaitable[Any]] = client.execute_command
         try:
-            return [await client.execute_command(*_command_args(calls[0]))]
+            return [await send(*_command_args(calls[0]))]
         except redis.exceptions.ResponseError as exc:
             return [exc]
     pipe = client.pipeline(transaction=False)
+    queue: Callable[..., Any] = pipe.execute_command
     for call in calls:
-        pipe.execute_command(*_command_args(call))
+        queue(*_command_args(call))
     return list(await pipe.execute(raise_on_error=False))
 
 
@@ -171,8 +177,9 @@ async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
         replies = await _asend(client, calls)
         retry = [i for i, r in enumerate(replies) if _is_noscript(r)]
         if retry:
+            load: Callable[..., Awaitable[Any]] = client.execute_command
             for script in _scripts_of([calls[i] for i in retry]).values():
-                await client.execute_command("SCRIPT", "LOAD", script.source)
+                await load("SCRIPT", "LOAD", script.source)
             again = await _asend(client, [calls[i] for i in retry])
             for i, reply in zip(retry, again, strict=True):
                 replies[i] = reply

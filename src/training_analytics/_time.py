@@ -69,7 +69,7 @@ def from_epoch_ms(ms: int) -> datetime:
 
 
 def parse_instant(value: datetime | str, what: str = "timestamp") -> datetime:
-    """An aware datetime from a datetime or an ISO-8601 string with a zone; else InvalidDateError."""
+    """An aware datetime from a datetime or an ISO-8601 string; else InvalidDateError."""
     if isinstance(value, datetime):
         if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
             raise InvalidDateError(f"{what} must be timezone-aware, got naive {value.isoformat()}")

@@ -94,7 +94,8 @@ class EventBatch:
         check_id(user_id, "user id")
         k = self.ctx.keys
         day, args = self._moment_args(user_id, course_id, self.ctx.moment(at))
-        keys = self._enrollment_keys(user_id, course_id, day) + [
+        keys = [
+            *self._enrollment_keys(user_id, course_id, day),
             k.course_completions(course_id),
             k.completion_by_date(day),
             k.completion_timeseries(),

@@ -35,7 +35,14 @@ def get_course_detailed_analytics(ctx: Context, course_id: str) -> Op[CourseDeta
         cmd("HGET", k.training_course(course_id), "modules"),
         cmd("SCARD", k.course_enrollments(course_id)),
         cmd("SCARD", k.course_completions(course_id)),
-        cmd("HMGET", k.course_stats(course_id), "score_milli_sum", "score_n", "time_ms_sum", "time_n"),
+        cmd(
+            "HMGET",
+            k.course_stats(course_id),
+            "score_milli_sum",
+            "score_n",
+            "time_ms_sum",
+            "time_n",
+        ),
     )
     if not indexed:
         yield from require_index(ctx)

@@ -59,9 +59,7 @@ def record_completion(
     return (yield from apply_one(events))
 
 
-def record_module_start(
-    ctx: Context, user_id: str, course_id: str, module_id: str
-) -> Op[bool]:
+def record_module_start(ctx: Context, user_id: str, course_id: str, module_id: str) -> Op[bool]:
     events = EventBatch(ctx)
     events.module_start(user_id, course_id, module_id)
     return (yield from apply_one(events))
@@ -84,4 +82,3 @@ def save_user_course_progress(
     events = EventBatch(ctx)
     events.progress(model)
     return (yield from apply_one(events))
-

@@ -38,17 +38,17 @@ def round_to(value: float, decimals: int) -> float:
 def safe_parse_number(value: object, default_value: float = 0) -> float:
     """A number from a Redis value the way the seed reads it (``parseFloat``), else the default."""
     if value is None:
-        return default_value
+        return float(default_value)
     if isinstance(value, bool):
-        return default_value
+        return float(default_value)
     if isinstance(value, int | float):
-        return default_value if math.isnan(value) else value
+        return float(default_value) if math.isnan(value) else float(value)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
         match = _LEADING_FLOAT.match(value)
-        return float(match.group(1)) if match else default_value
-    return default_value
+        return float(match.group(1)) if match else float(default_value)
+    return float(default_value)
 
 
 def safe_parse_json(value: str | bytes | None, default_value: T) -> Any | T:
@@ -83,7 +83,7 @@ def get_date_range(
 
 
 def calculate_percentage(numerator: float, denominator: float, decimals: int = 2) -> float:
-    """``numerator / denominator`` in percent, rounded as the seed rounds; 0 when denominator is 0."""
+    """``numerator / denominator`` in percent, rounded as the seed rounds; 0 if denominator is 0."""
     if denominator == 0:
         return 0
     return round_to(numerator / denominator * 100, decimals)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ._context import Context
 from ._protocol import Op, batch, cmd, pipeline, single
@@ -82,8 +83,13 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
         chunk = learners[start : start + CHUNK]
         replies = yield from pipeline(
             [
-                cmd("HMGET", k.user_course_progress(u, course_id), "overallScore", "startedAt",
-                    "completedAt")
+                cmd(
+                    "HMGET",
+                    k.user_course_progress(u, course_id),
+                    "overallScore",
+                    "startedAt",
+                    "completedAt",
+                )
                 for u in chunk
             ]
         )
@@ -92,9 +98,16 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
                 totals[i] += value
     report.learners += len(learners)
     yield from single(
-        "HSET", k.course_stats(course_id),
-        "score_milli_sum", totals[0], "score_n", totals[1], "time_ms_sum", totals[2],
-        "time_n", totals[3],
+        "HSET",
+        k.course_stats(course_id),
+        "score_milli_sum",
+        totals[0],
+        "score_n",
+        totals[1],
+        "time_ms_sum",
+        totals[2],
+        "time_n",
+        totals[3],
     )
 
 
@@ -111,7 +124,7 @@ def _rebuild_day_counts(ctx: Context, series: str, report: ReindexReport) -> Op[
         if not flat:
             break
         for member, score in flat:
-            _, user_id, course_id = (member.split(":", 2) + ["", ""])[:3]
+            _, user_id, course_id = [*member.split(":", 2), "", ""][:3]
             if not user_id or not course_id or (user_id, course_id) in seen:
                 continue
             seen.add((user_id, course_id))
@@ -128,10 +141,11 @@ def _rebuild_day_counts(ctx: Context, series: str, report: ReindexReport) -> Op[
         report.completion_events = len(seen)
 
 
-def _flatten(entries: list[object]) -> list[tuple[str, float]]:
+def _flatten(entries: list[Any]) -> list[tuple[str, float]]:
+    # RESP3 replies [member, score] pairs; RESP2 a flat member, score, member, ... list.
     if entries and isinstance(entries[0], list | tuple):
-        return [(str(m), float(s)) for m, s in entries]  # type: ignore[misc]
-    return [(str(m), float(str(s))) for m, s in zip(entries[0::2], entries[1::2], strict=True)]
+        return [(str(pair[0]), float(pair[1])) for pair in entries]
+    return [(str(m), float(s)) for m, s in zip(entries[0::2], entries[1::2], strict=True)]
 
 
 def _rebuild_certifications(ctx: Context, report: ReindexReport) -> Op[None]:
@@ -145,12 +159,19 @@ def _rebuild_certifications(ctx: Context, report: ReindexReport) -> Op[None]:
         chunk = ids[start : start + CHUNK]
         replies = yield from pipeline(
             [
-                cmd("HMGET", k.training_certification(i), "status", "issuedAt", "claimedAt",
-                    "expiresAt")
+                cmd(
+                    "HMGET",
+                    k.training_certification(i),
+                    "status",
+                    "issuedAt",
+                    "claimedAt",
+                    "expiresAt",
+                )
                 for i in chunk
             ]
         )
-        for cert_id, (status, issued_at, claimed_at, expires_at) in zip(chunk, replies, strict=True):
+        for cert_id, fields in zip(chunk, replies, strict=True):
+            status, issued_at, claimed_at, expires_at = fields
             if status not in by_status:
                 dangling.append(cert_id)
                 continue
@@ -179,12 +200,19 @@ def _rebuild_certifications(ctx: Context, report: ReindexReport) -> Op[None]:
             yield from single("DEL", final)
     for status, pairs in expiry.items():
         for start in range(0, len(pairs), CHUNK * 2):
-            yield from single("ZADD", k.certification_expiry(status), *pairs[start : start + CHUNK * 2])
+            part = pairs[start : start + CHUNK * 2]
+            yield from single("ZADD", k.certification_expiry(status), *part)
     if dangling:
         yield from single("SREM", k.all_training_certifications(), *dangling)
     yield from single(
-        "HSET", k.credential_stats(), "claimed", claimed, "claim_ms_sum", claim_ms,
-        "claim_n", claim_n,
+        "HSET",
+        k.credential_stats(),
+        "claimed",
+        claimed,
+        "claim_ms_sum",
+        claim_ms,
+        "claim_n",
+        claim_n,
     )
 
 

