@@ -31,7 +31,7 @@ def js_round(value: float) -> int:
 
 def round_to(value: float, decimals: int) -> float:
     """``Math.round(value * 10**d) / 10**d``, the seed's way of rounding to decimals."""
-    factor = 10**decimals
+    factor = 10.0**decimals
     return js_round(value * factor) / factor
 
 

@@ -139,7 +139,7 @@ class TrainingKeys:
         return f"{self.prefix}training:agg:schema"
 
     def course_stats(self, course_id: str) -> str:
-        """Hash over enrolled learners: ``score_milli_sum``, ``score_n``, ``time_ms_sum``, ``time_n``."""
+        """Hash over enrolled learners: score_milli_sum, score_n, time_ms_sum, time_n."""
         return f"{self.prefix}training:agg:course:{check_id(course_id, 'course id')}"
 
     def course_enrollments_by_day(self, course_id: str) -> str:
