@@ -61,7 +61,8 @@ def to_iso(moment: datetime) -> str:
 
 
 def epoch_ms(moment: datetime) -> int:
-    return (moment.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
+    """Whole milliseconds since the epoch (exact: a timestamp's microseconds fit a double)."""
+    return round(moment.timestamp() * 1_000_000) // 1000
 
 
 def from_epoch_ms(ms: int) -> datetime:

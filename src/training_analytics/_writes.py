@@ -8,7 +8,8 @@ to by position, so a batch of 1,000 enrolments in one course sends each shared k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from ._codec import certification_to_fields, progress_to_fields
 from ._context import Context
 from ._exec import script_error
 from ._index import initialize_index
-from ._protocol import Arg, Op, ScriptCall, batch, load_script
+from ._protocol import Op, ScriptCall, batch, load_script
 from ._time import day_bucket, epoch_ms, normalize_timestamp, to_iso
 from .errors import InvalidStatusError, NotIndexedError, TrainingAnalyticsError
 from .keys import CERTIFICATION_STATUSES, check_id
@@ -39,16 +40,27 @@ Outcome = bool | TrainingAnalyticsError
 
 @dataclass
 class EventBatch:
-    """Events encoded for one ``apply.lua`` call."""
+    """Events encoded for one ``apply.lua`` call (layouts: the comments atop ``lua/*.lua``).
+
+    Keys are sent once each and referred to by position. Key positions and values shared by many
+    events (a course's keys for one day) form a group, registered once per batch: bulk ingest
+    spends its time on the events, not on repeating the same key names.
+    """
 
     ctx: Context
     keys: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
-    argv: list[Arg] = field(default_factory=list)
-    size: int = 0
+    groups: list[tuple[list[int], list[str]]] = field(default_factory=list)
+    events: list[list[Any]] = field(default_factory=list)
+    _group_index: dict[tuple[str, ...], int] = field(default_factory=dict)
+    _days: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._position(self.ctx.keys.index_marker())
+
+    @property
+    def size(self) -> int:
+        return len(self.events)
 
     def _position(self, key: str) -> int:
         found = self.positions.get(key)
@@ -57,21 +69,33 @@ class EventBatch:
             found = self.positions[key] = len(self.keys)
         return found
 
-    def add(self, kind: str, keys: Sequence[str], args: Sequence[Arg]) -> None:
-        self.argv.append(kind)
-        self.argv.append(len(keys))
-        self.argv.extend(self._position(key) for key in keys)
-        self.argv.append(len(args))
-        self.argv.extend(args)
-        self.size += 1
+    def _group(
+        self, name: tuple[str, ...], keys: Callable[[], list[str]], values: Sequence[str] = ()
+    ) -> int:
+        """Index (1-based) of the group ``name``, registering it from ``keys()`` on first use."""
+        index = self._group_index.get(name)
+        if index is None:
+            self.groups.append(([self._position(key) for key in keys()], list(values)))
+            index = self._group_index[name] = len(self.groups)
+        return index
 
-    # --- encoders, one per event kind -------------------------------------------------------
+    def _moment(self, at: datetime | str | None) -> tuple[str, str]:
+        """(day in the configured zone, epoch ms as text) of an event time."""
+        moment = self.ctx.moment(at)
+        ms = epoch_ms(moment)
+        # Every zone's offset is a multiple of 15 minutes, so the day is constant within one.
+        quarter = ms // 900_000
+        day = self._days.get(quarter)
+        if day is None:
+            day = self._days[quarter] = day_bucket(moment, self.ctx.tz)
+        return day, str(ms)
 
-    def _enrollment_keys(self, user_id: str, course_id: str, day: str) -> list[str]:
+    # --- encoders, one per event kind ----------------------------------------------------
+
+    def _enrollment_keys(self, course_id: str, day: str) -> list[str]:
         k = self.ctx.keys
         return [
             k.course_enrollments(course_id),
-            k.user_course_progress(user_id, course_id),
             k.enrollment_by_date(day),
             k.enrollment_timeseries(),
             k.course_enrollments_by_day(course_id),
@@ -80,61 +104,73 @@ class EventBatch:
             k.overview_metrics_cache(),
         ]
 
-    def _moment_args(self, user_id: str, course_id: str, at: datetime) -> tuple[str, list[Arg]]:
-        day = day_bucket(at, self.ctx.tz)
-        ms = epoch_ms(at)
-        return day, [user_id, day, ms, f"{ms}:{user_id}:{course_id}"]
-
-    def enrollment(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
-        check_id(user_id, "user id")
-        day, args = self._moment_args(user_id, course_id, self.ctx.moment(at))
-        self.add("E", self._enrollment_keys(user_id, course_id, day), args)
-
-    def completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
-        check_id(user_id, "user id")
+    def _completion_keys(self, course_id: str, day: str) -> list[str]:
         k = self.ctx.keys
-        day, args = self._moment_args(user_id, course_id, self.ctx.moment(at))
-        keys = [
-            *self._enrollment_keys(user_id, course_id, day),
+        return [
+            *self._enrollment_keys(course_id, day),
             k.course_completions(course_id),
             k.completion_by_date(day),
             k.completion_timeseries(),
             k.course_completions_by_day(course_id),
         ]
-        self.add("C", keys, args)
+
+    def enrollment(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
+        check_id(user_id, "user id")
+        day, ms = self._moment(at)
+        group = self._group(
+            ("E", course_id, day), lambda: self._enrollment_keys(course_id, day), (course_id, day)
+        )
+        progress = self._position(self.ctx.keys.user_course_progress(user_id, course_id))
+        self.events.append(["E", group, [progress], user_id, ms])
+
+    def completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
+        check_id(user_id, "user id")
+        day, ms = self._moment(at)
+        group = self._group(
+            ("C", course_id, day), lambda: self._completion_keys(course_id, day), (course_id, day)
+        )
+        progress = self._position(self.ctx.keys.user_course_progress(user_id, course_id))
+        self.events.append(["C", group, [progress], user_id, ms])
+
+    def _module_keys(self, course_id: str, module_id: str, completed: bool) -> list[str]:
+        k = self.ctx.keys
+        keys = [k.module_enrollments(course_id, module_id), k.course_analytics_cache(course_id)]
+        if completed:
+            keys.append(k.module_completions(course_id, module_id))
+        return keys
 
     def module_start(self, user_id: str, course_id: str, module_id: str) -> None:
-        k = self.ctx.keys
         check_id(user_id, "user id")
-        keys = [k.module_enrollments(course_id, module_id), k.course_analytics_cache(course_id)]
-        self.add("S", keys, [user_id])
+        group = self._group(
+            ("S", course_id, module_id), lambda: self._module_keys(course_id, module_id, False)
+        )
+        self.events.append(["S", group, [], user_id])
 
     def module_completion(self, user_id: str, course_id: str, module_id: str) -> None:
-        k = self.ctx.keys
         check_id(user_id, "user id")
-        keys = [
-            k.module_enrollments(course_id, module_id),
-            k.course_analytics_cache(course_id),
-            k.module_completions(course_id, module_id),
-        ]
-        self.add("M", keys, [user_id])
+        group = self._group(
+            ("M", course_id, module_id), lambda: self._module_keys(course_id, module_id, True)
+        )
+        self.events.append(["M", group, [], user_id])
 
     def progress(self, progress: EnhancedTrainingProgress) -> None:
         k = self.ctx.keys
         values = progress_to_fields(progress)
         user, course = progress.user_id, progress.course_id
-        keys = [
-            k.user_course_progress(user, course),
-            k.course_enrollments(course),
-            k.course_stats(course),
-            k.course_analytics_cache(course),
-        ]
-        self.add("P", keys, [user, *values])
+        group = self._group(
+            ("P", course),
+            lambda: [
+                k.course_enrollments(course),
+                k.course_stats(course),
+                k.course_analytics_cache(course),
+            ],
+        )
+        own = self._position(k.user_course_progress(user, course))
+        self.events.append(["P", group, [own], user, *values])
 
-    def _certification_keys(self, cert_id: str) -> list[str]:
+    def _certification_keys(self) -> list[str]:
         k = self.ctx.keys
         return [
-            k.training_certification(cert_id),
             k.all_training_certifications(),
             *(k.certifications_by_status(s) for s in CERTIFICATION_STATUSES),
             k.certification_expiry("issued"),
@@ -151,10 +187,12 @@ class EventBatch:
             # A claimed certificate carries its claim time, which claim analytics average.
             record = record.model_copy(update={"claimed_at": to_iso(self.ctx.moment(at))})
         fields = certification_to_fields(record)
-        pairs: list[Arg] = [record.id]
+        pairs: list[str] = []
         for name, value in fields.items():
             pairs += [name, value]
-        self.add("I", self._certification_keys(record.id), pairs)
+        group = self._group(("cert",), self._certification_keys)
+        own = self._position(self.ctx.keys.training_certification(record.id))
+        self.events.append(["I", group, [own], record.id, *pairs])
 
     def certification_status(
         self,
@@ -172,10 +210,13 @@ class EventBatch:
             claim_time = normalize_timestamp(
                 claimed_at if claimed_at is not None else self.ctx.moment(at), "claimedAt"
             )
-        self.add("U", self._certification_keys(cert_id), [cert_id, new_status, claim_time])
+        group = self._group(("cert",), self._certification_keys)
+        own = self._position(self.ctx.keys.training_certification(cert_id))
+        self.events.append(["U", group, [own], cert_id, new_status, claim_time])
 
     def call(self) -> ScriptCall:
-        return ScriptCall(APPLY, tuple(self.keys), tuple(self.argv))
+        document = json.dumps([self.groups, self.events], ensure_ascii=False, separators=(",", ":"))
+        return ScriptCall(APPLY, tuple(self.keys), (document,))
 
 
 def _outcome(reply: Any) -> Outcome:

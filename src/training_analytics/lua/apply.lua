@@ -3,7 +3,11 @@
 -- KEYS[1]  the index marker (training:agg:schema); without it the derived keys are not
 --          complete, so nothing is written (the caller reindexes or initialises an empty store)
 -- KEYS[2..] every key the events use, each once; events refer to them by position
--- ARGV     events, each: kind, key count n, n positions into KEYS, arg count m, m args
+-- ARGV[1]  JSON [groups, events]. A group is [[key positions], [values]] shared by many events
+--          (a course's keys for one day, say). An event is [kind, group, [key positions], args...]:
+--          its handler gets k = the group's keys then the event's own, and a = the event's args
+--          then the group's values. One JSON document keeps the protocol's per-argument cost and
+--          repeated key names off the bulk-ingest path.
 --
 -- Replies one entry per event: 1 changed the store, 0 changed nothing (a replay), or an error
 -- string "TA_<CODE> message" for an event that was refused and wrote nothing. A refusal does not
@@ -11,23 +15,27 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('TA_NOT_INDEXED derived keys are missing; run reindex')
 end
+local doc = cjson.decode(ARGV[1])
+local groups, events = doc[1], doc[2]
+local group_keys = {}
+for g, group in ipairs(groups) do
+  local keys = {}
+  for j, position in ipairs(group[1]) do keys[j] = KEYS[position] end
+  group_keys[g] = keys
+end
 local results = {}
-local i, n = 1, #ARGV
-while i <= n do
-  local kind = ARGV[i]
-  local nk = tonumber(ARGV[i + 1])
-  local k = {}
-  for j = 1, nk do k[j] = KEYS[tonumber(ARGV[i + 1 + j])] end
-  i = i + 2 + nk
-  local na = tonumber(ARGV[i])
-  local a = {}
-  for j = 1, na do a[j] = ARGV[i + j] end
-  i = i + 1 + na
-  local handler = HANDLERS[kind]
-  if handler then
-    results[#results + 1] = handler(k, a)
+for e, event in ipairs(events) do
+  local handler = HANDLERS[event[1]]
+  if not handler then
+    results[e] = 'TA_BAD_INPUT unknown event kind ' .. tostring(event[1])
   else
-    results[#results + 1] = 'TA_BAD_INPUT unknown event kind ' .. kind
+    local shared = group_keys[event[2]]
+    local k, a = {}, {}
+    for j = 1, #shared do k[j] = shared[j] end
+    for _, position in ipairs(event[3]) do k[#k + 1] = KEYS[position] end
+    for j = 4, #event do a[#a + 1] = event[j] end
+    for _, value in ipairs(groups[event[2]][2]) do a[#a + 1] = value end
+    results[e] = handler(k, a)
   end
 end
 flush()

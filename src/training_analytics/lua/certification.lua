@@ -1,9 +1,10 @@
--- Certification events. Shared key layout (cert keys):
---   1 certification hash, 2 all set, 3-6 status sets (issued, claimed, expired, revoked),
---   7-8 expiry indexes (issued, claimed), 9 credential stats hash, 10 credential cache,
---   11 overview cache
-local STATUS_KEY = {issued = 3, claimed = 4, expired = 5, revoked = 6}
-local EXPIRY_KEY = {issued = 7, claimed = 8}
+-- Certification events. Key layout:
+--   1 all set, 2-5 status sets (issued, claimed, expired, revoked), 6-7 expiry indexes
+--   (issued, claimed), 8 credential stats hash, 9 credential cache, 10 overview cache,
+--   11 the certification hash
+local STATUS_KEY = {issued = 2, claimed = 3, expired = 4, revoked = 5}
+local EXPIRY_KEY = {issued = 6, claimed = 7}
+local CERT, ALL, STATS, CACHE, OVERVIEW = 11, 1, 8, 9, 10
 local ALLOWED = {
   issued = {claimed = true, expired = true, revoked = true},
   claimed = {expired = true, revoked = true},
@@ -17,9 +18,9 @@ HANDLERS['I'] = function(k, a)
   local id = a[1]
   local record = {}
   for i = 2, #a, 2 do record[a[i]] = a[i + 1] end
-  if redis.call('EXISTS', k[1]) == 1 then
+  if redis.call('EXISTS', k[CERT]) == 1 then
     for field, value in pairs(record) do
-      local stored = redis.call('HGET', k[1], field)
+      local stored = redis.call('HGET', k[CERT], field)
       if (stored or '') ~= value then
         return 'TA_CERT_EXISTS certification ' .. id .. ' exists with a different ' .. field
       end
@@ -30,16 +31,16 @@ HANDLERS['I'] = function(k, a)
   if not STATUS_KEY[status] then return 'TA_BAD_INPUT unknown status ' .. tostring(status) end
   local fields = {}
   for i = 2, #a do fields[#fields + 1] = a[i] end
-  redis.call('HSET', k[1], unpack(fields))
-  redis.call('SADD', k[2], id)
+  redis.call('HSET', k[CERT], unpack(fields))
+  redis.call('SADD', k[ALL], id)
   redis.call('SADD', k[STATUS_KEY[status]], id)
   local expires = parse_ts(record['expiresAt'] or '')
   if EXPIRY_KEY[status] and expires then
     redis.call('ZADD', k[EXPIRY_KEY[status]], int(expires), id)
   end
-  add_claim(k[9], status, record['issuedAt'] or '', record['claimedAt'] or '', 1)
-  touch(k[10])
-  touch(k[11])
+  add_claim(k[STATS], status, record['issuedAt'] or '', record['claimedAt'] or '', 1)
+  touch(k[CACHE])
+  touch(k[OVERVIEW])
   return 1
 end
 
@@ -48,7 +49,7 @@ end
 -- issued -> claimed | expired | revoked; claimed -> expired | revoked; expired -> revoked.
 HANDLERS['U'] = function(k, a)
   local id, new, claim_time = a[1], a[2], a[3]
-  local cur = redis.call('HMGET', k[1], 'status', 'issuedAt', 'claimedAt', 'expiresAt')
+  local cur = redis.call('HMGET', k[CERT], 'status', 'issuedAt', 'claimedAt', 'expiresAt')
   local old = cur[1]
   if not old then return 'TA_CERT_NOT_FOUND no certification ' .. id end
   if old == new then return 0 end
@@ -69,16 +70,16 @@ HANDLERS['U'] = function(k, a)
       return 'TA_BAD_INPUT claim time ' .. claim_time .. ' is before issue time ' .. issued_at
     end
     new_claimed = claim_time
-    redis.call('HSET', k[1], 'status', new, 'claimedAt', claim_time)
+    redis.call('HSET', k[CERT], 'status', new, 'claimedAt', claim_time)
   else
-    redis.call('HSET', k[1], 'status', new)
+    redis.call('HSET', k[CERT], 'status', new)
   end
-  add_claim(k[9], old, issued_at, old_claimed, -1)
-  add_claim(k[9], new, issued_at, new_claimed, 1)
+  add_claim(k[STATS], old, issued_at, old_claimed, -1)
+  add_claim(k[STATS], new, issued_at, new_claimed, 1)
   if STATUS_KEY[old] then redis.call('SREM', k[STATUS_KEY[old]], id) end
   redis.call('SADD', k[STATUS_KEY[new]], id)
   if EXPIRY_KEY[old] then redis.call('ZREM', k[EXPIRY_KEY[old]], id) end
   if EXPIRY_KEY[new] and expires then redis.call('ZADD', k[EXPIRY_KEY[new]], int(expires), id) end
-  touch(k[10])
+  touch(k[CACHE])
   return 1
 end

@@ -1,16 +1,17 @@
 -- Event E: a learner enrols in a course.
--- keys: 1 enrollments set, 2 progress hash, 3 global day counter, 4 global enrollment series,
---       5 course enrollments-by-day hash, 6 course stats hash, 7 course cache, 8 overview cache
--- args: 1 user id, 2 day (YYYY-MM-DD in the configured zone), 3 epoch ms, 4 series member
+-- keys: 1 enrollments set, 2 global day counter, 3 global enrollment series,
+--       4 course enrollments-by-day hash, 5 course stats hash, 6 course cache, 7 overview cache,
+--       8 progress hash
+-- args: 1 user id, 2 epoch ms (string), 3 course id, 4 day (YYYY-MM-DD in the configured zone)
 -- Enrolling twice counts once. Progress saved before the enrolment joins the course averages now.
-local function enroll(k, a)
+local function enroll(k, a, progress_key)
   if redis.call('SADD', k[1], a[1]) == 0 then return 0 end
-  incr(k[3], 1)
-  zadd(k[4], a[3], a[4])
-  hincr(k[5], a[2], 1)
-  add_progress(k[2], k[6], 1)
+  incr(k[2], 1)
+  zadd(k[3], a[2], a[2] .. ':' .. a[1] .. ':' .. a[3])
+  hincr(k[4], a[4], 1)
+  add_progress(progress_key, k[5], 1)
+  touch(k[6])
   touch(k[7])
-  touch(k[8])
   return 1
 end
-HANDLERS['E'] = enroll
+HANDLERS['E'] = function(k, a) return enroll(k, a, k[8]) end
