@@ -42,6 +42,7 @@ from .helpers import (
 )
 from .keys import CACHE_TTL, TrainingKeys
 from .reindex import ReindexReport
+from .server import async_connect, connect
 from .types import (
     BatchResult,
     CertificationIssuedEvent,
@@ -123,6 +124,8 @@ __all__ = [
     "TrainingKeys",
     "TrainingOverviewMetrics",
     "__version__",
+    "async_connect",
+    "connect",
     "calculate_percentage",
     "errors",
     "get_date_range",
