@@ -1,6 +1,7 @@
 """The index marker: are the derived keys complete for this store?
 
-A store this library has always written to has the marker from its first write. A store that
+A store this library has always written to has the marker from its first write (set by
+``lua/apply.lua``, atomically with that write). A store that
 holds data the older system wrote has base keys but no marker: its derived keys (course score and
 time sums, per-course day counts, certificate expiry indexes, claim totals) are missing, so reads
 that need them raise NotIndexedError until ``reindex`` has run, rather than answering zeros.
@@ -9,7 +10,7 @@ that need them raise NotIndexedError until ``reindex`` has run, rather than answ
 from __future__ import annotations
 
 from ._context import Context
-from ._protocol import Op, batch, cmd, single
+from ._protocol import Op, single
 from .errors import NotIndexedError
 
 NOT_INDEXED_MESSAGE = (
@@ -18,7 +19,7 @@ NOT_INDEXED_MESSAGE = (
 )
 
 
-def _base_keys(ctx: Context) -> list[str]:
+def base_keys(ctx: Context) -> list[str]:
     # Every event the older system recorded left one of these behind.
     k = ctx.keys
     return [k.enrollment_timeseries(), k.completion_timeseries(), k.all_training_certifications()]
@@ -26,18 +27,6 @@ def _base_keys(ctx: Context) -> list[str]:
 
 def require_index(ctx: Context) -> Op[None]:
     """For reads whose marker check failed: fine on an empty store, else NotIndexedError."""
-    present = yield from single("EXISTS", *_base_keys(ctx))
+    present = yield from single("EXISTS", *base_keys(ctx))
     if present:
         raise NotIndexedError(NOT_INDEXED_MESSAGE)
-
-
-def initialize_index(ctx: Context) -> Op[None]:
-    """For writes refused for a missing marker: start the index on an empty store, else raise."""
-    marker, present = yield batch(
-        cmd("EXISTS", ctx.keys.index_marker()), cmd("EXISTS", *_base_keys(ctx))
-    )
-    if marker:
-        return
-    if present:
-        raise NotIndexedError(NOT_INDEXED_MESSAGE)
-    yield from single("SET", ctx.keys.index_marker(), "1", "NX")

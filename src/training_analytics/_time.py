@@ -18,7 +18,8 @@ from .errors import InvalidDateError
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})"
     r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?"
-    r"(Z|[+-]\d{2}:?\d{2})?$"
+    r"(Z|[+-]\d{2}:?\d{2})?$",
+    re.ASCII,  # Lua's %d is ASCII only; other scripts' digits must not parse here either
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -17,10 +17,10 @@ from typing import Any
 from ._codec import certification_to_fields, progress_to_fields
 from ._context import Context
 from ._exec import script_error
-from ._index import initialize_index
+from ._index import base_keys
 from ._protocol import Op, ScriptCall, batch, load_script
 from ._time import day_bucket, epoch_ms, normalize_timestamp, to_iso
-from .errors import InvalidStatusError, NotIndexedError, TrainingAnalyticsError
+from .errors import InvalidStatusError, TrainingAnalyticsError
 from .keys import CERTIFICATION_STATUSES, check_id
 from .types import EnhancedTrainingProgress, TrainingCertificationRecord
 
@@ -56,7 +56,9 @@ class EventBatch:
     _days: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._position(self.ctx.keys.index_marker())
+        k = self.ctx.keys
+        for key in (k.index_marker(), *base_keys(self.ctx)):
+            self._position(key)
 
     @property
     def size(self) -> int:
@@ -226,15 +228,10 @@ def _outcome(reply: Any) -> Outcome:
 
 
 def apply(events: EventBatch) -> Op[list[Outcome]]:
-    """Send a batch; on a store without the index marker, start the index (if empty) and retry."""
+    """Send a batch (one round trip); the outcome of each event, in order."""
     if events.size == 0:
         return []
-    call = events.call()
-    try:
-        (replies,) = yield batch(call)
-    except NotIndexedError:
-        yield from initialize_index(events.ctx)
-        (replies,) = yield batch(call)
+    (replies,) = yield batch(events.call())
     return [_outcome(reply) for reply in replies]
 
 

@@ -21,7 +21,7 @@ T = TypeVar("T")
 DEFAULT_MAX_RANGE_DAYS = 366
 
 # parseFloat: optional leading whitespace, then the longest prefix that is a decimal number.
-_LEADING_FLOAT = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
+_LEADING_FLOAT = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)", re.ASCII)
 
 
 def js_round(value: float) -> int:

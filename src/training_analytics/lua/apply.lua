@@ -1,8 +1,11 @@
 -- Apply a batch of events atomically, in order. One event is a batch of one.
 --
--- KEYS[1]  the index marker (training:agg:schema); without it the derived keys are not
---          complete, so nothing is written (the caller reindexes or initialises an empty store)
--- KEYS[2..] every key the events use, each once; events refer to them by position
+-- KEYS[1]  the index marker (training:agg:schema). Without it the derived keys are complete
+--          only on a store that has no training events yet (KEYS[2..4] absent): there the
+--          marker is set by the first event that changes anything; elsewhere nothing is written
+--          and the caller is told to reindex
+-- KEYS[2..4] the base keys every older-system event left behind: both event series, all certs
+-- KEYS[5..] every key the events use, each once; events refer to them by position
 -- ARGV[1]  JSON [groups, events]. A group is [[key positions], [values]] shared by many events
 --          (a course's keys for one day, say). An event is [kind, group, [key positions], args...]:
 --          its handler gets k = the group's keys then the event's own, and a = the event's args
@@ -12,7 +15,8 @@
 -- Replies one entry per event: 1 changed the store, 0 changed nothing (a replay), or an error
 -- string "TA_<CODE> message" for an event that was refused and wrote nothing. A refusal does not
 -- stop the batch: the events are independent facts, and each one's checks run before it writes.
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local unmarked = redis.call('EXISTS', KEYS[1]) == 0
+if unmarked and redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) > 0 then
   return redis.error_reply('TA_NOT_INDEXED derived keys are missing; run reindex')
 end
 local doc = cjson.decode(ARGV[1])
@@ -39,4 +43,12 @@ for e, event in ipairs(events) do
   end
 end
 flush()
+if unmarked then
+  for _, result in ipairs(results) do
+    if result == 1 then
+      redis.call('SET', KEYS[1], '1')
+      break
+    end
+  end
+end
 return results
