@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from ._time import to_iso
 
 LocalizedString: TypeAlias = dict[str, str]
 """A mapping of language code to text (``{"en": ..., "es": ..., "pt": ...}``)."""
@@ -26,6 +28,19 @@ ModuleType: TypeAlias = Literal["video", "reading", "quiz", "download"]
 LessonType: TypeAlias = Literal["video", "reading", "download"]
 PartnerTier: TypeAlias = str
 Number: TypeAlias = int | float
+
+
+def _timestamp_text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("a datetime timestamp must be timezone-aware")
+        return to_iso(value)
+    return value
+
+
+Timestamp: TypeAlias = Annotated[str, BeforeValidator(_timestamp_text)]
+"""An ISO-8601 timestamp as stored (``2025-01-15T10:30:00.000Z``); an aware datetime is accepted."""
+
 """A JSON number: integers stay integers (``90``, not ``90.0``), as JavaScript prints them."""
 
 
@@ -100,8 +115,8 @@ class ModuleProgress(SeedModel):
     module_id: str
     status: ProgressStatus
     score: Number | None = None
-    started_at: str | None = None
-    completed_at: str | None = None
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
     attempts: int | None = None
     time_spent_minutes: Number | None = None
 
@@ -112,12 +127,12 @@ class EnhancedTrainingProgress(SeedModel):
     status: ProgressStatus = "not_started"
     module_progress: list[ModuleProgress] = Field(default_factory=list)
     overall_score: Number = 0
-    started_at: str = ""
-    completed_at: str | None = None
-    last_accessed_at: str = ""
+    started_at: Timestamp = ""
+    completed_at: Timestamp | None = None
+    last_accessed_at: Timestamp = ""
     total_time_spent_minutes: Number = 0
     certificate_id: str | None = None
-    certificate_issued_at: str | None = None
+    certificate_issued_at: Timestamp | None = None
 
 
 class TrainingCertificationRecord(SeedModel):
@@ -128,9 +143,9 @@ class TrainingCertificationRecord(SeedModel):
     user_name: str = ""
     user_email: str = ""
     status: CertificationStatus = "issued"
-    issued_at: str
-    claimed_at: str | None = None
-    expires_at: str | None = None
+    issued_at: Timestamp
+    claimed_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
     credential_url: str | None = None
     verification_code: str = ""
     score: Number = 0
@@ -186,9 +201,9 @@ class TrainingCourse(SeedModel):
     passing_score: Number = 70
     certificate_enabled: bool = False
     order: int = 0
-    created_at: str = ""
+    created_at: Timestamp = ""
     created_by: str = ""
-    updated_at: str = ""
+    updated_at: Timestamp = ""
 
 
 class EnhancedModuleQuestion(SeedModel):
@@ -229,8 +244,8 @@ class EnhancedTrainingCourse(SeedModel):
     certification: CertificationInfo | None = None
     passing_score: Number
     status: CourseStatus
-    created_at: str | None = None
-    updated_at: str | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
     created_by: str | None = None
 
 
