@@ -151,7 +151,7 @@ def seed_store(client: redis.Redis) -> redis.Redis:
             "score": 70 + n,
         }
         seed_writer.issue_certification(client, cert)
-        if status == "claimed" or (status == "revoked"):
+        if status in {"claimed", "revoked"}:
             seed_writer.update_certification_status(
                 client, cert["id"], "claimed", _iso(issued + timedelta(hours=5 + 11 * n))
             )
@@ -197,8 +197,8 @@ def test_index_dependent_reads_and_writes_say_reindex(
 ) -> None:
     for call in (
         lambda: analytics.get_course_detailed_analytics(SALES),
-        lambda: analytics.get_credential_claim_analytics(),
-        lambda: analytics.get_credential_stats(),
+        analytics.get_credential_claim_analytics,
+        analytics.get_credential_stats,
         lambda: analytics.get_enrollment_time_series("2025-05-01", "2025-05-02", course_id=SALES),
     ):
         with pytest.raises(ta.NotIndexedError, match="reindex"):
