@@ -1,0 +1,6 @@
+"""Benchmarks of training-analytics: this library vs the older system's algorithm vs PostgreSQL.
+
+Run ``python -m benchmarks`` (or ``training-analytics bench``); ``--help`` lists the options.
+Timings live here and never in the test suite: tests check answers, this package measures speed,
+and every comparison it makes first checks that both sides give the same answers on the data.
+"""

