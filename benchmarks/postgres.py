@@ -1,4 +1,4 @@
-"""PostgreSQL, what many teams would use instead: the same events in tables, the same questions in SQL.
+"""PostgreSQL, what many teams would use instead: the same events in tables, questions in SQL.
 
 The server is the one at ``PG_URL`` when set (tables go in a schema of their own, dropped after),
 else a throwaway cluster started here with ``initdb`` / ``pg_ctl`` on a free loopback port in a
@@ -130,7 +130,7 @@ GROUP BY day
 """
 
 
-class PostgresUnavailable(Exception):
+class PostgresUnavailableError(Exception):
     """No PG_URL and no usable initdb/pg_ctl: the PostgreSQL figures are skipped."""
 
 
@@ -155,8 +155,14 @@ class Postgres:
     def analyze(self) -> None:
         # VACUUM sets the visibility map, without which count(*) cannot be an index-only scan.
         self.conn.execute(f"VACUUM ANALYZE {SCHEMA}.enrollments")
-        for table in ("completions", "progress", "module_starts", "module_completions",
-                      "certifications", "courses"):
+        for table in (
+            "completions",
+            "progress",
+            "module_starts",
+            "module_completions",
+            "certifications",
+            "courses",
+        ):
             self.conn.execute(f"VACUUM ANALYZE {SCHEMA}.{table}")
 
     def load_learners(self, rows: Sequence[Learner], fields: Sequence[dict[str, str]]) -> None:
@@ -195,7 +201,10 @@ class Postgres:
         self.conn.commit()
 
     def load_certificates(self, rows: Sequence[Certificate]) -> None:
-        with self.conn.cursor() as cur, cur.copy(f"COPY {SCHEMA}.certifications FROM STDIN") as copy:
+        with (
+            self.conn.cursor() as cur,
+            cur.copy(f"COPY {SCHEMA}.certifications FROM STDIN") as copy,
+        ):
             for c in rows:
                 copy.write_row(
                     (
@@ -219,9 +228,12 @@ class Postgres:
 
     def copy_enrollments(self, rows: Sequence[tuple[str, str, int]]) -> None:
         """Bulk ingest of enrolment events (course, user, ms) into the indexed table."""
-        with self.conn.cursor() as cur, cur.copy(
-            f"COPY {SCHEMA}.enrollments (course_id, user_id, enrolled_at) FROM STDIN"
-        ) as copy:
+        with (
+            self.conn.cursor() as cur,
+            cur.copy(
+                f"COPY {SCHEMA}.enrollments (course_id, user_id, enrolled_at) FROM STDIN"
+            ) as copy,
+        ):
             for course_id, user_id, ms in rows:
                 copy.write_row((course_id, user_id, iso(ms)))
         self.conn.commit()
@@ -320,7 +332,7 @@ def _binaries() -> tuple[str, str]:
         found = Path(directory)
         if (found / "initdb").exists() and (found / "pg_ctl").exists():
             return str(found / "initdb"), str(found / "pg_ctl")
-    raise PostgresUnavailable("no initdb/pg_ctl on PATH or under /usr/lib/postgresql/*/bin")
+    raise PostgresUnavailableError("no initdb/pg_ctl on PATH or under /usr/lib/postgresql/*/bin")
 
 
 def _runner() -> tuple[list[str], int | None, int | None]:
@@ -335,7 +347,7 @@ def _runner() -> tuple[list[str], int | None, int | None]:
         runuser = shutil.which("runuser")
         if runuser:
             return [runuser, "-u", name, "--"], entry.pw_uid, entry.pw_gid
-    raise PostgresUnavailable("running as root and no unprivileged user to run PostgreSQL as")
+    raise PostgresUnavailableError("running as root and no unprivileged user to run PostgreSQL as")
 
 
 @contextlib.contextmanager
@@ -350,9 +362,21 @@ def _throwaway_cluster() -> Iterator[str]:
             if uid is not None and gid is not None:
                 os.chown(root, uid, gid)
             subprocess.run(
-                [*prefix, initdb, "-D", str(data), "-U", "bench", "--auth=trust", "-E", "UTF8",
-                 "--no-sync"],
-                check=True, capture_output=True, timeout=120,
+                [
+                    *prefix,
+                    initdb,
+                    "-D",
+                    str(data),
+                    "-U",
+                    "bench",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
             )
             options = (
                 f"-c listen_addresses=127.0.0.1 -c port={port} "
@@ -362,21 +386,35 @@ def _throwaway_cluster() -> Iterator[str]:
                 "-c autovacuum=off -c jit=off"
             )
             subprocess.run(
-                [*prefix, pg_ctl, "-D", str(data), "-l", str(root / "server.log"),
-                 "-o", options, "-w", "start"],
-                check=True, capture_output=True, timeout=120,
+                [
+                    *prefix,
+                    pg_ctl,
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(root / "server.log"),
+                    "-o",
+                    options,
+                    "-w",
+                    "start",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
             )
         except subprocess.CalledProcessError as exc:
             detail = (exc.stderr or b"").decode(errors="replace")[-500:]
-            raise PostgresUnavailable(f"could not start a throwaway cluster: {detail}") from exc
+            raise PostgresUnavailableError(f"could not start a cluster: {detail}") from exc
         except (subprocess.TimeoutExpired, OSError) as exc:
-            raise PostgresUnavailable(f"could not start a throwaway cluster: {exc}") from exc
+            raise PostgresUnavailableError(f"could not start a throwaway cluster: {exc}") from exc
         try:
             yield f"postgresql://bench@127.0.0.1:{port}/postgres"
         finally:
             subprocess.run(
                 [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
-                check=False, capture_output=True, timeout=120,
+                check=False,
+                capture_output=True,
+                timeout=120,
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -384,7 +422,7 @@ def _throwaway_cluster() -> Iterator[str]:
 
 @contextlib.contextmanager
 def connect(url: str | None) -> Iterator[Postgres]:
-    """PostgreSQL at ``url`` (PG_URL), else a throwaway cluster; PostgresUnavailable if neither."""
+    """PostgreSQL at ``url`` (PG_URL), else a throwaway cluster; else PostgresUnavailableError."""
     with contextlib.ExitStack() as stack:
         where = "PG_URL"
         if url is None:
@@ -393,7 +431,7 @@ def connect(url: str | None) -> Iterator[Postgres]:
         try:
             conn = psycopg.connect(url, prepare_threshold=0, autocommit=True)
         except psycopg.Error as exc:
-            raise PostgresUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+            raise PostgresUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
         stack.callback(conn.close)
         row = conn.execute("SHOW server_version").fetchone()
         conn.commit()

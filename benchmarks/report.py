@@ -41,8 +41,9 @@ def results_table(run: Run) -> Table:
     )
     table.add_column("workload")
     table.add_column("size", justify="right")
-    for system, title in zip(SYSTEMS, ("library", "seed", "PostgreSQL", "server ceiling"),
-                             strict=True):
+    for system, title in zip(
+        SYSTEMS, ("library", "seed", "PostgreSQL", "server ceiling"), strict=True
+    ):
         if any(m.system == system for m in run.measurements):
             table.add_column(title, justify="right")
     table.add_column("lib vs seed", justify="right")
@@ -61,8 +62,13 @@ def results_table(run: Run) -> Table:
             ours = run.find(workload, "library", size)
             if ceiling is not None and ours is not None:
                 cells[shown.index("ceiling")] += f" ({ours.value / ceiling.value:.0%} used)"
-            table.add_row(title, f"{size:,} {unit}", *cells, seed_column,
-                          _times(advantage(run, workload, "postgres", size)))
+            table.add_row(
+                title,
+                f"{size:,} {unit}",
+                *cells,
+                seed_column,
+                _times(advantage(run, workload, "postgres", size)),
+            )
     return table
 
 
@@ -86,19 +92,34 @@ def print_run(run: Run, console: Console) -> None:
 def markdown(run: Run) -> str:
     """The results as a Markdown table, for docs/performance.md."""
     shown = [s for s in SYSTEMS if any(m.system == s for m in run.measurements)]
-    names = {"library": "library", "seed": "seed", "postgres": "PostgreSQL",
-             "ceiling": "server ceiling"}
+    names = {
+        "library": "library",
+        "seed": "seed",
+        "postgres": "PostgreSQL",
+        "ceiling": "server ceiling",
+    }
     header = ["workload", "size", *(names[s] for s in shown), "lib vs seed", "lib vs PG"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for workload, (title, unit) in WORKLOADS.items():
         for size in run.sizes(workload):
             cells = [_show(run.find(workload, s, size)) for s in shown]
             vs_seed = advantage(run, workload, "seed", size)
-            seed_cell = (f"{1 / vs_seed:.3f}x size" if workload == "memory" and vs_seed
-                         else _times(vs_seed))
-            lines.append("| " + " | ".join([title, f"{size:,} {unit}", *cells, seed_cell,
-                                             _times(advantage(run, workload, "postgres", size))])
-                         + " |")
+            seed_cell = (
+                f"{1 / vs_seed:.3f}x size" if workload == "memory" and vs_seed else _times(vs_seed)
+            )
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        title,
+                        f"{size:,} {unit}",
+                        *cells,
+                        seed_cell,
+                        _times(advantage(run, workload, "postgres", size)),
+                    ]
+                )
+                + " |"
+            )
     lines += ["", "| target | required | measured | met |", "|---|---|---|---|"]
     for t in run.targets:
         verdict = {True: "met", False: "**missed**", None: "n/a"}[t.met]
@@ -108,25 +129,34 @@ def markdown(run: Run) -> str:
 
 def chart(run: Run, path: Path) -> None:
     """Log-log latency against size: course analytics and credential analytics, three systems."""
-    import matplotlib
+    # Imported here: matplotlib takes a second to import and only --chart needs it.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")  # files only: no display on a server or in CI
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    panels = [("course_analytics", "Course detailed analytics", "enrolled learners"),
-              ("credential_analytics", "Credential claim analytics", "certificates")]
-    styles = {"library": ("this library", "o-", "tab:green"),
-              "seed": ("seed's algorithm", "s--", "tab:red"),
-              "postgres": ("PostgreSQL", "^-.", "tab:blue")}
+    panels = [
+        ("course_analytics", "Course detailed analytics", "enrolled learners"),
+        ("credential_analytics", "Credential claim analytics", "certificates"),
+    ]
+    styles = {
+        "library": ("this library", "o-", "tab:green"),
+        "seed": ("seed's algorithm", "s--", "tab:red"),
+        "postgres": ("PostgreSQL", "^-.", "tab:blue"),
+    }
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     for axis, (workload, title, unit) in zip(axes, panels, strict=True):
         for system, (label, style, colour) in styles.items():
-            points = [(m.size, m.value * 1e3) for m in run.measurements
-                      if m.workload == workload and m.system == system]
+            points = [
+                (m.size, m.value * 1e3)
+                for m in run.measurements
+                if m.workload == workload and m.system == system
+            ]
             if points:
                 points.sort()
-                axis.plot([p[0] for p in points], [p[1] for p in points], style, color=colour,
-                          label=label)
+                axis.plot(
+                    [p[0] for p in points], [p[1] for p in points], style, color=colour, label=label
+                )
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel(unit)
@@ -135,8 +165,9 @@ def chart(run: Run, path: Path) -> None:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
     meta = run.meta
-    fig.suptitle(f"{meta.get('server', '')}, {meta.get('cores', '?')} cores, "
-                 f"{meta.get('mode', '')} run")
+    fig.suptitle(
+        f"{meta.get('server', '')}, {meta.get('cores', '?')} cores, {meta.get('mode', '')} run"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -117,8 +117,9 @@ def judge(run: Run) -> list[Target]:
             )
         )
 
-    ratio_target("Course analytics, 100k learners, vs seed", "course_analytics", "seed",
-                 100_000, 1000)
+    ratio_target(
+        "Course analytics, 100k learners, vs seed", "course_analytics", "seed", 100_000, 1000
+    )
     at_million = run.find("course_analytics", "library", 1_000_000)
     targets.append(
         Target(
@@ -142,8 +143,13 @@ def judge(run: Run) -> list[Target]:
                 met=(flat <= 2) if full_range else None,
             )
         )
-    ratio_target("Credential analytics, 100k certificates, vs seed", "credential_analytics",
-                 "seed", 100_000, 500)
+    ratio_target(
+        "Credential analytics, 100k certificates, vs seed",
+        "credential_analytics",
+        "seed",
+        100_000,
+        500,
+    )
     bulk_sizes = run.sizes("bulk_ingest")
     bulk = run.find("bulk_ingest", "library", bulk_sizes[-1]) if bulk_sizes else None
     targets.append(
@@ -155,11 +161,13 @@ def judge(run: Run) -> list[Target]:
         )
     )
     if bulk_sizes:
-        ratio_target("Bulk ingest vs the seed's write path", "bulk_ingest", "seed",
-                     bulk_sizes[-1], 25)
+        ratio_target(
+            "Bulk ingest vs the seed's write path", "bulk_ingest", "seed", bulk_sizes[-1], 25
+        )
     for size in run.sizes("single_writes")[-1:]:
-        ratio_target("Single-event writes vs the seed's write path", "single_writes", "seed",
-                     size, 3)
+        ratio_target(
+            "Single-event writes vs the seed's write path", "single_writes", "seed", size, 3
+        )
     for size in run.sizes("memory")[-1:]:
         found = advantage(run, "memory", "seed", size)
         targets.append(
@@ -170,6 +178,11 @@ def judge(run: Run) -> list[Target]:
                 met=None if found is None else 1 / found <= 1.3,
             )
         )
-    ratio_target("Course analytics, 1M learners, vs PostgreSQL", "course_analytics",
-                 "postgres", 1_000_000, 50)
+    ratio_target(
+        "Course analytics, 1M learners, vs PostgreSQL",
+        "course_analytics",
+        "postgres",
+        1_000_000,
+        50,
+    )
     return targets

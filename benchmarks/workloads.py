@@ -8,9 +8,11 @@ algorithm and SQL answer the question once and must give equal answers: a mismat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import redis
@@ -19,6 +21,7 @@ from rich.console import Console
 import training_analytics as ta
 
 from . import data
+from ._redis import command, queue
 from .baseline_seed import CourseFigures, CredentialFigures, OverviewFigures, SeedModel
 from .data import MODULES, NOW, NOW_MS, Learner
 from .postgres import Postgres
@@ -52,9 +55,9 @@ QUICK = Plan(
     certificate_sizes=(1_000, 10_000),
     course_counts=(10, 100),
     series_days=(30, 365),
-    single_events=300,
-    bulk_events=20_000,
-    memory_learners=3_000,
+    single_events=200,
+    bulk_events=10_000,
+    memory_learners=2_000,
     repeat=5,
     slow_repeat=3,
 )
@@ -114,8 +117,11 @@ def check(question: str, ours: object, theirs: object, who: str) -> None:
 
 
 def _label(n: int) -> str:
-    return f"{n // 1_000_000}m" if n >= 1_000_000 and n % 1_000_000 == 0 else (
-        f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n))
+    return (
+        f"{n // 1_000_000}m"
+        if n >= 1_000_000 and n % 1_000_000 == 0
+        else (f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n))
+    )
 
 
 class Bench:
@@ -144,21 +150,19 @@ class Bench:
         self.console.log(message)
 
     def flush(self) -> None:
-        self.client.execute_command("FLUSHDB", "SYNC")
+        command(self.client, "FLUSHDB", "SYNC")
 
     def used_memory(self) -> int:
         info: dict[str, Any] = self.client.info("memory")
         return int(info["used_memory"])
 
     def record(
-        self, workload: str, size: int, system: str, kind: Kind, timing: Timing, note: str = ""
+        self, workload: str, size: int, system: str, kind: Kind, timing: Timing, *, note: str = ""
     ) -> Measurement:
         m = self.run.add(
             Measurement(workload, size, system, kind, list(timing.samples), timing.calls, note)
         )
-        shown = (
-            f"{m.value * 1e3:.3f} ms" if kind == "latency" else f"{m.value:,.0f}/s"
-        )
+        shown = f"{m.value * 1e3:.3f} ms" if kind == "latency" else f"{m.value:,.0f}/s"
         self.log(f"{workload} {size:,} {system}: {shown} (spread {timing.spread:.0%})")
         return m
 
@@ -208,19 +212,41 @@ class Bench:
         for n, course_id in course_ids.items():
             slow = n >= 100_000
             ours = course_figures(self.lib.get_course_detailed_analytics(course_id))
-            check(f"course analytics at {n:,}", ours, self.seed.course_detailed_analytics(course_id),
-                  "the seed's algorithm")
+            check(
+                f"course analytics at {n:,}",
+                ours,
+                self.seed.course_detailed_analytics(course_id),
+                "the seed's algorithm",
+            )
             if pg:
-                check(f"course analytics at {n:,}", ours, pg.course_detailed_analytics(course_id),
-                      "PostgreSQL")
-            self.time_read("course_analytics", n, "library",
-                           lambda c=course_id: self.lib.get_course_detailed_analytics(c),
-                           slow=False)
-            self.time_read("course_analytics", n, "seed",
-                           lambda c=course_id: self.seed.course_detailed_analytics(c), slow=slow)
+                check(
+                    f"course analytics at {n:,}",
+                    ours,
+                    pg.course_detailed_analytics(course_id),
+                    "PostgreSQL",
+                )
+            self.time_read(
+                "course_analytics",
+                n,
+                "library",
+                partial(self.lib.get_course_detailed_analytics, course_id),
+                slow=False,
+            )
+            self.time_read(
+                "course_analytics",
+                n,
+                "seed",
+                partial(self.seed.course_detailed_analytics, course_id),
+                slow=slow,
+            )
             if pg:
-                self.time_read("course_analytics", n, "postgres",
-                               lambda c=course_id: pg.course_detailed_analytics(c), slow=False)
+                self.time_read(
+                    "course_analytics",
+                    n,
+                    "postgres",
+                    partial(pg.course_detailed_analytics, course_id),
+                    slow=slow,
+                )
         self.series_phase()
 
     def series_phase(self) -> None:
@@ -235,17 +261,35 @@ class Bench:
                 return [(p.date, p.count) for p in points]
 
             answer = ours()
-            check(f"time series over {days} days", answer,
-                  self.seed.daily_enrollment_counts(start, end), "the seed's algorithm")
+            check(
+                f"time series over {days} days",
+                answer,
+                self.seed.daily_enrollment_counts(start, end),
+                "the seed's algorithm",
+            )
             if pg:
-                check(f"time series over {days} days", answer,
-                      pg.daily_enrollment_counts(start, end), "PostgreSQL")
+                check(
+                    f"time series over {days} days",
+                    answer,
+                    pg.daily_enrollment_counts(start, end),
+                    "PostgreSQL",
+                )
             self.time_read("time_series", days, "library", ours, slow=False)
-            self.time_read("time_series", days, "seed",
-                           lambda s=start: self.seed.daily_enrollment_counts(s, end), slow=False)
+            self.time_read(
+                "time_series",
+                days,
+                "seed",
+                partial(self.seed.daily_enrollment_counts, start, end),
+                slow=False,
+            )
             if pg:
-                self.time_read("time_series", days, "postgres",
-                               lambda s=start: pg.daily_enrollment_counts(s, end), slow=False)
+                self.time_read(
+                    "time_series",
+                    days,
+                    "postgres",
+                    partial(pg.daily_enrollment_counts, start, end),
+                    slow=False,
+                )
 
     # --- phase: credential claim analytics ----------------------------------------------------
 
@@ -267,18 +311,41 @@ class Bench:
                 pg.analyze()
             loaded = n
             ours = credential_figures(self.lib.get_credential_claim_analytics())
-            check(f"credential analytics at {n:,}", ours, self.seed.credential_claim_analytics(),
-                  "the seed's algorithm")
+            check(
+                f"credential analytics at {n:,}",
+                ours,
+                self.seed.credential_claim_analytics(),
+                "the seed's algorithm",
+            )
             if pg:
-                check(f"credential analytics at {n:,}", ours,
-                      pg.credential_claim_analytics(NOW_MS), "PostgreSQL")
-            self.time_read("credential_analytics", n, "library",
-                           self.lib.get_credential_claim_analytics, slow=False)
-            self.time_read("credential_analytics", n, "seed",
-                           self.seed.credential_claim_analytics, slow=n >= 100_000)
+                check(
+                    f"credential analytics at {n:,}",
+                    ours,
+                    pg.credential_claim_analytics(NOW_MS),
+                    "PostgreSQL",
+                )
+            self.time_read(
+                "credential_analytics",
+                n,
+                "library",
+                self.lib.get_credential_claim_analytics,
+                slow=False,
+            )
+            self.time_read(
+                "credential_analytics",
+                n,
+                "seed",
+                self.seed.credential_claim_analytics,
+                slow=n >= 100_000,
+            )
             if pg:
-                self.time_read("credential_analytics", n, "postgres",
-                               lambda: pg.credential_claim_analytics(NOW_MS), slow=False)
+                self.time_read(
+                    "credential_analytics",
+                    n,
+                    "postgres",
+                    lambda: pg.credential_claim_analytics(NOW_MS),
+                    slow=False,
+                )
 
     # --- phase: overview --------------------------------------------------------------------
 
@@ -313,12 +380,17 @@ class Bench:
                 else:
                     pg.analyze()
             ours = overview_figures(self.lib.get_training_overview_metrics())
-            check(f"overview of {count} courses", ours, self.seed.overview_metrics(),
-                  "the seed's algorithm")
+            check(
+                f"overview of {count} courses",
+                ours,
+                self.seed.overview_metrics(),
+                "the seed's algorithm",
+            )
             if pg:
                 check(f"overview of {count} courses", ours, pg.overview_metrics(), "PostgreSQL")
-            self.time_read("overview", count, "library", self.lib.get_training_overview_metrics,
-                           slow=False)
+            self.time_read(
+                "overview", count, "library", self.lib.get_training_overview_metrics, slow=False
+            )
             self.time_read("overview", count, "seed", self.seed.overview_metrics, slow=False)
             if pg:
                 self.time_read("overview", count, "postgres", pg.overview_metrics, slow=False)
@@ -329,15 +401,15 @@ class Bench:
         """Everything the seed's enrolment path leaves under ``prefix``, without the prefix."""
         state: dict[str, Any] = {}
         for key in self.client.scan_iter(match=f"{prefix}training:enrollment:date:*", count=1000):
-            state[str(key)[len(prefix):]] = self.client.get(key)
+            state[str(key)[len(prefix) :]] = self.client.get(key)
         for key in self.client.scan_iter(match=f"{prefix}training:enrollments:*", count=1000):
-            state[str(key)[len(prefix):]] = sorted(self.client.smembers(key))
+            state[str(key)[len(prefix) :]] = sorted(self.client.smembers(key))
         series = f"{prefix}training:enrollment:timeseries"
         state["training:enrollment:timeseries"] = self.client.zrange(series, 0, -1, withscores=True)
         return state
 
     def writes_phase(self) -> None:
-        """Single-event writes (library, seed, PostgreSQL), bulk ingest, and the server's ceiling."""
+        """Single-event writes (library, seed, PostgreSQL), then bulk ingest and the ceiling."""
         plan, pg = self.plan, self.pg
         self.flush()
         if pg:
@@ -355,8 +427,9 @@ class Bench:
             events = [(f"w{rep}-{i}", NOW_MS - i * 37_000) for i in range(n)]
             moments = [data_moment(ms) for _, ms in events]
 
-            def run_lib(events: Sequence[tuple[str, int]] = events,
-                        moments: Sequence[datetime] = moments) -> None:
+            def run_lib(
+                events: Sequence[tuple[str, int]] = events, moments: Sequence[datetime] = moments
+            ) -> None:
                 for (user, _), at in zip(events, moments, strict=True):
                     lib.record_enrollment(user, "writes", at=at)
 
@@ -374,56 +447,91 @@ class Bench:
                         pg.insert_enrollment("writes", user, ms)
 
                 samples["postgres"].append(n / time_once(run_pg))
-        check("keys left by single-event enrolments", self._key_state("l:"),
-              self._key_state("s:"), "the seed's write path")
+        check(
+            "keys left by single-event enrolments",
+            self._key_state("l:"),
+            self._key_state("s:"),
+            "the seed's write path",
+        )
         for system, values in samples.items():
             if values:
-                self.record("single_writes", n, system, "throughput",
-                            Timing(tuple(values), n), note="events/s")
+                self.record(
+                    "single_writes",
+                    n,
+                    system,
+                    "throughput",
+                    Timing(tuple(values), n),
+                    note="events/s",
+                )
         self.bulk_phase()
 
     def bulk_phase(self) -> None:
         plan, pg = self.plan, self.pg
         n = plan.bulk_events
         ceiling = self.server_ceiling()
-        self.record("bulk_ingest", n, "ceiling", "throughput", ceiling,
-                    note="pipelined SADD+INCR ops/s from one Python process")
+        self.record(
+            "bulk_ingest",
+            n,
+            "ceiling",
+            "throughput",
+            ceiling,
+            note="pipelined SADD+INCR ops/s from one Python process",
+        )
         rates: list[float] = []
         for rep in range(plan.slow_repeat):
             course_id = f"bulk{rep}"
             events = [
-                ta.EnrollmentEvent(user_id=f"b{i}", course_id=course_id,
-                                   at=data_moment(NOW_MS - i * 997))
+                ta.EnrollmentEvent(
+                    user_id=f"b{i}", course_id=course_id, at=data_moment(NOW_MS - i * 997)
+                )
                 for i in range(n)
             ]
-            outcome: list[ta.BatchResult] = []
-            elapsed = time_once(
-                lambda events=events: outcome.append(
-                    self.lib.record_many(events, batch_size=plan.batch_size)
-                )
-            )
-            rates.append(n / elapsed)
-            result = outcome[0]
+            start = time.perf_counter()
+            result = self.lib.record_many(events, batch_size=plan.batch_size)
+            rates.append(n / (time.perf_counter() - start))
             check(f"record_many of {n:,} enrolments: applied", result.applied, n, "the event count")
             ours = self.lib.get_course_detailed_analytics(course_id)
-            check(f"enrolments after record_many ({course_id})", ours.enrollments,
-                  int(self.client.scard(f"training:enrollments:{course_id}")),
-                  "the seed's SCARD")
+            check(
+                f"enrolments after record_many ({course_id})",
+                ours.enrollments,
+                int(self.client.scard(f"training:enrollments:{course_id}")),
+                "the seed's SCARD",
+            )
             del events
-        self.record("bulk_ingest", n, "library", "throughput", Timing(tuple(rates), n),
-                    note=f"record_many, batch_size={plan.batch_size}")
+        self.record(
+            "bulk_ingest",
+            n,
+            "library",
+            "throughput",
+            Timing(tuple(rates), n),
+            note=f"record_many, batch_size={plan.batch_size}",
+        )
         seed_single = self.run.find("single_writes", "seed")
         if seed_single is not None:
-            self.run.add(Measurement("bulk_ingest", n, "seed", "throughput",
-                                     list(seed_single.samples), seed_single.calls,
-                                     note="the seed's write path (it had no batch API)"))
+            self.run.add(
+                Measurement(
+                    "bulk_ingest",
+                    n,
+                    "seed",
+                    "throughput",
+                    list(seed_single.samples),
+                    seed_single.calls,
+                    note="the seed's write path (it had no batch API)",
+                )
+            )
         if pg:
             pg_rates: list[float] = []
             for rep in range(plan.slow_repeat):
                 rows = [(f"pgbulk{rep}", f"b{i}", NOW_MS - i * 997) for i in range(n)]
-                pg_rates.append(n / time_once(lambda rows=rows: pg.copy_enrollments(rows)))
-            self.record("bulk_ingest", n, "postgres", "throughput", Timing(tuple(pg_rates), n),
-                        note="COPY into the indexed table")
+                pg_rates.append(n / time_once(partial(pg.copy_enrollments, rows)))
+            self.record(
+                "bulk_ingest",
+                n,
+                "postgres",
+                "throughput",
+                Timing(tuple(pg_rates), n),
+                note="COPY into the indexed table",
+            )
 
     def server_ceiling(self, ops: int = 200_000) -> Timing:
         """Pipelined SADD/INCR ops/s from this Python process: what the server and client allow."""
@@ -433,8 +541,8 @@ class Bench:
             def blast(rep: int = rep) -> None:
                 pipe = self.client.pipeline(transaction=False)
                 for i in range(ops // 2):
-                    pipe.execute_command("SADD", f"ceiling:{rep}:{i % 50}", f"m{i}")
-                    pipe.execute_command("INCR", f"ceiling:{rep}:day:{i % 30}")
+                    queue(pipe, "SADD", f"ceiling:{rep}:{i % 50}", f"m{i}")
+                    queue(pipe, "INCR", f"ceiling:{rep}:day:{i % 30}")
                     if i % 500 == 499:
                         pipe.execute()
                 pipe.execute()
@@ -458,9 +566,14 @@ class Bench:
         self.log(f"memory: record_many of {len(events):,} events for {n:,} learners")
         elapsed = time_once(lambda: self.lib.record_many(events, batch_size=plan.batch_size))
         ours_bytes = self.used_memory() - before
-        self.record("bulk_ingest_mixed", len(events), "library", "throughput",
-                    Timing((len(events) / elapsed,), len(events)),
-                    note="one repetition; enrol, module starts/completions, progress, completion")
+        self.record(
+            "bulk_ingest_mixed",
+            len(events),
+            "library",
+            "throughput",
+            Timing((len(events) / elapsed,), len(events)),
+            note="one repetition; enrol, module starts/completions, progress, completion",
+        )
         ours = course_figures(self.lib.get_course_detailed_analytics(course_id))
         sample = [r.user_id for r in rows[:: max(1, n // 50)]]
         written = {u: self.client.hgetall(f"training:progress:{u}:{course_id}") for u in sample}
@@ -470,14 +583,36 @@ class Bench:
         before = self.used_memory()
         data.load_seed_layout(self.client, rows)
         seed_bytes = self.used_memory() - before
-        check("course analytics after a mixed stream", ours,
-              self.seed.course_detailed_analytics(course_id), "the seed's algorithm on its layout")
-        seed_written = {u: self.client.hgetall(f"training:progress:{u}:{course_id}") for u in sample}
+        check(
+            "course analytics after a mixed stream",
+            ours,
+            self.seed.course_detailed_analytics(course_id),
+            "the seed's algorithm on its layout",
+        )
+        seed_written = {
+            u: self.client.hgetall(f"training:progress:{u}:{course_id}") for u in sample
+        }
         check("progress hashes", written, seed_written, "the seed's layout")
-        self.run.add(Measurement("memory", n, "library", "memory", [ours_bytes / n],
-                                 note="base + derived keys, INFO used_memory delta"))
-        self.run.add(Measurement("memory", n, "seed", "memory", [seed_bytes / n],
-                                 note="base keys as the seed writes them"))
+        self.run.add(
+            Measurement(
+                "memory",
+                n,
+                "library",
+                "memory",
+                [ours_bytes / n],
+                note="base + derived keys, INFO used_memory delta",
+            )
+        )
+        self.run.add(
+            Measurement(
+                "memory",
+                n,
+                "seed",
+                "memory",
+                [seed_bytes / n],
+                note="base keys as the seed writes them",
+            )
+        )
         self.log(f"memory: library {ours_bytes / n:,.0f} B/learner, seed {seed_bytes / n:,.0f}")
 
 
@@ -489,16 +624,27 @@ def mixed_events(rows: Sequence[Learner]) -> list[Any]:
     """Each learner's history as library events, in the order it happened."""
     events: list[Any] = []
     for r in rows:
-        events.append(ta.EnrollmentEvent(user_id=r.user_id, course_id=r.course_id,
-                                         at=data_moment(r.enrolled_ms)))
+        events.append(
+            ta.EnrollmentEvent(
+                user_id=r.user_id, course_id=r.course_id, at=data_moment(r.enrolled_ms)
+            )
+        )
         for module_id in MODULES[: r.modules_started]:
-            events.append(ta.ModuleStartEvent(user_id=r.user_id, course_id=r.course_id,
-                                              module_id=module_id))
+            events.append(
+                ta.ModuleStartEvent(user_id=r.user_id, course_id=r.course_id, module_id=module_id)
+            )
         for module_id in MODULES[: r.modules_completed]:
-            events.append(ta.ModuleCompletionEvent(user_id=r.user_id, course_id=r.course_id,
-                                                   module_id=module_id))
-        events.append(ta.ProgressEvent(progress=r.progress()))
+            events.append(
+                ta.ModuleCompletionEvent(
+                    user_id=r.user_id, course_id=r.course_id, module_id=module_id
+                )
+            )
+        progress = ta.EnhancedTrainingProgress.model_validate(r.progress())
+        events.append(ta.ProgressEvent(progress=progress))
         if r.completed_ms is not None:
-            events.append(ta.CompletionEvent(user_id=r.user_id, course_id=r.course_id,
-                                             at=data_moment(r.completed_ms)))
+            events.append(
+                ta.CompletionEvent(
+                    user_id=r.user_id, course_id=r.course_id, at=data_moment(r.completed_ms)
+                )
+            )
     return events
