@@ -438,10 +438,9 @@ def _credentials_table(report: Report) -> Table:
 
 def _series_table(report: Report, tz: str) -> Table:
     scope = f"course {report.course_filter}" if report.course_filter else "all courses"
-    table = Table(
-        title=f"Last {SERIES_DAYS} days ({escape(scope)}, days in {escape(tz)})",
-        title_justify="left",
-    )
+    title = f"Last {SERIES_DAYS} days ({scope}, days in {tz})"
+    # Rich wraps a title to the table's width; this narrow table would split it.
+    table = Table(title=escape(title), title_justify="left", min_width=len(title))
     table.add_column("Date")
     table.add_column("Enrolments", justify="right")
     table.add_column("Completions", justify="right")
@@ -462,6 +461,14 @@ def print_report(report: Report, store: Store) -> None:
         highlight=False,
     )
     out.print()
+    if not report.overview.total_courses and not report.overview.total_enrollments:
+        err.print(
+            "[yellow]This store holds no training courses or enrolments"
+            f" ({_describe_prefix(store.settings.prefix)}).[/] "
+            "Load a generated programme with `training-analytics demo`, or point --url / "
+            f"${REDIS_URL_ENV} at your data.",
+            highlight=False,
+        )
     if report.course_filter is None:
         out.print(_overview_table(report))
         out.print()
@@ -578,6 +585,8 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
+        # The summary line printed after it says what was done; the finished bar would not.
+        transient=True,
     )
 
 
@@ -619,7 +628,11 @@ def reindex(
         store = _open_store(settings, url)
         started = time.monotonic()
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
         ) as progress:
             task = progress.add_task("Reindexing", total=None)
 
@@ -628,13 +641,12 @@ def reindex(
 
             result = store.analytics.reindex(progress=advance)
         elapsed = time.monotonic() - started
-        table = Table(
-            title=(
-                f"Reindexed {store.where} ({_describe_prefix(settings.prefix)}) in {elapsed:.1f} s"
-            ),
-            title_justify="left",
-            show_header=False,
+        out.print(
+            f"Reindexed {escape(store.where)} ({_describe_prefix(settings.prefix)}) "
+            f"in {elapsed:.1f} s.",
+            highlight=False,
         )
+        table = Table(show_header=False)
         table.add_column("What")
         table.add_column("Count", justify="right")
         for name, value in asdict(result).items():
