@@ -793,9 +793,12 @@ class _Simulation:
         self.certificate_lifecycle(cert_id, issued_at, expires_at)
 
     def study_time(self, moment: datetime) -> datetime:
-        """Most learners who would resume on a weekend wait until Monday."""
+        """Most learners who would resume on a weekend wait for the working week.
+
+        Not all on Monday: that would pile a week's catch-up onto one day of the series.
+        """
         if moment.weekday() >= 5 and self.rng.random() < 0.65:
-            return moment + timedelta(days=7 - moment.weekday())
+            return moment + timedelta(days=7 - moment.weekday() + self.rng.choice((0, 0, 1, 2)))
         return moment
 
     def certificate_lifecycle(
