@@ -1,0 +1,81 @@
+"""The course catalog and its indexes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+import training_analytics as ta
+
+from .factories import course, snapshot
+
+
+def test_create_and_read(analytics: Any, client: redis.Redis) -> None:
+    analytics.create_training_course(course("c1", order=5, category="technical"))
+    stored = analytics.get_training_course("c1")
+    assert stored is not None
+    assert stored.title == {"en": "Course c1", "es": "Curso c1"}
+    assert [m.id for m in stored.modules] == ["m1", "m2", "m3"]
+    assert stored.created_at and stored.updated_at  # stamped from the clock
+    assert client.zscore("training:courses:all", "c1") == 5
+    assert client.smembers("training:courses:by-category:technical") == {"c1"}
+    assert analytics.get_training_course("nope") is None
+    with pytest.raises(ta.CourseExistsError):
+        analytics.create_training_course(course("c1"))
+
+
+def test_lists_are_ordered(analytics: Any) -> None:
+    analytics.create_training_course(course("b", order=2))
+    analytics.create_training_course(course("a", order=3, isPublished=False))
+    analytics.create_training_course(course("c", order=1, category="legal"))
+    assert [c.id for c in analytics.get_all_training_courses()] == ["c", "b", "a"]
+    assert [c.id for c in analytics.get_published_training_courses()] == ["c", "b"]
+    assert [c.id for c in analytics.get_training_courses_by_category("sales")] == ["b", "a"]
+
+
+def test_update_moves_indexes(analytics: Any, client: redis.Redis) -> None:
+    analytics.create_training_course(course("c1", order=1))
+    analytics.update_training_course(
+        "c1", {"category": "legal", "order": 9, "title": {"en": "New"}}
+    )
+    updated = analytics.get_training_course("c1")
+    assert (updated.category, updated.order, updated.title) == ("legal", 9, {"en": "New"})
+    assert client.smembers("training:courses:by-category:sales") == set()
+    assert client.smembers("training:courses:by-category:legal") == {"c1"}
+    assert client.zscore("training:courses:all", "c1") == 9
+    analytics.update_training_course("c1", {"passing_score": 85})  # snake_case works too
+    assert analytics.get_training_course("c1").passing_score == 85
+
+
+def test_publish_unpublish_delete(analytics: Any, client: redis.Redis) -> None:
+    analytics.create_training_course(course("c1", isPublished=False))
+    analytics.publish_training_course("c1")
+    assert client.smembers("training:courses:published") == {"c1"}
+    assert analytics.get_training_course("c1").is_published is True
+    analytics.unpublish_training_course("c1")
+    assert client.smembers("training:courses:published") == set()
+    assert client.hget("training:course:c1", "isPublished") == "false"
+    analytics.delete_training_course("c1")
+    assert analytics.get_training_course("c1") is None
+    assert client.zcard("training:courses:all") == 0
+    assert client.smembers("training:courses:by-category:sales") == set()
+
+
+def test_missing_courses_and_bad_updates(analytics: Any, client: redis.Redis) -> None:
+    analytics.create_training_course(course("c1"))
+    before = snapshot(client)
+    with pytest.raises(ta.CourseNotFoundError):
+        analytics.update_training_course("ghost", {"order": 1})
+    with pytest.raises(ta.CourseNotFoundError):
+        analytics.delete_training_course("ghost")
+    with pytest.raises(ta.CourseNotFoundError):
+        analytics.publish_training_course("ghost")
+    with pytest.raises(ta.InvalidInputError, match="unknown or read-only"):
+        analytics.update_training_course("c1", {"colour": "red"})
+    with pytest.raises(ta.InvalidInputError):
+        analytics.update_training_course("c1", {"id": "c2"})
+    with pytest.raises(ta.InvalidInputError):
+        analytics.update_training_course("c1", {"level": "expert"})
+    assert snapshot(client) == before
