@@ -13,9 +13,11 @@ import json
 import os
 import re
 import shutil
+import socketserver
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -205,6 +207,27 @@ def test_unreachable_server_is_a_clear_error() -> None:
     assert result.exit_code == 2
     assert "cannot use the Redis/Valkey server at redis://127.0.0.1:1" in result.output
     assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+class _HttpHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.recv(1024)
+        self.request.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+
+
+def test_a_server_that_is_not_redis_is_a_clear_error() -> None:
+    # A URL pointing at a web server or proxy (a wrong port, say): it answers, but not in RESP.
+    with socketserver.TCPServer(("127.0.0.1", 0), _HttpHandler) as http:
+        thread = threading.Thread(target=http.serve_forever, daemon=True)
+        thread.start()
+        try:
+            port = http.server_address[1]
+            result = runner.invoke(app, ["report", "--url", f"redis://127.0.0.1:{port}"])
+        finally:
+            http.shutdown()
+    assert result.exit_code == 2
+    assert "did not answer like Redis or Valkey" in result.output
     assert isinstance(result.exception, SystemExit)
 
 

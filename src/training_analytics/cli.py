@@ -173,6 +173,13 @@ def _friendly_errors() -> Iterator[None]:
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # Only from this module's own commands (SCAN, UNLINK); the library translates its own.
         _fail(f"the Redis/Valkey server became unreachable: {exc}", EXIT_UNAVAILABLE)
+    except redis.exceptions.InvalidResponse as exc:
+        # Something listens there, but it does not speak RESP (a web server, a proxy).
+        _fail(
+            f"the server did not answer like Redis or Valkey ({exc}); check --url / "
+            f"${REDIS_URL_ENV}",
+            EXIT_UNAVAILABLE,
+        )
     except redis.RedisError as exc:
         _fail(f"the Redis/Valkey server refused a command: {exc}", EXIT_REFUSED)
 
