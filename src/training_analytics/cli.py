@@ -111,7 +111,8 @@ TzOption = Annotated[
 def _check_tz(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # A region name such as "America" is a directory of tzdata: ZoneInfo raises OSError then.
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise typer.BadParameter(f"unknown time zone {value!r}", param_hint="--tz") from exc
     return value
 
