@@ -18,14 +18,15 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._context import Context
 from ._protocol import Op, batch, cmd, pipeline, single
 from ._time import day_bucket, from_epoch_ms, parse_timestamp_ms
+from .errors import InvalidIdError
 from .helpers import js_round, safe_parse_number
-from .keys import CERTIFICATION_STATUSES, EXPIRABLE_STATUSES
+from .keys import CERTIFICATION_STATUSES, EXPIRABLE_STATUSES, check_id
 
 CHUNK = 2000
 
@@ -41,6 +42,8 @@ class ReindexReport:
     completion_events: int = 0
     certifications: int = 0
     removed_dangling_certifications: int = 0
+    skipped_course_ids: list[str] = field(default_factory=list)
+    """Course ids found in keys that this library cannot address (e.g. containing ':')."""
 
 
 def _scan(pattern: str) -> Op[list[str]]:
@@ -228,7 +231,12 @@ def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]
     enrollment_keys = yield from _scan(k.course_enrollments("x")[: -len("x")] + "*")
     catalog_ids = yield from single("ZRANGE", k.all_training_courses(), 0, -1)
     prefix_length = len(k.course_enrollments("x")) - 1
-    course_ids = sorted({key[prefix_length:] for key in enrollment_keys} | set(catalog_ids))
+    course_ids = []
+    for course_id in sorted({key[prefix_length:] for key in enrollment_keys} | set(catalog_ids)):
+        try:
+            course_ids.append(check_id(course_id, "course id"))
+        except InvalidIdError:
+            report.skipped_course_ids.append(course_id)
     for done, course_id in enumerate(course_ids, 1):
         yield from _rebuild_course_stats(ctx, course_id, report)
         notify("courses", done)
