@@ -202,6 +202,14 @@ def test_report_for_one_course(data_dir: Path, demo_then_report: Any) -> None:
 # --- errors ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("url", ["localhost:6379", "redis://127.0.0.1:99999"])
+def test_malformed_url_is_a_clear_error(url: str) -> None:
+    result = runner.invoke(app, ["report", "--url", url])
+    assert result.exit_code == 2
+    assert "invalid server URL" in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
 def test_unreachable_server_is_a_clear_error() -> None:
     result = runner.invoke(app, ["report", "--url", "redis://127.0.0.1:1"])
     assert result.exit_code == 2
@@ -261,6 +269,8 @@ def test_store_written_by_the_older_system_asks_for_reindex(
     client.sadd("training:enrollments:c1", "u1", "u2")
     client.sadd("training:module:enrolled:c1:m1", "u1", "u2")
     client.sadd("training:module:completed:c1:m1", "u1")
+    # A course id this library cannot put in a key: reindex skips it and says so.
+    client.sadd("training:enrollments:odd:course", "u9")
     client.zadd("training:enrollment:timeseries", {"1718000000000:u1:c1": 1718000000000})
     result = runner.invoke(app, ["report", "--url", url])
     assert result.exit_code == 2
@@ -269,6 +279,7 @@ def test_store_written_by_the_older_system_asks_for_reindex(
     result = runner.invoke(app, ["reindex", "--url", url])
     assert result.exit_code == 0, result.output
     assert re.search(r"Learners\s*│\s*2", result.output)
+    assert re.search(r"Skipped course ids\s*│\s*1: odd:course", result.output)
     result = runner.invoke(app, ["report", "--url", url, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

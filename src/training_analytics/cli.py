@@ -154,9 +154,8 @@ def _friendly_errors() -> Iterator[None]:
         yield
     except ta.NotIndexedError as exc:
         _fail(
-            f"{exc}\nThis store holds training data that this library has not indexed yet "
-            "(written by the older system or another tool). Run `training-analytics reindex` "
-            "once, with the same --url and --prefix, then try again.",
+            f"{exc}.\nRun `training-analytics reindex` with the same --url and --prefix, "
+            "then try again.",
             EXIT_UNAVAILABLE,
         )
     except ta.StoreUnavailableError as exc:
@@ -199,14 +198,15 @@ class Store:
 
 
 def _redact(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (string surgery: parsing may fail)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else "***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(
+        (parts.scheme, f"{user}:***@{hostport}", parts.path, parts.query, parts.fragment)
+    )
 
 
 def _open_store(settings: Settings, url: str | None) -> Store:
@@ -217,8 +217,12 @@ def _open_store(settings: Settings, url: str | None) -> Store:
             client = ta.connect(None)
         where = f"embedded Valkey (data in {default_data_dir()})"
     else:
-        client = ta.connect(configured)
         where = _redact(configured)
+        try:
+            client = ta.connect(configured)
+        except ValueError as exc:
+            # redis-py parses the URL here (scheme, port range, query options).
+            raise ta.InvalidInputError(f"invalid server URL {where!r}: {exc}") from exc
     ping(client)
     analytics = ta.TrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
     return Store(client, analytics, settings, where, embedded=configured is None)
@@ -658,8 +662,19 @@ def reindex(
         table.add_column("What")
         table.add_column("Count", justify="right")
         for name, value in asdict(result).items():
-            table.add_row(name.replace("_", " ").capitalize(), f"{value:,}")
+            table.add_row(name.replace("_", " ").capitalize(), _report_value(value))
         out.print(table)
+
+
+def _report_value(value: object) -> str:
+    """A ReindexReport field for the table: counts, or the first few items of a list."""
+    if isinstance(value, bool) or not isinstance(value, int | list):
+        return escape(str(value))
+    if isinstance(value, int):
+        return f"{value:,}"
+    shown = ", ".join(str(item) for item in value[:5])
+    more = f" (+{len(value) - 5:,} more)" if len(value) > 5 else ""
+    return escape(f"{len(value):,}: {shown}{more}" if value else "0")
 
 
 BenchMain = Callable[[list[str] | None], int]
