@@ -199,6 +199,27 @@ def test_report_for_one_course(data_dir: Path, demo_then_report: Any) -> None:
     assert "Traceback" not in missing.stderr
 
 
+def test_demo_keeps_courses_of_ones_own_in_the_embedded_store(
+    data_dir: Path, demo_then_report: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A previous demo is replaced without asking (see above); a course the user created is not.
+    monkeypatch.setenv("TRAINING_ANALYTICS_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    client = ta.connect()
+    analytics = ta.TrainingAnalytics(client)
+    analytics.create_training_course(
+        {"id": "my-own-course", "title": {"en": "Mine"}, "category": "legal"}
+    )
+    try:
+        result = _cli(data_dir, "demo", "--learners", "20")
+        assert result.returncode == 1
+        assert "--reset" in result.stderr
+        assert analytics.get_training_course("my-own-course") is not None
+    finally:
+        analytics.delete_training_course("my-own-course")
+        client.close()
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 

@@ -44,7 +44,7 @@ from rich.table import Table
 
 import training_analytics as ta
 
-from .demo import DEFAULT_LEARNERS, DEFAULT_SEED, load_demo
+from .demo import DEFAULT_LEARNERS, DEFAULT_SEED, DEMO_COURSE_IDS, load_demo
 from .errors import EmbeddedServerError
 from .server import DATA_DIR_ENV, REDIS_URL_ENV, default_data_dir, ping
 
@@ -250,6 +250,12 @@ def _holds_training_data(store: Store) -> bool:
         k.index_marker(),
     )
     return bool(found)
+
+
+def _holds_only_demo_data(store: Store) -> bool:
+    """Whether the catalogue lists demo courses and nothing else (a previous demo's data)."""
+    ids = store.client.zrange(store.analytics.keys.all_training_courses(), 0, -1)
+    return bool(ids) and {str(i) for i in ids} <= DEMO_COURSE_IDS
 
 
 def _clear_training_data(store: Store) -> int:
@@ -524,8 +530,8 @@ def demo(
         bool,
         typer.Option(
             "--reset",
-            help="On a server given by --url / REDIS_URL: delete its training data (under the "
-            "prefix) first. The embedded server is always cleared.",
+            help="Delete the training data already there (under the prefix) first. Needed "
+            "unless the store is the embedded one and holds only an earlier demo.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -538,7 +544,10 @@ def demo(
         store = _open_store(settings, url)
         if _holds_training_data(store):
             scope = f"{store.where}, {_describe_prefix(settings.prefix)}"
-            if not store.embedded and not reset:
+            # The embedded store is the demo's sandbox, so a previous demo there is replaced
+            # without asking; anything else (a server given by URL, or courses of the user's
+            # own in the embedded store) is only deleted when asked to.
+            if not reset and not (store.embedded and _holds_only_demo_data(store)):
                 err.print(
                     f"[bold red]refused:[/] {escape(scope)} already holds training data, and "
                     "demo data must not mix with it. Pass --reset to delete every "
@@ -713,7 +722,8 @@ def bench(ctx: typer.Context) -> None:
             "bench [ARGS]`) in its root directory.",
             EXIT_REFUSED,
         )
-    raise typer.Exit(entry(list(ctx.args)))
+    code = entry(list(ctx.args))
+    raise typer.Exit(code or 0)
 
 
 def main() -> None:

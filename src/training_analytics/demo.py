@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_LEARNERS",
     "DEFAULT_SEED",
+    "DEMO_COURSE_IDS",
     "PERIOD_DAYS",
     "DemoEvent",
     "DemoSummary",
@@ -451,6 +452,9 @@ _COURSES: Final[tuple[_CourseSpec, ...]] = (
         continue_last=0.8,
     ),
 )
+
+#: Ids of the demo's courses: a catalogue holding only these holds a demo (the CLI may replace it).
+DEMO_COURSE_IDS: Final = frozenset(spec.id for spec in _COURSES)
 
 _FIRST_NAMES: Final = (
     "Ana", "Bruno", "Camila", "Daniel", "Elena", "Felipe", "Gabriela", "Hugo", "Isabel", "Javier",
