@@ -73,7 +73,8 @@ def make_analytics(
             return ta.TrainingAnalytics(client, **options)
         loop = asyncio.new_event_loop()
         loops.append(loop)
-        aclient = redis.asyncio.Redis.from_url(redis_url, decode_responses=False)
+        # Bytes replies and RESP3 here (str and RESP2 on the sync side): both shapes are covered.
+        aclient = redis.asyncio.Redis.from_url(redis_url, decode_responses=False, protocol=3)
         clients.append(aclient)
         return SyncView(ta.AsyncTrainingAnalytics(aclient, **options), loop)
 
