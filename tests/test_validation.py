@@ -39,6 +39,7 @@ CASES: list[tuple[str, tuple[Any, ...], dict[str, Any], type[Exception]]] = [
     ("record_enrollment", ("u1", "c{1}"), {}, ta.InvalidIdError),
     ("record_enrollment", ("u1", "c1"), {"at": datetime(2025, 1, 1)}, ta.InvalidDateError),
     ("record_enrollment", ("u1", "c1"), {"at": "last tuesday"}, ta.InvalidDateError),
+    ("record_enrollment", ("u1", "c1"), {"at": "2025-03-01T10:00"}, ta.InvalidDateError),
     ("record_completion", ("u1", " c1"), {}, ta.InvalidIdError),
     ("record_module_start", ("u1", "c1", ""), {}, ta.InvalidIdError),
     ("record_module_completion", ("u1", "c1", "m*"), {}, ta.InvalidIdError),
@@ -193,3 +194,23 @@ def test_unreachable_server_is_a_typed_error() -> None:
         await aclient.aclose()
 
     asyncio.run(run())
+
+
+def test_a_key_of_the_wrong_type_refuses_one_event_not_the_batch(
+    analytics: Any, client: redis.Redis
+) -> None:
+    client.set("training:enrollments:broken", "not a set")  # written by something else
+    result = analytics.record_many(
+        [
+            ta.EnrollmentEvent(user_id="u1", course_id="c1", at="2025-03-01T10:00:00Z"),
+            ta.EnrollmentEvent(user_id="u1", course_id="broken", at="2025-03-01T10:00:00Z"),
+            ta.EnrollmentEvent(user_id="u2", course_id="c1", at="2025-03-01T11:00:00Z"),
+        ]
+    )
+    assert result.applied == 2
+    assert [(r.index, r.error) for r in result.rejected] == [(1, "StoreError")]
+    assert "WRONGTYPE" in result.rejected[0].message
+    # The other events' deferred counters were written.
+    assert client.get("training:enrollment:date:2025-03-01") == "2"
+    with pytest.raises(ta.StoreError):
+        analytics.record_enrollment("u3", "broken")

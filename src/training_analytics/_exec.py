@@ -45,6 +45,7 @@ SCRIPT_ERRORS: dict[str, type[TrainingAnalyticsError]] = {
     "TA_COURSE_NOT_FOUND": CourseNotFoundError,
     "TA_COURSE_EXISTS": CourseExistsError,
     "TA_RETRY": ConcurrentUpdateError,
+    "TA_STORE_ERROR": StoreError,
 }
 
 

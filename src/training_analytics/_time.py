@@ -77,9 +77,14 @@ def parse_instant(value: datetime | str, what: str = "timestamp") -> datetime:
             raise InvalidDateError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
         return value
     if isinstance(value, str):
-        ms = parse_timestamp_ms(value.strip())
-        if ms is None:
+        text = value.strip()
+        match = _TIMESTAMP.match(text)
+        ms = parse_timestamp_ms(text)
+        if match is None or ms is None:
             raise InvalidDateError(f"{what} is not an ISO-8601 timestamp: {value!r}")
+        if match.group(4) is not None and match.group(8) is None:
+            # Stored values without a zone are read as UTC, but a caller's must say which zone.
+            raise InvalidDateError(f"{what} {value!r} has no time zone; add Z or an offset")
         return from_epoch_ms(ms)
     raise InvalidDateError(f"{what} must be a datetime or an ISO-8601 string, got {value!r}")
 

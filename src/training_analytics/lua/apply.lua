@@ -39,7 +39,14 @@ for e, event in ipairs(events) do
     for _, position in ipairs(event[3]) do k[#k + 1] = KEYS[position] end
     for j = 4, #event do a[#a + 1] = event[j] end
     for _, value in ipairs(groups[event[2]][2]) do a[#a + 1] = value end
-    results[e] = handler(k, a)
+    -- A command error inside one event (a key of the wrong type, written by something else)
+    -- must not abandon the batch: the other events' deferred counters still have to be written.
+    local ok, result = pcall(handler, k, a)
+    if ok then
+      results[e] = result
+    else
+      results[e] = 'TA_STORE_ERROR ' .. tostring(type(result) == 'table' and result.err or result)
+    end
   end
 end
 flush()
