@@ -21,7 +21,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -670,7 +670,7 @@ def reindex(
         table = Table(show_header=False)
         table.add_column("What")
         table.add_column("Count", justify="right")
-        for name, value in asdict(result).items():
+        for name, value in result.model_dump(by_alias=False).items():
             table.add_row(name.replace("_", " ").capitalize(), _report_value(value))
         out.print(table)
 

@@ -88,7 +88,7 @@ class _Facade:
         if isinstance(tz, str):
             try:
                 tz = ZoneInfo(tz)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
+            except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # 'America' is a directory
                 raise InvalidInputError(f"unknown time zone {tz!r}") from exc
         if max_range_days < 1:
             raise InvalidInputError("max_range_days must be at least 1")

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import Field
 
 from ._context import Context
 from ._protocol import Op, batch, cmd, pipeline, single
@@ -27,6 +28,7 @@ from ._time import day_bucket, from_epoch_ms, parse_timestamp_ms
 from .errors import InvalidIdError
 from .helpers import js_round, safe_parse_number
 from .keys import CERTIFICATION_STATUSES, EXPIRABLE_STATUSES, check_id
+from .types import SeedModel
 
 CHUNK = 2000
 
@@ -34,15 +36,16 @@ Progress = Callable[[str, int], None]
 """Called with (stage, items done) as the rebuild advances."""
 
 
-@dataclass
-class ReindexReport:
+class ReindexReport(SeedModel):
+    """What a rebuild counted."""
+
     courses: int = 0
     learners: int = 0
     enrollment_events: int = 0
     completion_events: int = 0
     certifications: int = 0
     removed_dangling_certifications: int = 0
-    skipped_course_ids: list[str] = field(default_factory=list)
+    skipped_course_ids: list[str] = Field(default_factory=list)
     """Course ids found in keys that this library cannot address (e.g. containing ':')."""
 
 

@@ -69,6 +69,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import platformdirs
@@ -77,7 +78,7 @@ import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .errors import EmbeddedServerError, StoreUnavailableError
+from .errors import EmbeddedServerError, InvalidInputError, StoreUnavailableError
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -233,18 +234,32 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("training-analytics"))
 
 
+#: Seconds to wait for a TCP connection (a URL's own ``socket_connect_timeout`` wins): a host
+#: that drops packets fails with StoreUnavailableError instead of hanging.
+CONNECT_TIMEOUT = 5.0
+
+
+def _options(client_name: str | None, decode_responses: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "decode_responses": decode_responses,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+    }
+    if client_name is not None:
+        options["client_name"] = client_name
+    return options
+
+
 def connect(url: str | None = None, *, decode_responses: bool = True) -> redis.Redis:
     """A client for ``url``, else ``REDIS_URL``, else the embedded server (started if needed).
 
     redis-py connects lazily, so an unreachable ``url`` / ``REDIS_URL`` surfaces on the first
-    command; call :func:`ping` to check up front.
+    command; call :func:`ping` to check up front. A malformed URL raises InvalidInputError.
     """
     resolved, client_name = _resolve(url)
-    if client_name is None:
-        return redis.Redis.from_url(resolved, decode_responses=decode_responses)
-    return redis.Redis.from_url(
-        resolved, decode_responses=decode_responses, client_name=client_name
-    )
+    try:
+        return redis.Redis.from_url(resolved, **_options(client_name, decode_responses))
+    except ValueError as exc:
+        raise InvalidInputError(f"not a Redis URL: {_redact(resolved)} ({exc})") from exc
 
 
 def async_connect(url: str | None = None, *, decode_responses: bool = True) -> redis.asyncio.Redis:
@@ -253,11 +268,10 @@ def async_connect(url: str | None = None, *, decode_responses: bool = True) -> r
     Starting the embedded server (first use only) blocks for up to a few seconds.
     """
     resolved, client_name = _resolve(url)
-    if client_name is None:
-        return redis.asyncio.Redis.from_url(resolved, decode_responses=decode_responses)
-    return redis.asyncio.Redis.from_url(
-        resolved, decode_responses=decode_responses, client_name=client_name
-    )
+    try:
+        return redis.asyncio.Redis.from_url(resolved, **_options(client_name, decode_responses))
+    except ValueError as exc:
+        raise InvalidInputError(f"not a Redis URL: {_redact(resolved)} ({exc})") from exc
 
 
 def _resolve(url: str | None) -> tuple[str, str | None]:
@@ -293,7 +307,12 @@ def ping(client: redis.Redis) -> None:
     """PING the server; raise :class:`StoreUnavailableError` naming its URL if that fails."""
     try:
         client.ping()
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except redis.exceptions.InvalidResponse as exc:
+        raise StoreUnavailableError(
+            f"the server at {_describe(client.connection_pool)} did not answer like Redis or "
+            f"Valkey: {exc}"
+        ) from exc
+    except redis.RedisError as exc:  # unreachable or timed out
         raise StoreUnavailableError(
             f"cannot use the Redis/Valkey server at {_describe(client.connection_pool)}: {exc}"
         ) from exc
@@ -303,10 +322,24 @@ async def async_ping(client: redis.asyncio.Redis) -> None:
     """:func:`ping` for an asyncio client."""
     try:
         await client.ping()
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except redis.exceptions.InvalidResponse as exc:
+        raise StoreUnavailableError(
+            f"the server at {_describe(client.connection_pool)} did not answer like Redis or "
+            f"Valkey: {exc}"
+        ) from exc
+    except redis.RedisError as exc:  # unreachable or timed out
         raise StoreUnavailableError(
             f"cannot use the Redis/Valkey server at {_describe(client.connection_pool)}: {exc}"
         ) from exc
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, for error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _describe(pool: redis.ConnectionPool | redis.asyncio.ConnectionPool) -> str:
