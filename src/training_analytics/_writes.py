@@ -72,12 +72,16 @@ class EventBatch:
         return found
 
     def _group(
-        self, name: tuple[str, ...], keys: Callable[[], list[str]], values: Sequence[str] = ()
+        self,
+        name: tuple[str, ...],
+        build: Callable[..., list[str]],
+        *args: str,
+        values: Sequence[str] = (),
     ) -> int:
-        """Index (1-based) of the group ``name``, registering it from ``keys()`` on first use."""
+        """Index (1-based) of the group ``name``, its keys ``build(*args)`` (built on first use)."""
         index = self._group_index.get(name)
         if index is None:
-            self.groups.append(([self._position(key) for key in keys()], list(values)))
+            self.groups.append(([self._position(key) for key in build(*args)], list(values)))
             index = self._group_index[name] = len(self.groups)
         return index
 
@@ -120,7 +124,7 @@ class EventBatch:
         check_id(user_id, "user id")
         day, ms = self._moment(at)
         group = self._group(
-            ("E", course_id, day), lambda: self._enrollment_keys(course_id, day), (course_id, day)
+            ("E", course_id, day), self._enrollment_keys, course_id, day, values=(course_id, day)
         )
         progress = self._position(self.ctx.keys.user_course_progress(user_id, course_id))
         self.events.append(["E", group, [progress], user_id, ms])
@@ -129,29 +133,30 @@ class EventBatch:
         check_id(user_id, "user id")
         day, ms = self._moment(at)
         group = self._group(
-            ("C", course_id, day), lambda: self._completion_keys(course_id, day), (course_id, day)
+            ("C", course_id, day), self._completion_keys, course_id, day, values=(course_id, day)
         )
         progress = self._position(self.ctx.keys.user_course_progress(user_id, course_id))
         self.events.append(["C", group, [progress], user_id, ms])
 
-    def _module_keys(self, course_id: str, module_id: str, completed: bool) -> list[str]:
+    def _module_start_keys(self, course_id: str, module_id: str) -> list[str]:
         k = self.ctx.keys
-        keys = [k.module_enrollments(course_id, module_id), k.course_analytics_cache(course_id)]
-        if completed:
-            keys.append(k.module_completions(course_id, module_id))
-        return keys
+        return [k.module_enrollments(course_id, module_id), k.course_analytics_cache(course_id)]
+
+    def _module_completion_keys(self, course_id: str, module_id: str) -> list[str]:
+        keys = self._module_start_keys(course_id, module_id)
+        return [*keys, self.ctx.keys.module_completions(course_id, module_id)]
 
     def module_start(self, user_id: str, course_id: str, module_id: str) -> None:
         check_id(user_id, "user id")
         group = self._group(
-            ("S", course_id, module_id), lambda: self._module_keys(course_id, module_id, False)
+            ("S", course_id, module_id), self._module_start_keys, course_id, module_id
         )
         self.events.append(["S", group, [], user_id])
 
     def module_completion(self, user_id: str, course_id: str, module_id: str) -> None:
         check_id(user_id, "user id")
         group = self._group(
-            ("M", course_id, module_id), lambda: self._module_keys(course_id, module_id, True)
+            ("M", course_id, module_id), self._module_completion_keys, course_id, module_id
         )
         self.events.append(["M", group, [], user_id])
 
@@ -159,16 +164,17 @@ class EventBatch:
         k = self.ctx.keys
         values = progress_to_fields(progress)
         user, course = progress.user_id, progress.course_id
-        group = self._group(
-            ("P", course),
-            lambda: [
-                k.course_enrollments(course),
-                k.course_stats(course),
-                k.course_analytics_cache(course),
-            ],
-        )
+        group = self._group(("P", course), self._progress_keys, course)
         own = self._position(k.user_course_progress(user, course))
         self.events.append(["P", group, [own], user, *values])
+
+    def _progress_keys(self, course_id: str) -> list[str]:
+        k = self.ctx.keys
+        return [
+            k.course_enrollments(course_id),
+            k.course_stats(course_id),
+            k.course_analytics_cache(course_id),
+        ]
 
     def _certification_keys(self) -> list[str]:
         k = self.ctx.keys
