@@ -42,6 +42,8 @@ NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 
 runner = CliRunner()
 
+FIXED_NOW = "2026-11-20T12:00:00Z"
+
 
 def _env(data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
@@ -74,11 +76,12 @@ def data_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def demo_then_report(data_dir: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``demo`` (tables), then ``report --json``, then ``demo --json`` again: three processes."""
-    demo = _cli(data_dir, "demo", "--learners", "300", "--seed", "1")
+    # A fixed --now: the two demos must generate the same programme even a minute apart.
+    demo = _cli(data_dir, "demo", "--learners", "300", "--seed", "1", "--now", FIXED_NOW)
     assert demo.returncode == 0, demo.stderr
     as_json = _cli(data_dir, "report", "--json")
     assert as_json.returncode == 0, as_json.stderr
-    again = _cli(data_dir, "demo", "--learners", "300", "--seed", "1", "--json")
+    again = _cli(data_dir, "demo", "--learners", "300", "--seed", "1", "--json", "--now", FIXED_NOW)
     assert again.returncode == 0, again.stderr
     return demo.stdout + demo.stderr, json.loads(as_json.stdout), json.loads(again.stdout)
 

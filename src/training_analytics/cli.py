@@ -44,6 +44,7 @@ from rich.table import Table
 
 import training_analytics as ta
 
+from ._time import parse_instant
 from .demo import DEFAULT_LEARNERS, DEFAULT_SEED, DEMO_COURSE_IDS, load_demo
 from .errors import EmbeddedServerError
 from .server import DATA_DIR_ENV, REDIS_URL_ENV, default_data_dir, ping
@@ -535,11 +536,23 @@ def demo(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="End of the generated activity (ISO-8601 with a zone); default: the current "
+            "time. With --seed it makes a demo reproducible.",
+        ),
+    ] = None,
     prefix: PrefixOption = None,
     tz: TzOption = None,
 ) -> None:
     """Load a realistic generated programme (~90 days of activity), then print the report."""
     settings = _settings(ctx, prefix, tz)
+    try:
+        end = datetime.now(UTC) if now is None else parse_instant(now, "--now")
+    except ta.InvalidDateError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--now") from exc
     with _friendly_errors():
         store = _open_store(settings, url)
         if _holds_training_data(store):
@@ -574,7 +587,7 @@ def demo(
                 store.analytics,
                 learners=learners,
                 seed=seed,
-                now=datetime.now(UTC),
+                now=end,
                 progress=advance,
             )
         elapsed = time.monotonic() - started
