@@ -156,6 +156,23 @@ class Bench:
         info: dict[str, Any] = self.client.info("memory")
         return int(info["used_memory"])
 
+    def key_bytes(self, pattern: str) -> int:
+        """MEMORY USAGE summed over the keys matching ``pattern`` (every sample of each key)."""
+        total = 0
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            total += int(command(self.client, "MEMORY", "USAGE", key, "SAMPLES", 0) or 0)
+        return total
+
+    def server_slowest(self, phase: str, top: int = 5) -> None:
+        """Keep the phase's slowest server commands (SLOWLOG), then clear the log."""
+        entries = command(self.client, "SLOWLOG", "GET", -1)
+        slowest = sorted(entries, key=lambda e: -int(e[2]))[:top]
+        self.run.meta.setdefault("slowlog", {})[phase] = [
+            {"micros": int(e[2]), "command": " ".join(str(a) for a in e[3][:3])[:100]}
+            for e in slowest
+        ]
+        command(self.client, "SLOWLOG", "RESET")
+
     def record(
         self, workload: str, size: int, system: str, kind: Kind, timing: Timing, *, note: str = ""
     ) -> Measurement:
@@ -197,17 +214,17 @@ class Bench:
             pg.load_courses([(c, True, i) for i, c in enumerate(course_ids.values())])
             self.log("PostgreSQL: building indexes, VACUUM ANALYZE")
             pg.add_indexes()
-        seed_layout = self.used_memory()
         self.log("library: reindex (derived keys from the seed layout)")
         elapsed = time_once(self.lib.reindex)
         self.run.meta["reindex_seconds"] = round(elapsed, 1)
         learners_total = sum(plan.course_sizes)
-        derived = self.used_memory() - seed_layout
+        # Summed per key: a used_memory delta this small drowns in allocator noise.
+        derived = self.key_bytes("training:agg:*")
         self.run.meta["course_store"] = {
             "learners": learners_total,
-            "seed_layout_used_memory": seed_layout,
+            "used_memory": self.used_memory(),
             "derived_keys_bytes": derived,
-            "derived_bytes_per_learner": round(derived / learners_total, 2),
+            "derived_bytes_per_learner": round(derived / learners_total, 4),
         }
         for n, course_id in course_ids.items():
             slow = n >= 100_000
@@ -566,6 +583,7 @@ class Bench:
         self.log(f"memory: record_many of {len(events):,} events for {n:,} learners")
         elapsed = time_once(lambda: self.lib.record_many(events, batch_size=plan.batch_size))
         ours_bytes = self.used_memory() - before
+        self.run.meta["memory_store_derived_bytes"] = self.key_bytes("training:agg:*")
         self.record(
             "bulk_ingest_mixed",
             len(events),
