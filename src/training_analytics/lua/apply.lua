@@ -8,9 +8,9 @@
 -- KEYS[5..] every key the events use, each once; events refer to them by position
 -- ARGV[1]  JSON [groups, events]. A group is [[key positions], [values]] shared by many events
 --          (a course's keys for one day, say). An event is [kind, group, [key positions], args...]:
---          its handler gets k = the group's keys then the event's own, and a = the event's args
---          then the group's values. One JSON document keeps the protocol's per-argument cost and
---          repeated key names off the bulk-ingest path.
+--          its handler is called with the group's keys, the group's values, the event's own keys
+--          and the event itself (args from event[4]). One JSON document keeps the protocol's
+--          per-argument cost and repeated key names off the bulk-ingest path.
 --
 -- Replies one entry per event: 1 changed the store, 0 changed nothing (a replay), or an error
 -- string "TA_<CODE> message" for an event that was refused and wrote nothing. A refusal does not
@@ -33,15 +33,11 @@ for e, event in ipairs(events) do
   if not handler then
     results[e] = 'TA_BAD_INPUT unknown event kind ' .. tostring(event[1])
   else
-    local shared = group_keys[event[2]]
-    local k, a = {}, {}
-    for j = 1, #shared do k[j] = shared[j] end
-    for _, position in ipairs(event[3]) do k[#k + 1] = KEYS[position] end
-    for j = 4, #event do a[#a + 1] = event[j] end
-    for _, value in ipairs(groups[event[2]][2]) do a[#a + 1] = value end
+    local own = {}
+    for j, position in ipairs(event[3]) do own[j] = KEYS[position] end
     -- A command error inside one event (a key of the wrong type, written by something else)
     -- must not abandon the batch: the other events' deferred counters still have to be written.
-    local ok, result = pcall(handler, k, a)
+    local ok, result = pcall(handler, group_keys[event[2]], groups[event[2]][2], own, event)
     if ok then
       results[e] = result
     else

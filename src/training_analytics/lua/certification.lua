@@ -1,10 +1,10 @@
--- Certification events. Key layout:
---   1 all set, 2-5 status sets (issued, claimed, expired, revoked), 6-7 expiry indexes
---   (issued, claimed), 8 credential stats hash, 9 credential cache, 10 overview cache,
---   11 the certification hash
+-- Certification events.
+-- group keys: 1 all set, 2-5 status sets (issued, claimed, expired, revoked), 6-7 expiry
+--   indexes (issued, claimed), 8 credential stats hash, 9 credential cache, 10 overview cache
+-- own keys: 1 the certification hash
 local STATUS_KEY = {issued = 2, claimed = 3, expired = 4, revoked = 5}
 local EXPIRY_KEY = {issued = 6, claimed = 7}
-local CERT, ALL, STATS, CACHE, OVERVIEW = 11, 1, 8, 9, 10
+local ALL, STATS, CACHE, OVERVIEW = 1, 8, 9, 10
 local ALLOWED = {
   issued = {claimed = true, expired = true, revoked = true},
   claimed = {expired = true, revoked = true},
@@ -12,15 +12,15 @@ local ALLOWED = {
 }
 
 -- Event I: issue a certification.
--- args: 1 id, then field/value pairs of the record (strings; absent optional fields "")
+-- args (event[4..]): id, then field/value pairs of the record (strings; absent optional: "")
 -- Issuing the same record again changes nothing; the same id with other data is refused.
-HANDLERS['I'] = function(k, a)
-  local id = a[1]
+HANDLERS['I'] = function(k, gv, own, e)
+  local cert_key, id = own[1], e[4]
   local record = {}
-  for i = 2, #a, 2 do record[a[i]] = a[i + 1] end
-  if redis.call('EXISTS', k[CERT]) == 1 then
+  for i = 5, #e, 2 do record[e[i]] = e[i + 1] end
+  if redis.call('EXISTS', cert_key) == 1 then
     for field, value in pairs(record) do
-      local stored = redis.call('HGET', k[CERT], field)
+      local stored = redis.call('HGET', cert_key, field)
       if (stored or '') ~= value then
         return 'TA_CERT_EXISTS certification ' .. id .. ' exists with a different ' .. field
       end
@@ -30,8 +30,8 @@ HANDLERS['I'] = function(k, a)
   local status = record['status']
   if not STATUS_KEY[status] then return 'TA_BAD_INPUT unknown status ' .. tostring(status) end
   local fields = {}
-  for i = 2, #a do fields[#fields + 1] = a[i] end
-  redis.call('HSET', k[CERT], unpack(fields))
+  for i = 5, #e do fields[#fields + 1] = e[i] end
+  redis.call('HSET', cert_key, unpack(fields))
   redis.call('SADD', k[ALL], id)
   redis.call('SADD', k[STATUS_KEY[status]], id)
   local expires = parse_ts(record['expiresAt'] or '')
@@ -45,11 +45,11 @@ HANDLERS['I'] = function(k, a)
 end
 
 -- Event U: change a certification's status.
--- args: 1 id, 2 new status, 3 claim time (for claimed)
+-- args (event[4..]): id, new status, claim time ("" unless claimed)
 -- issued -> claimed | expired | revoked; claimed -> expired | revoked; expired -> revoked.
-HANDLERS['U'] = function(k, a)
-  local id, new, claim_time = a[1], a[2], a[3]
-  local cur = redis.call('HMGET', k[CERT], 'status', 'issuedAt', 'claimedAt', 'expiresAt')
+HANDLERS['U'] = function(k, gv, own, e)
+  local cert_key, id, new, claim_time = own[1], e[4], e[5], e[6]
+  local cur = redis.call('HMGET', cert_key, 'status', 'issuedAt', 'claimedAt', 'expiresAt')
   local old = cur[1]
   if not old then return 'TA_CERT_NOT_FOUND no certification ' .. id end
   if old == new then return 0 end
@@ -70,9 +70,9 @@ HANDLERS['U'] = function(k, a)
       return 'TA_BAD_INPUT claim time ' .. claim_time .. ' is before issue time ' .. issued_at
     end
     new_claimed = claim_time
-    redis.call('HSET', k[CERT], 'status', new, 'claimedAt', claim_time)
+    redis.call('HSET', cert_key, 'status', new, 'claimedAt', claim_time)
   else
-    redis.call('HSET', k[CERT], 'status', new)
+    redis.call('HSET', cert_key, 'status', new)
   end
   add_claim(k[STATS], old, issued_at, old_claimed, -1)
   add_claim(k[STATS], new, issued_at, new_claimed, 1)
