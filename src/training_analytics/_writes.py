@@ -127,7 +127,7 @@ class EventBatch:
             ("E", course_id, day), self._enrollment_keys, course_id, day, values=(course_id, day)
         )
         progress = self._position(self.ctx.keys.user_course_progress(user_id, course_id))
-        self.events.append(["E", group, [progress], user_id, ms])
+        self.events.append(["E", group, progress, user_id, ms])
 
     def completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         check_id(user_id, "user id")
@@ -136,7 +136,7 @@ class EventBatch:
             ("C", course_id, day), self._completion_keys, course_id, day, values=(course_id, day)
         )
         progress = self._position(self.ctx.keys.user_course_progress(user_id, course_id))
-        self.events.append(["C", group, [progress], user_id, ms])
+        self.events.append(["C", group, progress, user_id, ms])
 
     def _module_start_keys(self, course_id: str, module_id: str) -> list[str]:
         k = self.ctx.keys
@@ -151,14 +151,14 @@ class EventBatch:
         group = self._group(
             ("S", course_id, module_id), self._module_start_keys, course_id, module_id
         )
-        self.events.append(["S", group, [], user_id])
+        self.events.append(["S", group, 0, user_id])
 
     def module_completion(self, user_id: str, course_id: str, module_id: str) -> None:
         check_id(user_id, "user id")
         group = self._group(
             ("M", course_id, module_id), self._module_completion_keys, course_id, module_id
         )
-        self.events.append(["M", group, [], user_id])
+        self.events.append(["M", group, 0, user_id])
 
     def progress(self, progress: EnhancedTrainingProgress) -> None:
         k = self.ctx.keys
@@ -166,7 +166,7 @@ class EventBatch:
         user, course = progress.user_id, progress.course_id
         group = self._group(("P", course), self._progress_keys, course)
         own = self._position(k.user_course_progress(user, course))
-        self.events.append(["P", group, [own], user, *values])
+        self.events.append(["P", group, own, user, *values])
 
     def _progress_keys(self, course_id: str) -> list[str]:
         k = self.ctx.keys
@@ -200,7 +200,7 @@ class EventBatch:
             pairs += [name, value]
         group = self._group(("cert",), self._certification_keys)
         own = self._position(self.ctx.keys.training_certification(record.id))
-        self.events.append(["I", group, [own], record.id, *pairs])
+        self.events.append(["I", group, own, record.id, *pairs])
 
     def certification_status(
         self,
@@ -220,7 +220,7 @@ class EventBatch:
             )
         group = self._group(("cert",), self._certification_keys)
         own = self._position(self.ctx.keys.training_certification(cert_id))
-        self.events.append(["U", group, [own], cert_id, new_status, claim_time])
+        self.events.append(["U", group, own, cert_id, new_status, claim_time])
 
     def call(self) -> ScriptCall:
         document = json.dumps([self.groups, self.events], ensure_ascii=False, separators=(",", ":"))

@@ -119,6 +119,11 @@ local function flush()
   end
 end
 
+-- Set by apply.lua when a progress hash of this batch's enrolments exists before it runs; the
+-- progress handler writes hashes itself, so it needs no flag.
+local progress_may_exist = false
+local progress_written = {}
+
 -- Score and time-to-complete of one learner's progress hash, as the course averages count them.
 local function add_progress(progress_key, stats_key, sign)
   local p = redis.call('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')

@@ -1,7 +1,7 @@
 -- Certification events.
 -- group keys: 1 all set, 2-5 status sets (issued, claimed, expired, revoked), 6-7 expiry
 --   indexes (issued, claimed), 8 credential stats hash, 9 credential cache, 10 overview cache
--- own keys: 1 the certification hash
+-- own key: the certification hash
 local STATUS_KEY = {issued = 2, claimed = 3, expired = 4, revoked = 5}
 local EXPIRY_KEY = {issued = 6, claimed = 7}
 local ALL, STATS, CACHE, OVERVIEW = 1, 8, 9, 10
@@ -14,8 +14,8 @@ local ALLOWED = {
 -- Event I: issue a certification.
 -- args (event[4..]): id, then field/value pairs of the record (strings; absent optional: "")
 -- Issuing the same record again changes nothing; the same id with other data is refused.
-HANDLERS['I'] = function(k, gv, own, e)
-  local cert_key, id = own[1], e[4]
+HANDLERS['I'] = function(k, gv, cert_key, e)
+  local id = e[4]
   local record = {}
   for i = 5, #e, 2 do record[e[i]] = e[i + 1] end
   if redis.call('EXISTS', cert_key) == 1 then
@@ -47,8 +47,8 @@ end
 -- Event U: change a certification's status.
 -- args (event[4..]): id, new status, claim time ("" unless claimed)
 -- issued -> claimed | expired | revoked; claimed -> expired | revoked; expired -> revoked.
-HANDLERS['U'] = function(k, gv, own, e)
-  local cert_key, id, new, claim_time = own[1], e[4], e[5], e[6]
+HANDLERS['U'] = function(k, gv, cert_key, e)
+  local id, new, claim_time = e[4], e[5], e[6]
   local cur = redis.call('HMGET', cert_key, 'status', 'issuedAt', 'claimedAt', 'expiresAt')
   local old = cur[1]
   if not old then return 'TA_CERT_NOT_FOUND no certification ' .. id end
