@@ -344,3 +344,50 @@ def test_enhanced_mapping_of_seed_courses(seed_store: redis.Redis, analytics: An
     assert [c.id for c in analytics.get_enhanced_courses_by_status("draft")] == [LEGAL]
     dumped = sales.model_dump()
     assert {"estimatedHours", "hasCertification", "passingScore", "createdBy"} <= dumped.keys()
+
+
+def test_every_remaining_read_on_seed_data(seed_store: redis.Redis, analytics: Any) -> None:
+    analytics.reindex()
+    oracle = seed_oracle.course_detailed_analytics(seed_store, SALES)
+    for i, module in enumerate(oracle["dropoffRates"], 1):
+        rate = analytics.get_module_dropoff_rate(SALES, f"{SALES}-m{i}")
+        assert rate == module["dropoffRate"]
+    assert (
+        analytics.calculate_average_completion()
+        == seed_oracle.overview(seed_store)["averageCompletionRate"]
+    )
+    assert [c.id for c in analytics.get_published_training_courses()] == [SALES]
+    assert [c.id for c in analytics.get_training_courses_by_category("legal")] == [LEGAL]
+    raw_days = {
+        k.rsplit(":", 1)[1]: int(v)
+        for k in seed_store.scan_iter("training:completion:date:*")
+        if (v := seed_store.get(k))
+    }
+    series = analytics.get_completion_time_series("2025-05-01", "2025-06-30")
+    assert {p.date: p.count for p in series if p.count} == raw_days
+    daily = analytics.get_daily_completion_counts("2025-05-01", "2025-06-30")
+    assert sum(p.count for p in daily) == sum(raw_days.values()) > 0
+    assert sorted(analytics.get_course_completions(LEGAL)) == sorted(
+        seed_store.smembers(f"training:completions:{LEGAL}")
+    )
+    assert analytics.get_course_completion_count(SALES) == seed_store.scard(
+        f"training:completions:{SALES}"
+    )
+
+
+def test_series_fall_back_to_the_sorted_set_without_day_counters(
+    seed_store: redis.Redis, analytics: Any
+) -> None:
+    # Stores filled by other tooling may hold the event series without the day counters.
+    for key in list(seed_store.scan_iter("training:enrollment:date:*")):
+        seed_store.delete(key)
+    members = seed_store.zrange("training:enrollment:timeseries", 0, -1, withscores=True)
+    expected: dict[str, int] = {}
+    for _, score in members:
+        day = datetime.fromtimestamp(score / 1000, tz=UTC).date().isoformat()
+        expected[day] = expected.get(day, 0) + 1
+    series = analytics.get_enrollment_time_series("2025-05-01", "2025-05-31")
+    assert {p.date: p.count for p in series if p.count} == expected
+    assert all(
+        p.count == 0 for p in analytics.get_daily_enrollment_counts("2025-05-01", "2025-05-31")
+    )
