@@ -74,11 +74,15 @@ class operation(Generic[P, T]):  # noqa: N801 - used like a decorator/function
         return bound
 
 
-class _Facade:
-    """Configuration shared by both facades."""
+ClientT = TypeVar("ClientT")
+
+
+class _Facade(Generic[ClientT]):
+    """The client and the configuration; both facades take the same arguments."""
 
     def __init__(
         self,
+        client: ClientT,
         *,
         prefix: str = "",
         tz: str | ZoneInfo = "UTC",
@@ -92,6 +96,7 @@ class _Facade:
                 raise InvalidInputError(f"unknown time zone {tz!r}") from exc
         if max_range_days < 1:
             raise InvalidInputError("max_range_days must be at least 1")
+        self.client = client
         self.context = Context(
             keys=TrainingKeys(prefix), tz=tz, clock=clock, max_range_days=max_range_days
         )
@@ -104,7 +109,7 @@ class _Facade:
         raise NotImplementedError
 
 
-class _Operations(_Facade):
+class _Operations(_Facade[ClientT]):
     # enrollments
     get_course_enrollments = operation(enrollments.get_course_enrollments)
     get_course_enrollment_count = operation(enrollments.get_course_enrollment_count)
@@ -156,20 +161,8 @@ class _Operations(_Facade):
     reindex = operation(reindex.reindex)
 
 
-class TrainingAnalytics(_Operations):
+class TrainingAnalytics(_Operations[redis.Redis]):
     """Training analytics on a sync redis-py client (``redis.Redis``)."""
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        prefix: str = "",
-        tz: str | ZoneInfo = "UTC",
-        clock: Callable[[], datetime] = utc_now,
-        max_range_days: int = DEFAULT_MAX_RANGE_DAYS,
-    ) -> None:
-        super().__init__(prefix=prefix, tz=tz, clock=clock, max_range_days=max_range_days)
-        self.client = client
 
     def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
         context, client = self.context, self.client
@@ -181,20 +174,8 @@ class TrainingAnalytics(_Operations):
         return method
 
 
-class AsyncTrainingAnalytics(_Operations):
+class AsyncTrainingAnalytics(_Operations[redis.asyncio.Redis]):
     """Training analytics on an asyncio redis-py client (``redis.asyncio.Redis``)."""
-
-    def __init__(
-        self,
-        client: redis.asyncio.Redis,
-        *,
-        prefix: str = "",
-        tz: str | ZoneInfo = "UTC",
-        clock: Callable[[], datetime] = utc_now,
-        max_range_days: int = DEFAULT_MAX_RANGE_DAYS,
-    ) -> None:
-        super().__init__(prefix=prefix, tz=tz, clock=clock, max_range_days=max_range_days)
-        self.client = client
 
     def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
         context, client = self.context, self.client
