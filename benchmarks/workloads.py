@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from rich.console import Console
@@ -24,9 +24,12 @@ from . import data
 from ._redis import command, queue
 from .baseline_seed import CourseFigures, CredentialFigures, OverviewFigures, SeedModel
 from .data import MODULES, NOW, NOW_MS, Learner
-from .postgres import Postgres
 from .results import Kind, Measurement, Run
 from .timing import Timing, measure, time_once
+
+if TYPE_CHECKING:
+    # Only a type here: psycopg is an optional dependency, imported when PostgreSQL is used.
+    from .postgres import Postgres
 
 
 class MismatchError(Exception):
