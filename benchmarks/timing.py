@@ -41,18 +41,22 @@ def measure(
     min_time: float = 0.02,
     max_calls: int = 2000,
     warm: bool = True,
+    calls: int | None = None,
 ) -> Timing:
     """Time ``fn`` in ``repeat`` repetitions of enough calls to last ``min_time`` seconds each.
 
     ``warm=False`` skips the warm-up call, for slow calls whose caller has just run ``fn`` once
-    (to check its answer), which warmed connections and caches already.
+    (to check its answer), which warmed connections and caches already. ``calls`` fixes the
+    calls per repetition and skips the calibrating call: one call of the seed's algorithm at a
+    million learners takes most of a minute.
     """
     if warm:
         fn()
-    start = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - start, 1e-9)
-    calls = max(1, min(max_calls, math.ceil(min_time / one)))
+    if calls is None:
+        start = time.perf_counter()
+        fn()
+        one = max(time.perf_counter() - start, 1e-9)
+        calls = max(1, min(max_calls, math.ceil(min_time / one)))
     samples: list[float] = []
     for _ in range(repeat):
         # Collect now so a collection triggered by earlier garbage does not land in this sample.

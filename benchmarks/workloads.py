@@ -193,7 +193,7 @@ class Bench:
     ) -> None:
         """Time a read whose answer was just checked (that call was the warm-up)."""
         repeat = self.plan.slow_repeat if slow else self.plan.repeat
-        timing = measure(fn, repeat=repeat, warm=False, min_time=0 if slow else 0.05)
+        timing = measure(fn, repeat=repeat, warm=False, min_time=0.05, calls=1 if slow else None)
         self.record(workload, size, system, "latency", timing)
 
     # --- phase: course analytics and time series ---------------------------------------------
