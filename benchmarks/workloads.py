@@ -120,11 +120,12 @@ def check(question: str, ours: object, theirs: object, who: str) -> None:
 
 
 def _label(n: int) -> str:
-    return (
-        f"{n // 1_000_000}m"
-        if n >= 1_000_000 and n % 1_000_000 == 0
-        else (f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n))
-    )
+    """1000 -> "1k", 1000000 -> "1m": short course ids that still say the size."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
 
 
 class Bench:
