@@ -28,14 +28,16 @@ for g, group in ipairs(groups) do
   group_keys[g] = keys
 end
 -- Learners' progress hashes are read on enrolment only when they exist; on bulk imports of new
--- learners none does, and one EXISTS over all of them saves a read per enrolment.
+-- learners none does, and one EXISTS over all of them saves a read per enrolment. (A lone
+-- enrolment just reads its hash: the EXISTS would be an extra command, not one saved.)
 local progress_keys = {}
 for _, event in ipairs(events) do
   if event[1] == 'E' or event[1] == 'C' then progress_keys[#progress_keys + 1] = KEYS[event[3]] end
 end
+if #progress_keys == 1 then progress_may_exist = true end
 for start = 1, #progress_keys, 1000 do
   local last = math.min(start + 999, #progress_keys)
-  if redis.call('EXISTS', unpack(progress_keys, start, last)) > 0 then
+  if progress_may_exist or redis.call('EXISTS', unpack(progress_keys, start, last)) > 0 then
     progress_may_exist = true
     break
   end
