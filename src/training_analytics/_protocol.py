@@ -81,6 +81,14 @@ def single(*args: Arg) -> Generator[Batch, list[Any], Any]:
     return replies[0]
 
 
+def cardinalities(keys: Sequence[str]) -> Generator[Batch, list[Any], list[int]]:
+    """SCARD of every key, in one round trip and one command (none for no keys)."""
+    if not keys:
+        return []
+    replies = yield Batch((ScriptCall(load_script("cardinalities.lua"), tuple(keys), ()),))
+    return [int(n) for n in replies[0]]
+
+
 def pipeline(calls: Sequence[Call]) -> Generator[Batch, list[Any], list[Any]]:
     """Any number of calls in one round trip (none: no round trip)."""
     if not calls:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._context import Context
-from ._protocol import Op, batch, cmd, pipeline
+from ._protocol import Op, batch, cardinalities, cmd
 from .catalog import get_training_course
 from .helpers import calculate_percentage, get_localized_name
 from .types import CourseModule, ModuleDropoffRate
@@ -29,18 +29,18 @@ def _dropoff(started: int, completed: int) -> float:
 def module_dropoffs(
     ctx: Context, course_id: str, modules: Sequence[CourseModule]
 ) -> Op[list[ModuleDropoffRate]]:
-    """Drop-off of each module, in course order: two SCARDs per module, one round trip."""
+    """Drop-off of each module, in course order: two SCARDs per module, one script call."""
     k = ctx.keys
-    calls = []
+    keys = []
     for module in modules:
-        calls.append(cmd("SCARD", k.module_enrollments(course_id, module.id)))
-        calls.append(cmd("SCARD", k.module_completions(course_id, module.id)))
-    replies = yield from pipeline(calls)
+        keys.append(k.module_enrollments(course_id, module.id))
+        keys.append(k.module_completions(course_id, module.id))
+    replies = yield from cardinalities(keys)
     return [
         ModuleDropoffRate(
             module_id=module.id,
             module_name=get_localized_name(module.title, f"Module {i + 1}"),
-            dropoff_rate=_dropoff(int(replies[2 * i]), int(replies[2 * i + 1])),
+            dropoff_rate=_dropoff(replies[2 * i], replies[2 * i + 1]),
         )
         for i, module in enumerate(modules)
     ]

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ._context import Context
 from ._index import require_index
-from ._protocol import Op, batch, cmd, pipeline, single
+from ._protocol import Op, batch, cardinalities, cmd, single
 from .analytics import module_dropoffs
 from .errors import StoreError
 from .helpers import calculate_percentage, js_round, round_to, safe_parse_json
@@ -70,13 +70,12 @@ def _course_rates(ctx: Context) -> Op[tuple[list[str], set[str], list[int], list
         cmd("SMEMBERS", k.published_training_courses()),
         cmd("SCARD", k.all_training_certifications()),
     )
-    calls = []
+    keys = []
     for course_id in ids:
-        calls.append(cmd("SCARD", k.course_enrollments(course_id)))
-        calls.append(cmd("SCARD", k.course_completions(course_id)))
-    replies = yield from pipeline(calls)
-    enrolled = [int(r) for r in replies[0::2]]
-    completed = [int(r) for r in replies[1::2]]
+        keys.append(k.course_enrollments(course_id))
+        keys.append(k.course_completions(course_id))
+    replies = yield from cardinalities(keys)
+    enrolled, completed = replies[0::2], replies[1::2]
     return list(ids), set(published), enrolled, completed, int(certificates)
 
 

@@ -18,9 +18,19 @@ from .helpers import get_date_range, safe_parse_number
 from .types import TimeSeriesDataPoint
 
 
+def _count(value: str | None) -> int:
+    if not value:
+        return 0
+    try:
+        return int(value)  # what INCR and HINCRBY store
+    except ValueError:
+        return int(safe_parse_number(value))
+
+
 def _points(dates: list[str], values: list[str | None]) -> list[TimeSeriesDataPoint]:
+    # Dates and counts are built here, already valid: skip per-point validation (a year is 365).
     return [
-        TimeSeriesDataPoint(date=d, count=int(safe_parse_number(v)))
+        TimeSeriesDataPoint.model_construct(date=d, count=_count(v))
         for d, v in zip(dates, values, strict=True)
     ]
 
@@ -78,7 +88,10 @@ def _with_fallback(
         stamp = member.partition(":")[0]
         if stamp.isdigit() and int(stamp) > 0:
             counts[day_bucket(from_epoch_ms(int(stamp)), ctx.tz)] += 1
-    return [TimeSeriesDataPoint(date=p.date, count=counts.get(p.date, 0)) for p in points]
+    return [
+        TimeSeriesDataPoint.model_construct(date=p.date, count=counts.get(p.date, 0))
+        for p in points
+    ]
 
 
 def get_enrollment_time_series(
