@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from ._context import Context
 from ._protocol import Op
 from ._writes import EventBatch, apply
-from .errors import InvalidInputError, TrainingAnalyticsError
+from .errors import InvalidInputError
 from .types import (
     BatchResult,
     CertificationIssuedEvent,
@@ -77,22 +77,23 @@ def record_many(
             current = EventBatch(ctx)
     if current.size:
         batches.append(current)
-    result = BatchResult()
-    offset = 0
+    # Plain counters: assigning to a pydantic model field per event would cost more than the event.
+    applied = unchanged = offset = 0
+    rejected: list[RejectedEvent] = []
     for events_batch in batches:
         outcomes = yield from apply(events_batch)
         for position, outcome in enumerate(outcomes):
-            if isinstance(outcome, TrainingAnalyticsError):
-                result.rejected.append(
+            if outcome is True:
+                applied += 1
+            elif outcome is False:
+                unchanged += 1
+            else:
+                rejected.append(
                     RejectedEvent(
                         index=offset + position,
                         error=type(outcome).__name__,
                         message=str(outcome),
                     )
                 )
-            elif outcome:
-                result.applied += 1
-            else:
-                result.unchanged += 1
         offset += events_batch.size
-    return result
+    return BatchResult(applied=applied, unchanged=unchanged, rejected=rejected)
