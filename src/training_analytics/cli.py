@@ -703,7 +703,7 @@ BenchMain = Callable[[list[str] | None], int]
 
 
 def _benchmarks_main() -> BenchMain | None:
-    """``main`` of the ``benchmarks`` package of a checkout, if it can be imported."""
+    """``main`` of the ``benchmarks`` package (installed with this one), if it can be imported."""
     for name in ("benchmarks", "benchmarks.__main__"):
         try:
             module = importlib.import_module(name)
@@ -723,16 +723,16 @@ def _benchmarks_main() -> BenchMain | None:
     add_help_option=False,
 )
 def bench(ctx: typer.Context) -> None:
-    """Run the benchmarks (arguments go to them; try `bench --help`). Needs a checkout."""
+    """Run the benchmarks (arguments go to them; try `bench --help`)."""
     try:
         entry = _benchmarks_main()
     except ImportError as exc:
         _fail(f"the benchmarks cannot be imported: {exc}", EXIT_REFUSED)
     if entry is None:
         _fail(
-            "the benchmarks are not installed with the package. From a checkout of the "
-            "repository, run `python -m benchmarks [ARGS]` (or `python -m training_analytics "
-            "bench [ARGS]`) in its root directory.",
+            "the benchmarks are not installed here. Reinstall the package (`pip install "
+            "'training-analytics[bench]'`), or run `python -m benchmarks [ARGS]` in the root "
+            "of a checkout.",
             EXIT_REFUSED,
         )
     code = entry(list(ctx.args))
