@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import redis
 
 import training_analytics as ta
@@ -215,3 +216,33 @@ def test_record_many_is_one_batch_of_the_same_events(analytics: Any) -> None:
     assert (result.applied, result.unchanged, result.rejected) == (2501, 1, [])
     assert analytics.get_course_enrollment_count("c1") == 2500
     assert analytics.get_daily_enrollment_counts("2025-03-01", "2025-03-01")[0].count == 2500
+
+
+def test_streamed_record_many_applies_in_order(analytics: Any) -> None:
+    events = [ta.EnrollmentEvent(user_id=f"u{i % 700}", course_id="c1", at=T0) for i in range(2100)]
+    events.append(ta.CompletionEvent(user_id="u1", course_id="c1", at=T0 + timedelta(days=1)))
+    result = analytics.record_many(events, batch_size=100, stream=True)
+    assert (result.applied, result.unchanged, result.rejected) == (701, 1400, [])
+    assert analytics.get_course_enrollment_count("c1") == 700
+    assert analytics.get_course_completion_count("c1") == 1
+
+
+def test_streamed_record_many_stops_at_a_malformed_event(
+    analytics: Any, client: redis.Redis
+) -> None:
+    events: list[Any] = [
+        ta.EnrollmentEvent(user_id=f"u{i}", course_id="c1", at=T0) for i in range(250)
+    ]
+    events.append({"kind": "enrollment", "userId": "bad:id", "courseId": "c1"})
+    events += [ta.EnrollmentEvent(user_id=f"v{i}", course_id="c1", at=T0) for i in range(50)]
+    with pytest.raises(
+        ta.InvalidIdError, match=r"event 250: .* \(200 earlier events were sent and applied\)"
+    ):
+        analytics.record_many(events, batch_size=100, stream=True)
+    # The two full batches before the malformed event were applied; its own batch was not sent.
+    assert analytics.get_course_enrollment_count("c1") == 200
+    # Without stream, nothing at all is written.
+    client.flushdb()
+    with pytest.raises(ta.InvalidIdError):
+        analytics.record_many(events, batch_size=100)
+    assert client.dbsize() == 0

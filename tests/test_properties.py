@@ -239,9 +239,14 @@ def check_invariants(client: redis.Redis) -> None:
 @given(
     stream=st.lists(events, max_size=40),
     batch_size=st.one_of(st.none(), st.integers(min_value=1, max_value=15)),
+    streamed=st.booleans(),
 )
 def test_library_equals_model(
-    analytics: Any, client: redis.Redis, stream: list[tuple[Any, ...]], batch_size: int | None
+    analytics: Any,
+    client: redis.Redis,
+    stream: list[tuple[Any, ...]],
+    batch_size: int | None,
+    streamed: bool,
 ) -> None:
     client.flushdb()
     _setup(analytics)
@@ -255,7 +260,9 @@ def test_library_equals_model(
             else:
                 assert _call(analytics, event) == outcome, event
     else:
-        result = analytics.record_many([_as_event(e) for e in stream], batch_size=batch_size)
+        result = analytics.record_many(
+            [_as_event(e) for e in stream], batch_size=batch_size, stream=streamed
+        )
         refused = {r.index: r.error for r in result.rejected}
         assert refused == {i: o.__name__ for i, o in enumerate(expected) if isinstance(o, type)}
         assert result.applied == sum(1 for o in expected if o is True)

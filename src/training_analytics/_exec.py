@@ -10,13 +10,16 @@ script that replied NOSCRIPT did not run at all, so nothing runs twice.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 
-from ._protocol import Batch, Call, Command, Op, Script, ScriptCall
+from ._protocol import Batch, Call, Command, Op, Script, ScriptCall, Submit
 from .errors import (
     CertificationExistsError,
     CertificationExpiredError,
@@ -140,19 +143,37 @@ def execute(client: redis.Redis, batch: Batch) -> list[Any]:
 
 
 def run(op: Op[T], client: redis.Redis) -> T:
-    """Drive ``op`` to completion on a sync client."""
+    """Drive ``op`` to completion on a sync client.
+
+    Submitted batches run on one worker thread, in order; the client's connection pool is
+    thread-safe. The thread waits on the socket with the GIL released, so the server works on
+    one batch while this thread prepares the next.
+    """
+    worker: ThreadPoolExecutor | None = None
     try:
-        batch = next(op)
+        request = next(op)
         while True:
             try:
-                replies = execute(client, batch)
+                reply: Any
+                if isinstance(request, Batch):
+                    reply = execute(client, request)
+                elif isinstance(request, Submit):
+                    if worker is None:
+                        worker = ThreadPoolExecutor(1, thread_name_prefix="training-analytics")
+                    reply = worker.submit(execute, client, request.batch)
+                else:
+                    reply = request.ticket.result()
             except TrainingAnalyticsError as exc:
-                batch = op.throw(exc)
+                request = op.throw(exc)
             else:
-                batch = op.send(replies)
+                request = op.send(reply)
     except StopIteration as stop:
         result: T = stop.value
         return result
+    finally:
+        if worker is not None:
+            # Nothing this call started keeps writing after it returns or raises.
+            worker.shutdown(wait=True)
 
 
 # --- asyncio -------------------------------------------------------------------------------------
@@ -189,17 +210,47 @@ async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
     return _finish(replies)
 
 
+async def _after(
+    previous: asyncio.Future[Any] | None, client: redis.asyncio.Redis, batch: Batch
+) -> list[Any]:
+    if previous is not None:
+        # Awaited directly, so this task wakes before the operation that awaits the same batch:
+        # the next request is on the wire while the operation prepares the one after. Whatever
+        # became of the previous batch, this one runs: the operation collects both outcomes.
+        with contextlib.suppress(TrainingAnalyticsError):
+            await previous
+    return await aexecute(client, batch)
+
+
 async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
-    """Drive ``op`` to completion on an asyncio client."""
+    """Drive ``op`` to completion on an asyncio client.
+
+    Submitted batches run as tasks chained in submission order. Each new task is given one turn
+    of the event loop, enough to write its request, so the server works on it while the
+    operation prepares the next batch.
+    """
+    submitted: list[asyncio.Future[Any]] = []
     try:
-        batch = next(op)
+        request = next(op)
         while True:
             try:
-                replies = await aexecute(client, batch)
+                reply: Any
+                if isinstance(request, Batch):
+                    reply = await aexecute(client, request)
+                elif isinstance(request, Submit):
+                    previous = submitted[-1] if submitted else None
+                    reply = asyncio.ensure_future(_after(previous, client, request.batch))
+                    submitted.append(reply)
+                    await asyncio.sleep(0)
+                else:
+                    reply = await request.ticket
             except TrainingAnalyticsError as exc:
-                batch = op.throw(exc)
+                request = op.throw(exc)
             else:
-                batch = op.send(replies)
+                request = op.send(reply)
     except StopIteration as stop:
         result: T = stop.value
         return result
+    finally:
+        if submitted:
+            await asyncio.gather(*submitted, return_exceptions=True)

@@ -64,7 +64,27 @@ class Batch:
     calls: tuple[Call, ...]
 
 
-Op: TypeAlias = Generator[Batch, list[Any], T]
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """Start a batch without waiting for its replies; the reply to this request is a ticket.
+
+    Submitted batches run one after another, in the order submitted, while the operation goes on
+    (bulk ingest encodes the next batch meanwhile). ``Await(ticket)`` gives the batch's replies.
+    """
+
+    batch: Batch
+
+
+@dataclass(frozen=True, slots=True)
+class Await:
+    """The replies of a submitted batch (its errors are raised here)."""
+
+    ticket: Any
+
+
+Request: TypeAlias = Batch | Submit | Await
+
+Op: TypeAlias = Generator[Request, Any, T]
 
 
 def cmd(*args: Arg) -> Command:

@@ -18,7 +18,7 @@ from ._codec import certification_to_fields, progress_to_fields
 from ._context import Context
 from ._exec import script_error
 from ._index import base_keys
-from ._protocol import Op, ScriptCall, batch, load_script
+from ._protocol import Batch, Op, ScriptCall, batch, load_script
 from ._time import day_bucket, epoch_ms, normalize_timestamp, to_iso
 from .errors import InvalidStatusError, TrainingAnalyticsError
 from .keys import CERTIFICATION_STATUSES, check_id
@@ -233,12 +233,33 @@ def _outcome(reply: Any) -> Outcome:
     return script_error(str(reply))
 
 
-def apply(events: EventBatch) -> Op[list[Outcome]]:
-    """Send a batch (one round trip); the outcome of each event, in order."""
+def outcomes(replies: list[Any]) -> list[Outcome]:
+    """The script's per-event replies as outcomes."""
+    return [_outcome(reply) for reply in replies]
+
+
+def request(events: EventBatch) -> Batch:
+    """The round trip that applies a batch of events."""
+    return batch(events.call())
+
+
+def first_reply(replies: list[Any]) -> list[Any]:
+    """The script's reply within the replies of its one-call batch."""
+    result: list[Any] = replies[0]
+    return result
+
+
+def send(events: EventBatch) -> Op[list[Any]]:
+    """Apply a batch (one round trip); the script's reply, one entry per event."""
     if events.size == 0:
         return []
-    (replies,) = yield batch(events.call())
-    return [_outcome(reply) for reply in replies]
+    replies = yield request(events)
+    return first_reply(replies)
+
+
+def apply(events: EventBatch) -> Op[list[Outcome]]:
+    """Apply a batch (one round trip); the outcome of each event, in order."""
+    return outcomes((yield from send(events)))
 
 
 def apply_one(events: EventBatch) -> Op[bool]:

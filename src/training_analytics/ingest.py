@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from ._context import Context
-from ._protocol import Op
-from ._writes import EventBatch, apply
+from ._protocol import Await, Op, Submit
+from ._writes import EventBatch, first_reply, outcomes, request, send
 from .errors import InvalidInputError
 from .types import (
     BatchResult,
@@ -54,18 +55,76 @@ def encode(events: EventBatch, event: Any) -> None:
             raise InvalidInputError(f"not a training event: {event!r}")
 
 
+class _Tally:
+    """Outcomes of the events so far, in plain integers: a pydantic field assignment per event
+    would cost more than the event itself."""
+
+    def __init__(self) -> None:
+        self.applied = self.unchanged = self.seen = 0
+        self.rejected: list[RejectedEvent] = []
+
+    def add(self, replies: list[Any]) -> None:
+        for position, outcome in enumerate(outcomes(replies)):
+            if outcome is True:
+                self.applied += 1
+            elif outcome is False:
+                self.unchanged += 1
+            else:
+                self.rejected.append(
+                    RejectedEvent(
+                        index=self.seen + position,
+                        error=type(outcome).__name__,
+                        message=str(outcome),
+                    )
+                )
+        self.seen += len(replies)
+
+    def result(self) -> BatchResult:
+        return BatchResult(applied=self.applied, unchanged=self.unchanged, rejected=self.rejected)
+
+
 def record_many(
-    ctx: Context, events: Iterable[Any], *, batch_size: int = DEFAULT_BATCH_SIZE
+    ctx: Context,
+    events: Iterable[Any],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    stream: bool = False,
 ) -> Op[BatchResult]:
     """Record events in order, ``batch_size`` per round trip, each batch atomic.
 
-    Every event is checked before anything is sent: a malformed one raises InvalidInputError and
-    nothing is written. Events the server refuses (an illegal status change, say) are listed in
-    the result's ``rejected`` and wrote nothing; the others are applied.
+    Events the server refuses (an illegal status change, say) are listed in the result's
+    ``rejected`` and wrote nothing; the others are applied.
+
+    By default every event is checked before anything is sent: a malformed one raises
+    InvalidInputError and nothing is written. With ``stream=True`` (for large imports) events are
+    checked and sent batch by batch, and the next batch is prepared while the server applies the
+    previous one; a malformed event then raises InvalidInputError before its own batch is sent,
+    after the batches before it were applied (the error says how many events that was).
     """
     if batch_size < 1:
         raise InvalidInputError("batch_size must be at least 1")
-    batches: list[EventBatch] = []
+    tally = _Tally()
+    if not stream:
+        batches = list(_batches(ctx, events, batch_size))
+        for events_batch in batches:
+            tally.add((yield from send(events_batch)))
+        return tally.result()
+    in_flight: deque[Any] = deque()
+    try:
+        for events_batch in _batches(ctx, events, batch_size):
+            in_flight.append((yield Submit(request(events_batch))))
+            if len(in_flight) > 1:  # one batch on the server while the next is encoded
+                tally.add(first_reply((yield Await(in_flight.popleft()))))
+    except InvalidInputError as exc:
+        while in_flight:
+            tally.add(first_reply((yield Await(in_flight.popleft()))))
+        raise type(exc)(f"{exc} ({tally.seen} earlier events were sent and applied)") from exc
+    while in_flight:
+        tally.add(first_reply((yield Await(in_flight.popleft()))))
+    return tally.result()
+
+
+def _batches(ctx: Context, events: Iterable[Any], batch_size: int) -> Iterator[EventBatch]:
     current = EventBatch(ctx)
     for index, event in enumerate(events):
         try:
@@ -73,27 +132,7 @@ def record_many(
         except InvalidInputError as exc:
             raise type(exc)(f"event {index}: {exc}") from exc
         if current.size >= batch_size:
-            batches.append(current)
+            yield current
             current = EventBatch(ctx)
     if current.size:
-        batches.append(current)
-    # Plain counters: assigning to a pydantic model field per event would cost more than the event.
-    applied = unchanged = offset = 0
-    rejected: list[RejectedEvent] = []
-    for events_batch in batches:
-        outcomes = yield from apply(events_batch)
-        for position, outcome in enumerate(outcomes):
-            if outcome is True:
-                applied += 1
-            elif outcome is False:
-                unchanged += 1
-            else:
-                rejected.append(
-                    RejectedEvent(
-                        index=offset + position,
-                        error=type(outcome).__name__,
-                        message=str(outcome),
-                    )
-                )
-        offset += events_batch.size
-    return BatchResult(applied=applied, unchanged=unchanged, rejected=rejected)
+        yield current
