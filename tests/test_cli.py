@@ -362,23 +362,6 @@ def test_demo_under_a_prefix_leaves_other_tenants_alone(external: tuple[str, red
 # --- bench ---------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not (_REPO_ROOT / "benchmarks" / "__main__.py").exists(), reason="no benchmarks package"
-)
-def test_bench_forwards_its_arguments_from_a_checkout() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "training_analytics", "bench", "--help"],
-        cwd=_REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": _SOURCE_ROOT},
-        capture_output=True,
-        text=True,
-        timeout=_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "benchmarks" in result.stdout
-
-
 def test_bench_is_installed_with_the_package(tmp_path: Path) -> None:
     # From any directory, not only a checkout: the suite is packaged with the library.
     result = subprocess.run(
