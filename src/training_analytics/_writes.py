@@ -54,6 +54,7 @@ class EventBatch:
     events: list[list[Any]] = field(default_factory=list)
     _group_index: dict[tuple[str, ...], int] = field(default_factory=dict)
     _days: dict[int, str] = field(default_factory=dict)
+    _progress_key_makers: dict[str, Callable[[str], str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         k = self.ctx.keys
@@ -96,6 +97,14 @@ class EventBatch:
             day = self._days[quarter] = day_bucket(moment, self.ctx.tz)
         return day, str(ms)
 
+    def _progress_position(self, user_id: str, course_id: str) -> int:
+        """Position of a learner's progress hash; the user id is checked by the caller."""
+        make = self._progress_key_makers.get(course_id)
+        if make is None:
+            make = self.ctx.keys.user_course_progress_of(course_id)
+            self._progress_key_makers[course_id] = make
+        return self._position(make(user_id))
+
     # --- encoders, one per event kind ----------------------------------------------------
 
     def _enrollment_keys(self, course_id: str, day: str) -> list[str]:
@@ -126,7 +135,7 @@ class EventBatch:
         group = self._group(
             ("E", course_id, day), self._enrollment_keys, course_id, day, values=(course_id, day)
         )
-        progress = self._position(self.ctx.keys.user_course_progress(user_id, course_id))
+        progress = self._progress_position(user_id, course_id)
         self.events.append(["E", group, progress, user_id, ms])
 
     def completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
@@ -135,7 +144,7 @@ class EventBatch:
         group = self._group(
             ("C", course_id, day), self._completion_keys, course_id, day, values=(course_id, day)
         )
-        progress = self._position(self.ctx.keys.user_course_progress(user_id, course_id))
+        progress = self._progress_position(user_id, course_id)
         self.events.append(["C", group, progress, user_id, ms])
 
     def _module_start_keys(self, course_id: str, module_id: str) -> list[str]:

@@ -12,6 +12,7 @@ all of them from the base keys.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -79,10 +80,13 @@ class TrainingKeys:
         )
 
     def user_course_progress(self, user_id: str, course_id: str) -> str:
-        return (
-            f"{self.prefix}training:progress:"
-            f"{check_id(user_id, 'user id')}:{check_id(course_id, 'course id')}"
-        )
+        return self.user_course_progress_of(course_id)(check_id(user_id, "user id"))
+
+    def user_course_progress_of(self, course_id: str) -> Callable[[str], str]:
+        """Progress keys of one course's learners, for ids checked already (bulk encoding)."""
+        head = f"{self.prefix}training:progress:"
+        tail = f":{check_id(course_id, 'course id')}"
+        return lambda user_id: head + user_id + tail
 
     # --- seed: time series -------------------------------------------------------------------
     def enrollment_by_date(self, day: str) -> str:
