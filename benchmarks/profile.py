@@ -146,16 +146,22 @@ SCENARIO_RUNNERS: dict[str, Callable[[redis.Redis, ta.TrainingAnalytics, int], N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile")
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS), choices=SCENARIOS)
+    # Checked below, not with ``choices``: Python 3.11's argparse rejects an empty list then.
+    parser.add_argument(
+        "scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)} (default: all)"
+    )
     parser.add_argument("--events", type=int, default=50_000, help="events for bulk")
     args = parser.parse_args(argv)
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}")
     with _client() as client:
         if client.dbsize():
             print("refusing to run on a non-empty database", file=sys.stderr)
             return 2
         lib = ta.TrainingAnalytics(client, clock=lambda: NOW)
         command(client, "CONFIG", "SET", "slowlog-log-slower-than", 500)
-        for scenario in args.scenarios:
+        for scenario in args.scenarios or SCENARIOS:
             command(client, "FLUSHDB", "SYNC")
             SCENARIO_RUNNERS[scenario](client, lib, args.events)
     return 0
