@@ -18,6 +18,7 @@ WORKLOADS: dict[str, tuple[str, str]] = {
     "time_series": ("Enrolment time series", "days"),
     "single_writes": ("Single-event writes (enrolment)", "events"),
     "bulk_ingest": ("Bulk ingest (enrolments)", "events"),
+    "bulk_ingest_stream": ("Bulk ingest, streamed (enrolments)", "events"),
     "bulk_ingest_mixed": ("Bulk ingest (mixed stream)", "events"),
     "memory": ("Memory per enrolled learner", "learners"),
 }
@@ -150,11 +151,20 @@ def judge(run: Run) -> list[Target]:
         100_000,
         500,
     )
+    # The faster of record_many's modes (plain, streamed) is the library's bulk ingest figure.
     bulk_sizes = run.sizes("bulk_ingest")
-    bulk = run.find("bulk_ingest", "library", bulk_sizes[-1]) if bulk_sizes else None
+    candidates = [
+        m
+        for workload in ("bulk_ingest", "bulk_ingest_stream")
+        for m in [run.find(workload, "library", bulk_sizes[-1]) if bulk_sizes else None]
+        if m is not None
+    ]
+    bulk = max(candidates, key=lambda m: m.value) if candidates else None
+    bulk_workload = bulk.workload if bulk else "bulk_ingest"
     targets.append(
         Target(
-            name="Bulk ingest from one Python process",
+            name="Bulk ingest from one Python process"
+            + (" (streamed)" if bulk_workload == "bulk_ingest_stream" else ""),
             required=">= 100,000 events/s",
             measured="not measured" if bulk is None else f"{bulk.value:,.0f} events/s",
             met=None if bulk is None else bulk.value >= 100_000,
@@ -162,7 +172,7 @@ def judge(run: Run) -> list[Target]:
     )
     if bulk_sizes:
         ratio_target(
-            "Bulk ingest vs the seed's write path", "bulk_ingest", "seed", bulk_sizes[-1], 25
+            "Bulk ingest vs the seed's write path", bulk_workload, "seed", bulk_sizes[-1], 25
         )
     for size in run.sizes("single_writes")[-1:]:
         ratio_target(

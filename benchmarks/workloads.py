@@ -8,9 +8,10 @@ algorithm and SQL answer the question once and must give equal answers: a mismat
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ import redis
 from rich.console import Console
 
 import training_analytics as ta
+from training_analytics import ingest as ta_ingest
 
 from . import data
 from ._redis import command, queue
@@ -492,7 +494,7 @@ class Bench:
         plan, pg = self.plan, self.pg
         n = plan.bulk_events
         ceiling = self.server_ceiling()
-        self.record(
+        ceiling_m = self.record(
             "bulk_ingest",
             n,
             "ceiling",
@@ -500,48 +502,31 @@ class Bench:
             ceiling,
             note="pipelined SADD+INCR ops/s from one Python process",
         )
-        rates: list[float] = []
-        for rep in range(plan.slow_repeat):
-            course_id = f"bulk{rep}"
-            events = [
-                ta.EnrollmentEvent(
-                    user_id=f"b{i}", course_id=course_id, at=data_moment(NOW_MS - i * 997)
-                )
-                for i in range(n)
-            ]
-            start = time.perf_counter()
-            result = self.lib.record_many(events, batch_size=plan.batch_size)
-            rates.append(n / (time.perf_counter() - start))
-            check(f"record_many of {n:,} enrolments: applied", result.applied, n, "the event count")
-            ours = self.lib.get_course_detailed_analytics(course_id)
-            check(
-                f"enrolments after record_many ({course_id})",
-                ours.enrollments,
-                int(self.client.scard(f"training:enrollments:{course_id}")),
-                "the seed's SCARD",
-            )
-            del events
-        self.record(
-            "bulk_ingest",
-            n,
-            "library",
-            "throughput",
-            Timing(tuple(rates), n),
-            note=f"record_many, batch_size={plan.batch_size}",
-        )
+        variants = [("bulk_ingest", False)]
+        if "stream" in inspect.signature(ta_ingest.record_many).parameters:
+            variants.append(("bulk_ingest_stream", True))
         seed_single = self.run.find("single_writes", "seed")
-        if seed_single is not None:
-            self.run.add(
-                Measurement(
-                    "bulk_ingest",
-                    n,
-                    "seed",
-                    "throughput",
-                    list(seed_single.samples),
-                    seed_single.calls,
-                    note="the seed's write path (it had no batch API)",
-                )
+        for workload, stream in variants:
+            rates = self.ingest_rates(n, stream=stream)
+            note = f"record_many, batch_size={plan.batch_size}" + (
+                ", stream=True" if stream else ""
             )
+            self.record(workload, n, "library", "throughput", Timing(tuple(rates), n), note=note)
+            if workload != "bulk_ingest":
+                # The same ceiling, for the "fraction of the ceiling" column of this row too.
+                self.run.add(replace(ceiling_m, workload=workload))
+            if seed_single is not None:
+                self.run.add(
+                    Measurement(
+                        workload,
+                        n,
+                        "seed",
+                        "throughput",
+                        list(seed_single.samples),
+                        seed_single.calls,
+                        note="the seed's write path (it had no batch API)",
+                    )
+                )
         if pg:
             pg_rates: list[float] = []
             for rep in range(plan.slow_repeat):
@@ -555,6 +540,33 @@ class Bench:
                 Timing(tuple(pg_rates), n),
                 note="COPY into the indexed table",
             )
+
+    def ingest_rates(self, n: int, *, stream: bool) -> list[float]:
+        """Events/s of ``record_many`` over ``n`` new enrolments, once per repetition."""
+        rates: list[float] = []
+        for rep in range(self.plan.slow_repeat):
+            course_id = f"bulk{rep}{'s' if stream else ''}"
+            events = [
+                ta.EnrollmentEvent(
+                    user_id=f"b{i}", course_id=course_id, at=data_moment(NOW_MS - i * 997)
+                )
+                for i in range(n)
+            ]
+            start = time.perf_counter()
+            if stream:
+                result = self.lib.record_many(events, batch_size=self.plan.batch_size, stream=True)
+            else:
+                result = self.lib.record_many(events, batch_size=self.plan.batch_size)
+            rates.append(n / (time.perf_counter() - start))
+            check(f"record_many of {n:,} enrolments: applied", result.applied, n, "the event count")
+            ours = self.lib.get_course_detailed_analytics(course_id)
+            check(
+                f"enrolments after record_many ({course_id})",
+                ours.enrollments,
+                int(self.client.scard(f"training:enrollments:{course_id}")),
+                "the seed's SCARD",
+            )
+        return rates
 
     def server_ceiling(self, ops: int = 200_000) -> Timing:
         """Pipelined SADD/INCR ops/s from this Python process: what the server and client allow."""
