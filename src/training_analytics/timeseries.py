@@ -28,10 +28,8 @@ def _count(value: str | None) -> int:
 
 
 def _points(dates: list[str], values: list[str | None]) -> list[TimeSeriesDataPoint]:
-    # Dates and counts are built here, already valid: skip per-point validation (a year is 365).
     return [
-        TimeSeriesDataPoint.model_construct(date=d, count=_count(v))
-        for d, v in zip(dates, values, strict=True)
+        TimeSeriesDataPoint(date=d, count=_count(v)) for d, v in zip(dates, values, strict=True)
     ]
 
 
@@ -88,10 +86,7 @@ def _with_fallback(
         stamp = member.partition(":")[0]
         if stamp.isdigit() and int(stamp) > 0:
             counts[day_bucket(from_epoch_ms(int(stamp)), ctx.tz)] += 1
-    return [
-        TimeSeriesDataPoint.model_construct(date=p.date, count=counts.get(p.date, 0))
-        for p in points
-    ]
+    return [TimeSeriesDataPoint(date=p.date, count=counts.get(p.date, 0)) for p in points]
 
 
 def get_enrollment_time_series(
