@@ -1,7 +1,8 @@
 """The two executors: drive a sans-I/O operation on a sync or an asyncio redis-py client.
 
 Both share everything but the waiting: command building, reply decoding, script loading rules
-and error translation are the functions at the top; ``run`` and ``arun`` differ only in ``await``.
+and error translation are the functions at the top; ``run`` and ``arun`` differ in ``await`` and
+in how a submitted batch runs alongside the operation (a worker thread, an asyncio task).
 
 Scripts go out as EVALSHA. A NOSCRIPT reply (server restarted, SCRIPT FLUSH) loads the script
 and re-sends exactly the calls that failed, in their order; the others already ran, and a
