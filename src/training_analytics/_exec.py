@@ -98,12 +98,17 @@ def _translate(exc: BaseException) -> TrainingAnalyticsError:
     return StoreError(f"{type(exc).__name__}: {exc}")
 
 
-def _finish(replies: list[Any]) -> list[Any]:
+def _decodes(client: redis.Redis | redis.asyncio.Redis) -> bool:
+    """Whether the client already turns replies into ``str`` (then they need no second pass)."""
+    return bool(client.connection_pool.connection_kwargs.get("decode_responses", False))
+
+
+def _finish(replies: list[Any], decoded: bool) -> list[Any]:
     """Decode replies; raise the first error among them, typed."""
     for reply in replies:
         if isinstance(reply, BaseException):
             raise _translate(reply)
-    return [_decode(r) for r in replies]
+    return replies if decoded else [_decode(r) for r in replies]
 
 
 def _scripts_of(calls: list[Call]) -> dict[str, Script]:
@@ -140,7 +145,7 @@ def execute(client: redis.Redis, batch: Batch) -> list[Any]:
                 replies[i] = reply
     except redis.exceptions.RedisError as exc:
         raise _translate(exc) from exc
-    return _finish(replies)
+    return _finish(replies, _decodes(client))
 
 
 def run(op: Op[T], client: redis.Redis) -> T:
@@ -208,7 +213,7 @@ async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
                 replies[i] = reply
     except redis.exceptions.RedisError as exc:
         raise _translate(exc) from exc
-    return _finish(replies)
+    return _finish(replies, _decodes(client))
 
 
 async def _after(
