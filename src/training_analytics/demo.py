@@ -1,7 +1,7 @@
 """A realistic, deterministic demo programme: courses, learners and what they did.
 
 ``generate(now, learners, seed)`` builds a partner-training programme as a training admin would
-see it after about three months: seven courses (sales, technical, legal, product; titles in
+see it after about three months: eight courses (sales, technical, legal, product; titles in
 English, Spanish and Portuguese; two of them unpublished drafts), and ``learners`` people who
 enrolled over the last ~90 days. The same ``seed`` and ``now`` always give the same programme.
 
