@@ -391,3 +391,18 @@ def test_series_fall_back_to_the_sorted_set_without_day_counters(
     assert all(
         p.count == 0 for p in analytics.get_daily_enrollment_counts("2025-05-01", "2025-05-31")
     )
+
+
+def test_a_course_title_stored_as_plain_text_reads_as_english(
+    client: redis.Redis, analytics: Any
+) -> None:
+    course = _course(SALES, {"en": "x"}, 1, True, 1)
+    seed_writer.create_course(client, course)
+    client.hset(
+        f"training:course:{SALES}", mapping={"title": "Selling Sovra", "description": '"Quoted"'}
+    )
+    stored = analytics.get_training_course(SALES)
+    assert stored is not None
+    assert stored.title == {"en": "Selling Sovra"}
+    assert stored.description == {"en": "Quoted"}
+    assert analytics.get_all_enhanced_courses()[0].certification.credential_name == "Selling Sovra"

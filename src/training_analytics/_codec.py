@@ -219,7 +219,6 @@ def certification_from_hash(data: Mapping[str, str]) -> TrainingCertificationRec
 
 # --- courses -----------------------------------------------------------------------------------
 
-_COURSE_JSON_FIELDS = ("title", "description", "modules")
 _COURSE_BOOL_FIELDS = ("isPublished", "isRequired", "certificateEnabled")
 _COURSE_INT_FIELDS = ("duration", "passingScore", "order")
 
@@ -269,13 +268,24 @@ def course_to_fields(course: TrainingCourse, only: set[str] | None = None) -> di
     return fields
 
 
+def _localized(text: str | None) -> dict[str, Any]:
+    """A stored localized string. Plain text (not JSON) reads as English rather than failing the
+    whole course, as the seed's JSON.parse would have."""
+    if not text:
+        return {}
+    value = safe_parse_json(text, text)
+    if isinstance(value, dict):
+        return value
+    return {"en": value} if isinstance(value, str) else {}
+
+
 def course_from_hash(data: Mapping[str, str]) -> TrainingCourse | None:
     if not data or not data.get("id"):
         return None
     raw: dict[str, Any] = dict(data)
-    for name in _COURSE_JSON_FIELDS:
-        default: Any = [] if name == "modules" else {}
-        raw[name] = safe_parse_json(data.get(name), default)
+    raw["modules"] = safe_parse_json(data.get("modules"), [])
+    for name in ("title", "description"):
+        raw[name] = _localized(data.get(name))
     tiers = data.get("requiredForTiers")
     raw["requiredForTiers"] = safe_parse_json(tiers, None) if tiers else None
     for name in _COURSE_BOOL_FIELDS:
