@@ -334,12 +334,3 @@ class BatchResult(SeedModel):
             RejectedEvent(index=r.index + offset, error=r.error, message=r.message)
             for r in other.rejected
         )
-
-
-def as_dict(value: Any) -> Any:
-    """JSON-ready form of a model or a list of models (camelCase)."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
-        return [as_dict(v) for v in value]
-    return value
