@@ -10,15 +10,15 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from training_analytics._protocol import Script, load_script
+from training_analytics._protocol import Script
 from training_analytics._time import parse_timestamp_ms
+from training_analytics._writes import APPLY
 from training_analytics.helpers import js_round, safe_parse_number
 
-PRELUDE = load_script("_prelude.lua").source
 PROBE = Script(
     name="probe",
-    source=PRELUDE
-    + """
+    definitions=APPLY.definitions,  # the prelude's parsers, as every write uses them
+    body="""
 local out = {}
 for i = 1, #ARGV do
   local ts = parse_ts(ARGV[i])

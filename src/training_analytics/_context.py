@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ._time import parse_instant
@@ -22,6 +23,10 @@ class Context:
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     clock: Callable[[], datetime] = utc_now
     max_range_days: int = DEFAULT_MAX_RANGE_DAYS
+    memo: dict[tuple[Any, ...], Any] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+    """Derived from the fields above only (key groups, day buckets): encoders fill it."""
 
     def now(self) -> datetime:
         return parse_instant(self.clock(), "clock()")

@@ -1,26 +1,31 @@
 """The two executors: drive a sans-I/O operation on a sync or an asyncio redis-py client.
 
-Both share everything but the waiting: command building, reply decoding, script loading rules
-and error translation are the functions at the top; ``run`` and ``arun`` differ in ``await`` and
-in how a submitted batch runs alongside the operation (a worker thread, an asyncio task).
+Both share everything but the waiting: command building, the script-loading exchange, reply
+decoding and error translation are the functions at the top; ``run`` and ``arun`` differ in
+``await`` and in how a submitted batch runs alongside the operation (a worker thread, an
+asyncio task).
 
-Scripts go out as EVALSHA. A NOSCRIPT reply (server restarted, SCRIPT FLUSH) loads the script
-and re-sends exactly the calls that failed, in their order; the others already ran, and a
-script that replied NOSCRIPT did not run at all, so nothing runs twice.
+Scripts go out as FCALL of a function library (see :class:`~._protocol.Script`). A server that
+lacks the library (first use, restart without persistence, FUNCTION FLUSH) replies "Function not
+found": the library is loaded and exactly the calls that failed are sent again, in their order;
+the others already ran, and a call that failed did not run at all, so nothing runs twice. A
+server without functions (Redis before 7, an ACL without FUNCTION/FCALL) gets EVALSHA instead,
+with the same rule for NOSCRIPT, from then on for that connection pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 
-from ._protocol import Batch, Call, Command, Op, Script, ScriptCall, Submit
+from ._protocol import Batch, Call, Command, Op, ScriptCall, Submit
 from .errors import (
     CertificationExistsError,
     CertificationExpiredError,
@@ -76,16 +81,99 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _command_args(call: Call) -> tuple[Any, ...]:
+class _ScriptsOnly:
+    """The connection pools whose server runs no functions: their scripts go out as EVALSHA."""
+
+    def __init__(self) -> None:
+        self._pools: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._any = False  # a WeakSet lookup costs a microsecond; most processes never need one
+
+    def __contains__(self, client: redis.Redis | redis.asyncio.Redis) -> bool:
+        return self._any and client.connection_pool in self._pools
+
+    def add(self, client: redis.Redis | redis.asyncio.Redis) -> None:
+        self._pools.add(client.connection_pool)
+        self._any = True
+
+
+_SCRIPTS_ONLY = _ScriptsOnly()
+
+
+def _command_args(call: Call, functions: bool) -> tuple[Any, ...]:
     if isinstance(call, Command):
         return call.args
-    return ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+    script = call.script
+    if functions:
+        return ("FCALL", script.function, len(call.keys), *call.keys, *call.args)
+    return ("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args)
 
 
-def _is_noscript(reply: Any) -> bool:
-    return isinstance(reply, redis.exceptions.NoScriptError) or (
-        isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith("NOSCRIPT")
+def _lacks_code(reply: Any) -> bool:
+    """The server does not hold the script or function library (yet)."""
+    if isinstance(reply, redis.exceptions.NoScriptError):
+        return True
+    return isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith(
+        ("NOSCRIPT", "Function not found")
     )
+
+
+def _refuses_functions(reply: Any) -> bool:
+    """FCALL / FUNCTION LOAD unknown (Redis before 7) or not permitted to this user."""
+    if isinstance(reply, redis.exceptions.NoPermissionError):
+        return True
+    return isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith(
+        "unknown command"
+    )
+
+
+Commands = list[tuple[Any, ...]]
+
+
+def _commands(calls: Sequence[Call], functions: bool) -> Commands:
+    return [_command_args(call, functions) for call in calls]
+
+
+def _exchange(
+    calls: Sequence[Call], replies: list[Any], functions: bool
+) -> Generator[Commands, list[Any], tuple[list[Any], bool]]:
+    """After ``calls`` were sent and replied ``replies``: load the code the server lacked and
+    run the calls that failed for it again. Yields the commands of each round trip; returns the
+    calls' replies (errors as exception objects) and whether functions worked."""
+    retry = [
+        i
+        for i, reply in enumerate(replies)
+        if isinstance(reply, redis.exceptions.ResponseError)
+        and isinstance(calls[i], ScriptCall)
+        and (_lacks_code(reply) or (functions and _refuses_functions(reply)))
+    ]
+    if not retry:
+        return replies, functions
+    scripts = {c.script.name: c.script for i in retry if isinstance(c := calls[i], ScriptCall)}
+    if functions and not any(_refuses_functions(replies[i]) for i in retry):
+        loaded = yield [("FUNCTION", "LOAD", script.library) for script in scripts.values()]
+        functions = not any(_refuses_functions(reply) for reply in loaded)
+        if functions:
+            _raise_load_errors(loaded)
+    else:
+        functions = False
+    if not functions:
+        loaded = yield [("SCRIPT", "LOAD", script.source) for script in scripts.values()]
+        _raise_load_errors(loaded)
+    again = yield _commands([calls[i] for i in retry], functions)
+    for i, reply in zip(retry, again, strict=True):
+        replies[i] = reply
+    return replies, functions
+
+
+def _failed(replies: list[Any]) -> bool:
+    return any(isinstance(reply, BaseException) for reply in replies)
+
+
+def _raise_load_errors(replies: list[Any]) -> None:
+    for reply in replies:
+        # Another client may have loaded the same library meanwhile.
+        if isinstance(reply, BaseException) and "already exists" not in str(reply):
+            raise _translate(reply)
 
 
 def _translate(exc: BaseException) -> TrainingAnalyticsError:
@@ -111,38 +199,44 @@ def _finish(replies: list[Any], decoded: bool) -> list[Any]:
     return replies if decoded else [_decode(r) for r in replies]
 
 
-def _scripts_of(calls: list[Call]) -> dict[str, Script]:
-    return {c.script.sha: c.script for c in calls if isinstance(c, ScriptCall)}
-
-
 # --- sync ----------------------------------------------------------------------------------------
 
 
-def _send(client: redis.Redis, calls: list[Call]) -> list[Any]:
-    if len(calls) == 1:
+def _send(client: redis.Redis, commands: Commands) -> list[Any]:
+    if len(commands) == 1:
         send: Callable[..., Any] = client.execute_command
         try:
-            return [send(*_command_args(calls[0]))]
+            return [send(*commands[0])]
         except redis.exceptions.ResponseError as exc:
             return [exc]
     pipe = client.pipeline(transaction=False)
     queue: Callable[..., Any] = pipe.execute_command
-    for call in calls:
-        queue(*_command_args(call))
+    for command in commands:
+        queue(*command)
     return list(pipe.execute(raise_on_error=False))
 
 
-def execute(client: redis.Redis, batch: Batch) -> list[Any]:
-    calls = list(batch.calls)
+def _drive(
+    client: redis.Redis, calls: Sequence[Call], replies: list[Any], functions: bool
+) -> tuple[list[Any], bool]:
+    exchange = _exchange(calls, replies, functions)
     try:
-        replies = _send(client, calls)
-        retry = [i for i, r in enumerate(replies) if _is_noscript(r)]
-        if retry:
-            load: Callable[..., Any] = client.execute_command
-            for script in _scripts_of([calls[i] for i in retry]).values():
-                load("SCRIPT", "LOAD", script.source)
-            for i, reply in zip(retry, _send(client, [calls[i] for i in retry]), strict=True):
-                replies[i] = reply
+        commands = next(exchange)
+        while True:
+            commands = exchange.send(_send(client, commands))
+    except StopIteration as done:
+        result: tuple[list[Any], bool] = done.value
+        return result
+
+
+def execute(client: redis.Redis, batch: Batch) -> list[Any]:
+    calls, functions = batch.calls, client not in _SCRIPTS_ONLY
+    try:
+        replies = _send(client, _commands(calls, functions))
+        if _failed(replies):  # perhaps code the server lacks: the slow path
+            replies, worked = _drive(client, calls, replies, functions)
+            if functions and not worked:
+                _SCRIPTS_ONLY.add(client)
     except redis.exceptions.RedisError as exc:
         raise _translate(exc) from exc
     return _finish(replies, _decodes(client))
@@ -185,32 +279,41 @@ def run(op: Op[T], client: redis.Redis) -> T:
 # --- asyncio -------------------------------------------------------------------------------------
 
 
-async def _asend(client: redis.asyncio.Redis, calls: list[Call]) -> list[Any]:
-    if len(calls) == 1:
+async def _asend(client: redis.asyncio.Redis, commands: Commands) -> list[Any]:
+    if len(commands) == 1:
         send: Callable[..., Awaitable[Any]] = client.execute_command
         try:
-            return [await send(*_command_args(calls[0]))]
+            return [await send(*commands[0])]
         except redis.exceptions.ResponseError as exc:
             return [exc]
     pipe = client.pipeline(transaction=False)
     queue: Callable[..., Any] = pipe.execute_command
-    for call in calls:
-        queue(*_command_args(call))
+    for command in commands:
+        queue(*command)
     return list(await pipe.execute(raise_on_error=False))
 
 
-async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
-    calls = list(batch.calls)
+async def _adrive(
+    client: redis.asyncio.Redis, calls: Sequence[Call], replies: list[Any], functions: bool
+) -> tuple[list[Any], bool]:
+    exchange = _exchange(calls, replies, functions)
     try:
-        replies = await _asend(client, calls)
-        retry = [i for i, r in enumerate(replies) if _is_noscript(r)]
-        if retry:
-            load: Callable[..., Awaitable[Any]] = client.execute_command
-            for script in _scripts_of([calls[i] for i in retry]).values():
-                await load("SCRIPT", "LOAD", script.source)
-            again = await _asend(client, [calls[i] for i in retry])
-            for i, reply in zip(retry, again, strict=True):
-                replies[i] = reply
+        commands = next(exchange)
+        while True:
+            commands = exchange.send(await _asend(client, commands))
+    except StopIteration as done:
+        result: tuple[list[Any], bool] = done.value
+        return result
+
+
+async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
+    calls, functions = batch.calls, client not in _SCRIPTS_ONLY
+    try:
+        replies = await _asend(client, _commands(calls, functions))
+        if _failed(replies):  # perhaps code the server lacks: the slow path
+            replies, worked = await _adrive(client, calls, replies, functions)
+            if functions and not worked:
+                _SCRIPTS_ONLY.add(client)
     except redis.exceptions.RedisError as exc:
         raise _translate(exc) from exc
     return _finish(replies, _decodes(client))

@@ -24,22 +24,50 @@ Arg: TypeAlias = str | int | float | bytes
 
 @dataclass(frozen=True, slots=True)
 class Script:
-    """A Lua script assembled from files under ``lua/``; its SHA1 is computed once."""
+    """A Lua script assembled from files under ``lua/``: definitions, then a body.
+
+    The same code runs two ways. As a function library (``FUNCTION LOAD`` once, then ``FCALL``)
+    its definitions run once per server, not on every call, which is most of a single write's
+    server time; where functions are unavailable (Redis before 7, an ACL that forbids them) it
+    runs as a script (``EVALSHA``). Either way the body is a function of KEYS and ARGV.
+    """
 
     name: str
-    source: str
+    definitions: str
+    body: str
+    read_only: bool = False
+    source: str = field(init=False)
+    """The script form, for SCRIPT LOAD / EVALSHA."""
     sha: str = field(init=False)
+    library: str = field(init=False)
+    """The function-library form, for FUNCTION LOAD."""
+    function: str = field(init=False)
+    """The function's name for FCALL; it carries the code's hash, so that two versions of this
+    library can share a server (a rolling upgrade) without replacing each other's code."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+        main = f"local function main(KEYS, ARGV)\n{self.body}\nend\n"
+        source = f"{self.definitions}\n{main}return main(KEYS, ARGV)\n"
+        sha = hashlib.sha1(source.encode()).hexdigest()
+        tag = f"{self.name}_{sha[:16]}"
+        flags = "{'no-writes'}" if self.read_only else "{}"
+        library = (
+            f"#!lua name=training_analytics_{tag}\n{self.definitions}\n{main}"
+            f"redis.register_function{{function_name='ta_{tag}', callback=main, flags={flags}}}\n"
+        )
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "sha", sha)
+        object.__setattr__(self, "library", library)
+        object.__setattr__(self, "function", f"ta_{tag}")
 
 
 @cache
-def load_script(*files: str) -> Script:
-    """Concatenate ``lua/<file>`` parts (a shared prelude, handlers, a main) into one script."""
+def load_script(*files: str, read_only: bool = False) -> Script:
+    """A script from ``lua/<file>`` parts: shared definitions and handlers, the body last."""
     package = resources.files("training_analytics") / "lua"
-    source = "\n".join((package / name).read_text(encoding="utf-8") for name in files)
-    return Script(name="+".join(files), source=source)
+    *definitions, body = ((package / name).read_text(encoding="utf-8") for name in files)
+    name = files[-1].removesuffix(".lua")
+    return Script(name=name, definitions="\n".join(definitions), body=body, read_only=read_only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +133,8 @@ def cardinalities(keys: Sequence[str]) -> Generator[Batch, list[Any], list[int]]
     """SCARD of every key, in one round trip and one command (none for no keys)."""
     if not keys:
         return []
-    replies = yield Batch((ScriptCall(load_script("cardinalities.lua"), tuple(keys), ()),))
+    script = load_script("cardinalities.lua", read_only=True)
+    replies = yield Batch((ScriptCall(script, tuple(keys), ()),))
     return [int(n) for n in replies[0]]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +17,8 @@ from ._codec import certification_to_fields, progress_to_fields
 from ._context import Context
 from ._exec import script_error
 from ._index import base_keys
-from ._protocol import Batch, Op, ScriptCall, batch, load_script
-from ._time import day_bucket, epoch_ms, normalize_timestamp, to_iso
+from ._protocol import Batch, Op, ScriptCall, load_script
+from ._time import day_bucket, epoch_ms, from_epoch_ms, instant_ms, normalize_timestamp, to_iso
 from .errors import InvalidStatusError, TrainingAnalyticsError
 from .keys import CERTIFICATION_STATUSES, check_id
 from .types import EnhancedTrainingProgress, TrainingCertificationRecord
@@ -38,164 +37,189 @@ Outcome = bool | TrainingAnalyticsError
 """Per event: True changed the store, False was a replay, or the error that refused it."""
 
 
-@dataclass
+class _Group:
+    """Keys and values many events share (a course's keys for one day): built and checked once
+    per context, sent once per batch. Compared by identity, so a batch indexes it cheaply."""
+
+    __slots__ = ("flat_keys", "flat_values", "keys", "values")
+
+    def __init__(self, head: tuple[str, ...], keys: Sequence[str], values: Sequence[str] = ()):
+        self.keys = tuple(keys)
+        self.values = list(values)
+        # What a batch of one event sends (see EventBatch.call).
+        self.flat_keys = (*head, *keys)
+        self.flat_values = (str(len(values)), *values)
+
+
+# The context's memo holds groups and day buckets; past this many entries it starts over (a
+# long-lived process writing to many courses over many days must not grow without bound).
+_MEMO_LIMIT = 20_000
+
+
 class EventBatch:
     """Events encoded for one ``apply.lua`` call (layouts: the comments atop ``lua/*.lua``).
 
-    Keys are sent once each and referred to by position. Key positions and values shared by many
-    events (a course's keys for one day) form a group, registered once per batch: bulk ingest
-    spends its time on the events, not on repeating the same key names.
+    Keys are sent once each and referred to by position; a group's keys and values are sent
+    once per batch. A batch of one event goes out flat, as plain arguments (see ``call``): a
+    single write should not pay for a JSON document.
     """
 
-    ctx: Context
-    keys: list[str] = field(default_factory=list)
-    positions: dict[str, int] = field(default_factory=dict)
-    groups: list[tuple[list[int], list[str]]] = field(default_factory=list)
-    events: list[list[Any]] = field(default_factory=list)
-    _group_index: dict[tuple[str, ...], int] = field(default_factory=dict)
-    _days: dict[int, str] = field(default_factory=dict)
-    _progress_key_makers: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    __slots__ = ("_call", "_memo", "ctx", "events")
 
-    def __post_init__(self) -> None:
-        k = self.ctx.keys
-        for key in (k.index_marker(), *base_keys(self.ctx)):
-            self._position(key)
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        # Per event: [kind, group, own key or None, args...]; call() turns the group and the own
+        # key into positions.
+        self.events: list[list[Any]] = []
+        self._memo = ctx.memo
+        self._call: ScriptCall | None = None
 
     @property
     def size(self) -> int:
         return len(self.events)
 
-    def _position(self, key: str) -> int:
-        found = self.positions.get(key)
-        if found is None:
-            self.keys.append(key)
-            found = self.positions[key] = len(self.keys)
-        return found
+    def _head(self) -> tuple[str, ...]:
+        """The keys every call's KEYS open with: the index marker, then the base keys."""
+        head: tuple[str, ...] | None = self._memo.get(("head",))
+        if head is None:
+            head = self._memo[("head",)] = (self.ctx.keys.index_marker(), *base_keys(self.ctx))
+        return head
 
-    def _group(
-        self,
-        name: tuple[str, ...],
-        build: Callable[..., list[str]],
-        *args: str,
-        values: Sequence[str] = (),
-    ) -> int:
-        """Index (1-based) of the group ``name``, its keys ``build(*args)`` (built on first use)."""
-        index = self._group_index.get(name)
-        if index is None:
-            self.groups.append(([self._position(key) for key in build(*args)], list(values)))
-            index = self._group_index[name] = len(self.groups)
-        return index
+    def _memo_get(self, name: tuple[str, ...], build: Callable[[], _Group]) -> _Group:
+        group: _Group | None = self._memo.get(name)
+        if group is None:
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()
+            group = self._memo[name] = build()
+        return group
 
     def _moment(self, at: datetime | str | None) -> tuple[str, str]:
         """(day in the configured zone, epoch ms as text) of an event time."""
-        moment = self.ctx.moment(at)
-        ms = epoch_ms(moment)
+        ms = epoch_ms(self.ctx.now()) if at is None else instant_ms(at, "at")
         # Every zone's offset is a multiple of 15 minutes, so the day is constant within one.
-        quarter = ms // 900_000
-        day = self._days.get(quarter)
+        quarter = ("day", ms // 900_000)
+        day: str | None = self._memo.get(quarter)
         if day is None:
-            day = self._days[quarter] = day_bucket(moment, self.ctx.tz)
+            day = self._memo[quarter] = day_bucket(from_epoch_ms(ms), self.ctx.tz)
         return day, str(ms)
 
-    def _progress_position(self, user_id: str, course_id: str) -> int:
-        """Position of a learner's progress hash; the user id is checked by the caller."""
-        make = self._progress_key_makers.get(course_id)
+    def _progress_key(self, user_id: str, course_id: str) -> str:
+        """A learner's progress hash; the user id is checked by the caller."""
+        name = ("progress", course_id)
+        make: Callable[[str], str] | None = self._memo.get(name)
         if make is None:
-            make = self.ctx.keys.user_course_progress_of(course_id)
-            self._progress_key_makers[course_id] = make
-        return self._position(make(user_id))
+            make = self._memo[name] = self.ctx.keys.user_course_progress_of(course_id)
+        return make(user_id)
 
     # --- encoders, one per event kind ----------------------------------------------------
 
-    def _enrollment_keys(self, course_id: str, day: str) -> list[str]:
+    def _enrollment_group(self, course_id: str, day: str) -> _Group:
         k = self.ctx.keys
-        return [
-            k.course_enrollments(course_id),
-            k.enrollment_by_date(day),
-            k.enrollment_timeseries(),
-            k.course_enrollments_by_day(course_id),
-            k.course_stats(course_id),
-            k.course_analytics_cache(course_id),
-            k.overview_metrics_cache(),
-        ]
+        return _Group(
+            self._head(),
+            [
+                k.course_enrollments(course_id),
+                k.enrollment_by_date(day),
+                k.enrollment_timeseries(),
+                k.course_enrollments_by_day(course_id),
+                k.course_stats(course_id),
+                k.course_analytics_cache(course_id),
+                k.overview_metrics_cache(),
+            ],
+            (course_id, day),
+        )
 
-    def _completion_keys(self, course_id: str, day: str) -> list[str]:
+    def _completion_group(self, course_id: str, day: str) -> _Group:
         k = self.ctx.keys
-        return [
-            *self._enrollment_keys(course_id, day),
-            k.course_completions(course_id),
-            k.completion_by_date(day),
-            k.completion_timeseries(),
-            k.course_completions_by_day(course_id),
-        ]
+        enrollment = self._enrollment_group(course_id, day)
+        return _Group(
+            self._head(),
+            [
+                *enrollment.keys,
+                k.course_completions(course_id),
+                k.completion_by_date(day),
+                k.completion_timeseries(),
+                k.course_completions_by_day(course_id),
+            ],
+            enrollment.values,
+        )
 
     def enrollment(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         check_id(user_id, "user id")
         day, ms = self._moment(at)
-        group = self._group(
-            ("E", course_id, day), self._enrollment_keys, course_id, day, values=(course_id, day)
+        group = self._memo_get(
+            ("E", course_id, day), lambda: self._enrollment_group(course_id, day)
         )
-        progress = self._progress_position(user_id, course_id)
-        self.events.append(["E", group, progress, user_id, ms])
+        self.events.append(["E", group, self._progress_key(user_id, course_id), user_id, ms])
 
     def completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         check_id(user_id, "user id")
         day, ms = self._moment(at)
-        group = self._group(
-            ("C", course_id, day), self._completion_keys, course_id, day, values=(course_id, day)
+        group = self._memo_get(
+            ("C", course_id, day), lambda: self._completion_group(course_id, day)
         )
-        progress = self._progress_position(user_id, course_id)
-        self.events.append(["C", group, progress, user_id, ms])
+        self.events.append(["C", group, self._progress_key(user_id, course_id), user_id, ms])
 
-    def _module_start_keys(self, course_id: str, module_id: str) -> list[str]:
+    def _module_start_group(self, course_id: str, module_id: str) -> _Group:
         k = self.ctx.keys
-        return [k.module_enrollments(course_id, module_id), k.course_analytics_cache(course_id)]
+        return _Group(
+            self._head(),
+            [k.module_enrollments(course_id, module_id), k.course_analytics_cache(course_id)],
+        )
 
-    def _module_completion_keys(self, course_id: str, module_id: str) -> list[str]:
-        keys = self._module_start_keys(course_id, module_id)
-        return [*keys, self.ctx.keys.module_completions(course_id, module_id)]
+    def _module_completion_group(self, course_id: str, module_id: str) -> _Group:
+        start = self._module_start_group(course_id, module_id)
+        return _Group(
+            self._head(), [*start.keys, self.ctx.keys.module_completions(course_id, module_id)]
+        )
 
     def module_start(self, user_id: str, course_id: str, module_id: str) -> None:
         check_id(user_id, "user id")
-        group = self._group(
-            ("S", course_id, module_id), self._module_start_keys, course_id, module_id
+        group = self._memo_get(
+            ("S", course_id, module_id), lambda: self._module_start_group(course_id, module_id)
         )
-        self.events.append(["S", group, 0, user_id])
+        self.events.append(["S", group, None, user_id])
 
     def module_completion(self, user_id: str, course_id: str, module_id: str) -> None:
         check_id(user_id, "user id")
-        group = self._group(
-            ("M", course_id, module_id), self._module_completion_keys, course_id, module_id
+        group = self._memo_get(
+            ("M", course_id, module_id),
+            lambda: self._module_completion_group(course_id, module_id),
         )
-        self.events.append(["M", group, 0, user_id])
+        self.events.append(["M", group, None, user_id])
+
+    def _progress_group(self, course_id: str) -> _Group:
+        k = self.ctx.keys
+        return _Group(
+            self._head(),
+            [
+                k.course_enrollments(course_id),
+                k.course_stats(course_id),
+                k.course_analytics_cache(course_id),
+            ],
+        )
 
     def progress(self, progress: EnhancedTrainingProgress) -> None:
-        k = self.ctx.keys
         values = progress_to_fields(progress)
         user, course = progress.user_id, progress.course_id
-        group = self._group(("P", course), self._progress_keys, course)
-        own = self._position(k.user_course_progress(user, course))
+        group = self._memo_get(("P", course), lambda: self._progress_group(course))
+        own = self.ctx.keys.user_course_progress(user, course)
         self.events.append(["P", group, own, user, *values])
 
-    def _progress_keys(self, course_id: str) -> list[str]:
+    def _certification_group(self) -> _Group:
         k = self.ctx.keys
-        return [
-            k.course_enrollments(course_id),
-            k.course_stats(course_id),
-            k.course_analytics_cache(course_id),
-        ]
-
-    def _certification_keys(self) -> list[str]:
-        k = self.ctx.keys
-        return [
-            k.all_training_certifications(),
-            *(k.certifications_by_status(s) for s in CERTIFICATION_STATUSES),
-            k.certification_expiry("issued"),
-            k.certification_expiry("claimed"),
-            k.credential_stats(),
-            k.credential_analytics_cache(),
-            k.overview_metrics_cache(),
-        ]
+        return _Group(
+            self._head(),
+            [
+                k.all_training_certifications(),
+                *(k.certifications_by_status(s) for s in CERTIFICATION_STATUSES),
+                k.certification_expiry("issued"),
+                k.certification_expiry("claimed"),
+                k.credential_stats(),
+                k.credential_analytics_cache(),
+                k.overview_metrics_cache(),
+            ],
+        )
 
     def certification_issued(
         self, record: TrainingCertificationRecord, at: datetime | str | None
@@ -207,8 +231,8 @@ class EventBatch:
         pairs: list[str] = []
         for name, value in fields.items():
             pairs += [name, value]
-        group = self._group(("cert",), self._certification_keys)
-        own = self._position(self.ctx.keys.training_certification(record.id))
+        group = self._memo_get(("cert",), self._certification_group)
+        own = self.ctx.keys.training_certification(record.id)
         self.events.append(["I", group, own, record.id, *pairs])
 
     def certification_status(
@@ -227,13 +251,59 @@ class EventBatch:
             claim_time = normalize_timestamp(
                 claimed_at if claimed_at is not None else self.ctx.moment(at), "claimedAt"
             )
-        group = self._group(("cert",), self._certification_keys)
-        own = self._position(self.ctx.keys.training_certification(cert_id))
+        group = self._memo_get(("cert",), self._certification_group)
+        own = self.ctx.keys.training_certification(cert_id)
         self.events.append(["U", group, own, cert_id, new_status, claim_time])
 
     def call(self) -> ScriptCall:
-        document = json.dumps([self.groups, self.events], ensure_ascii=False, separators=(",", ":"))
-        return ScriptCall(APPLY, tuple(self.keys), (document,))
+        """The script call: flat arguments for one event, a JSON document for more.
+
+        Flat (one event): KEYS are the head keys, the group's keys, then the event's own key if
+        it has one; ARGV is kind, "1"/"0" (an own key follows the group's), the number of group
+        values, the group values, then the event's arguments.
+        """
+        if self._call is None:
+            self._call = self._flat() if len(self.events) == 1 else self._document()
+        return self._call
+
+    def _flat(self) -> ScriptCall:
+        kind, group, own, *args = self.events[0]
+        if own is None:
+            return ScriptCall(APPLY, group.flat_keys, (kind, "0", *group.flat_values, *args))
+        keys = (*group.flat_keys, own)
+        return ScriptCall(APPLY, keys, (kind, "1", *group.flat_values, *args))
+
+    def _document(self) -> ScriptCall:
+        keys = list(self._head())
+        positions = {key: i for i, key in enumerate(keys, 1)}
+        groups: list[tuple[list[int], list[str]]] = []
+        group_index: dict[_Group, int] = {}
+
+        def position(key: str) -> int:
+            found = positions.get(key)
+            if found is None:
+                keys.append(key)
+                found = positions[key] = len(keys)
+            return found
+
+        for event in self.events:
+            group: _Group = event[1]
+            index = group_index.get(group)
+            if index is None:
+                groups.append(([position(key) for key in group.keys], group.values))
+                index = group_index[group] = len(groups)
+            event[1] = index
+            own = event[2]
+            if own is None:
+                event[2] = 0
+            else:
+                found = positions.get(own)
+                if found is None:
+                    keys.append(own)
+                    found = positions[own] = len(keys)
+                event[2] = found
+        document = json.dumps([groups, self.events], ensure_ascii=False, separators=(",", ":"))
+        return ScriptCall(APPLY, tuple(keys), (document,))
 
 
 def _outcome(reply: Any) -> Outcome:
@@ -249,7 +319,7 @@ def outcomes(replies: list[Any]) -> list[Outcome]:
 
 def request(events: EventBatch) -> Batch:
     """The round trip that applies a batch of events."""
-    return batch(events.call())
+    return Batch((events.call(),))
 
 
 def first_reply(replies: list[Any]) -> list[Any]:
@@ -266,14 +336,10 @@ def send(events: EventBatch) -> Op[list[Any]]:
     return first_reply(replies)
 
 
-def apply(events: EventBatch) -> Op[list[Outcome]]:
-    """Apply a batch (one round trip); the outcome of each event, in order."""
-    return outcomes((yield from send(events)))
-
-
 def apply_one(events: EventBatch) -> Op[bool]:
     """A batch of one event: its error raised, else whether it changed the store."""
-    (outcome,) = yield from apply(events)
+    replies = yield request(events)
+    outcome = _outcome(replies[0][0])
     if isinstance(outcome, TrainingAnalyticsError):
         raise outcome
     return outcome

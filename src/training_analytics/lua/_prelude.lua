@@ -72,32 +72,99 @@ local function int(x)
   return string.format('%.0f', x)
 end
 
+-- Learners in sets (enrolled, completed, started a module). Bulk imports add thousands of
+-- members to a few sets: apply.lua reads each such set's membership of the batch's learners
+-- with one SMISMEMBER (read_ahead) and their SADDs wait for flush(), one per set. Sets not read
+-- ahead are asked and written at once.
+local set_members, pending_sadd = {}, {}
+
+local function read_ahead(key, members)
+  local known = {}
+  for start = 1, #members, 1000 do
+    local flags = redis.pcall('SMISMEMBER', key, unpack(members, start, math.min(start + 999, #members)))
+    -- Not a set (written by something else): each event's own SADD reports it, event by event.
+    if flags.err then return end
+    for i, flag in ipairs(flags) do
+      if flag == 1 then known[members[start + i - 1]] = true end
+    end
+  end
+  set_members[key], pending_sadd[key] = known, {}
+end
+
+-- SADD of one member: 1 added, 0 already there.
+local function sadd(key, member)
+  local known = set_members[key]
+  if not known then return redis.call('SADD', key, member) end
+  if known[member] then return 0 end
+  known[member] = true
+  local adds = pending_sadd[key]
+  adds[#adds + 1] = member
+  return 1
+end
+
+local function sismember(key, member)
+  local known = set_members[key]
+  if not known then return redis.call('SISMEMBER', key, member) == 1 end
+  return known[member] == true
+end
+
 -- Deferred updates: counters and sorted-set members accumulate while a batch runs and are
--- written once at the end (no handler reads them back).
+-- written once at the end (no handler reads them back). A batch of one event has nothing to
+-- coalesce and would pay more for the tables than it saves, so apply.lua sets `immediate` and
+-- its updates go out at once; only cache deletions, which handlers repeat, wait for flush().
+local immediate = false
 local pending_incr, pending_hincr, pending_zadd, pending_del = {}, {}, {}, {}
 
 local function incr(key, n)
+  if immediate then
+    redis.call('INCRBY', key, int(n))
+    return
+  end
   pending_incr[key] = (pending_incr[key] or 0) + n
 end
 
 local function hincr(key, field, n)
+  if immediate then
+    redis.call('HINCRBY', key, field, int(n))
+    return
+  end
   local h = pending_hincr[key]
   if not h then h = {}; pending_hincr[key] = h end
   h[field] = (h[field] or 0) + n
 end
 
 local function zadd(key, score, member)
+  if immediate then
+    redis.call('ZADD', key, score, member)
+    return
+  end
   local z = pending_zadd[key]
   if not z then z = {}; pending_zadd[key] = z end
   z[#z + 1] = score
   z[#z + 1] = member
 end
 
+-- Cache keys to delete, each once, in a list (flush() sends them in one DEL without a pairs()
+-- pass) and a set (pending_del) for the "once".
+local dels = {}
+
 local function touch(key)
-  if key then pending_del[key] = true end
+  if key and not pending_del[key] then
+    pending_del[key] = true
+    dels[#dels + 1] = key
+  end
 end
 
 local function flush()
+  for start = 1, #dels, 500 do
+    redis.call('DEL', unpack(dels, start, math.min(start + 499, #dels)))
+  end
+  if immediate then return end
+  for key, adds in pairs(pending_sadd) do
+    for start = 1, #adds, 1000 do
+      redis.call('SADD', key, unpack(adds, start, math.min(start + 999, #adds)))
+    end
+  end
   for key, n in pairs(pending_incr) do
     if n ~= 0 then redis.call('INCRBY', key, int(n)) end
   end
@@ -112,11 +179,6 @@ local function flush()
       redis.call('ZADD', key, unpack(z, start, math.min(start + 999, #z)))
     end
   end
-  local dels = {}
-  for key in pairs(pending_del) do dels[#dels + 1] = key end
-  for start = 1, #dels, 500 do
-    redis.call('DEL', unpack(dels, start, math.min(start + 499, #dels)))
-  end
 end
 
 -- Set by apply.lua when a progress hash of this batch's enrolments exists before it runs; the
@@ -124,19 +186,40 @@ end
 local progress_may_exist = false
 local progress_written = {}
 
--- Score and time-to-complete of one learner's progress hash, as the course averages count them.
-local function add_progress(progress_key, stats_key, sign)
+-- Loaded as a function library, this file's locals live from call to call: every call starts
+-- by resetting the state above.
+local function begin_call()
+  immediate, progress_may_exist = false, false
+  pending_incr, pending_hincr, pending_zadd, pending_del, dels = {}, {}, {}, {}, {}
+  set_members, pending_sadd, progress_written = {}, {}, {}
+end
+
+-- What one learner's progress adds to the course averages: the score in thousandths and the
+-- time to complete in ms, each nil when the averages skip it (no positive score; no start, no
+-- completion, or a completion not after the start).
+local function progress_figures(score_text, started_text, completed_text)
+  local milli, time = nil, nil
+  local score = parse_number(score_text or '')
+  if score and score > 0 then milli = math.floor(score * 1000 + 0.5) end
+  local started, completed = parse_ts(started_text or ''), parse_ts(completed_text or '')
+  if started and completed and completed > started then time = completed - started end
+  return milli, time
+end
+
+-- Replace a learner's part of one course average (a sum and a count): old -> new figure.
+local function shift(stats_key, sum_field, n_field, old, new)
+  local n = (new and 1 or 0) - (old and 1 or 0)
+  local sum = (new or 0) - (old or 0)
+  if sum ~= 0 then hincr(stats_key, sum_field, sum) end
+  if n ~= 0 then hincr(stats_key, n_field, n) end
+end
+
+-- Count a saved progress hash into the course averages (its learner enrols).
+local function add_progress(progress_key, stats_key)
   local p = redis.call('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')
-  local score = parse_number(p[1] or '')
-  if score and score > 0 then
-    hincr(stats_key, 'score_milli_sum', sign * math.floor(score * 1000 + 0.5))
-    hincr(stats_key, 'score_n', sign)
-  end
-  local started, completed = parse_ts(p[2] or ''), parse_ts(p[3] or '')
-  if started and completed and completed > started then
-    hincr(stats_key, 'time_ms_sum', sign * (completed - started))
-    hincr(stats_key, 'time_n', sign)
-  end
+  local milli, time = progress_figures(p[1], p[2], p[3])
+  shift(stats_key, 'score_milli_sum', 'score_n', nil, milli)
+  shift(stats_key, 'time_ms_sum', 'time_n', nil, time)
 end
 
 -- A certificate counts as claimed when its status is claimed or it carries a claim time.
@@ -151,3 +234,6 @@ local function add_claim(stats_key, status, issued_at, claimed_at, sign)
 end
 
 local HANDLERS = {}
+-- Per event kind, the group keys (by index) of the sets its learner (event[4]) joins or is
+-- looked up in: apply.lua reads them ahead for a batch.
+local MEMBER_SETS = {}

@@ -6,8 +6,8 @@
 --          and the caller is told to reindex
 -- KEYS[2..4] the base keys every older-system event left behind: both event series, all certs
 -- KEYS[5..] every key the events use, each once; events refer to them by position
--- ARGV[1]  JSON [groups, events]. A group is [[key positions], [values]] shared by many events
---          (a course's keys for one day, say). An event is [kind, group, own key position (0:
+-- ARGV[1]  JSON [groups, events] (one event comes flat instead, as described below). A group
+--          is [[key positions], [values]] shared by many events (a course's keys for one day). An event is [kind, group, own key position (0:
 --          none), args...]: its handler is called with the group's keys, the group's values, the
 --          event's own key and the event itself (args from event[4]). One JSON document keeps
 --          the protocol's per-argument cost and repeated key names off the bulk-ingest path.
@@ -15,34 +15,65 @@
 -- Replies one entry per event: 1 changed the store, 0 changed nothing (a replay), or an error
 -- string "TA_<CODE> message" for an event that was refused and wrote nothing. A refusal does not
 -- stop the batch: the events are independent facts, and each one's checks run before it writes.
+begin_call()
 local unmarked = redis.call('EXISTS', KEYS[1]) == 0
 if unmarked and redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) > 0 then
   return redis.error_reply('TA_NOT_INDEXED derived keys are missing; run reindex')
 end
-local doc = cjson.decode(ARGV[1])
-local groups, events = doc[1], doc[2]
-local group_keys = {}
-for g, group in ipairs(groups) do
-  local keys = {}
-  for j, position in ipairs(group[1]) do keys[j] = KEYS[position] end
-  group_keys[g] = keys
+local groups, group_keys, events
+if string.byte(ARGV[1]) == 91 then  -- '[': a JSON document
+  local doc = cjson.decode(ARGV[1])
+  groups, events = doc[1], doc[2]
+  group_keys = {}
+  for g, group in ipairs(groups) do
+    local keys = {}
+    for j, position in ipairs(group[1]) do keys[j] = KEYS[position] end
+    group_keys[g] = keys
+  end
+else
+  -- One event, flat (a single write: decoding JSON would cost more than the event). KEYS[5..]
+  -- are its group's keys, then its own key when ARGV[2] is "1"; ARGV[3] counts the group
+  -- values that follow; the event's arguments come after them.
+  immediate = true
+  local own = ARGV[2] == '1' and #KEYS or 0
+  local last_value = 3 + tonumber(ARGV[3])
+  -- Handlers read their group's keys by position, so the own key that ends the group's key
+  -- table here is never read as one of them; each table is built in one constructor.
+  local event = {ARGV[1], 1, own, unpack(ARGV, last_value + 1)}
+  groups, group_keys, events = {{nil, {unpack(ARGV, 4, last_value)}}}, {{unpack(KEYS, 5)}}, {event}
 end
--- Learners' progress hashes are read on enrolment only when they exist; on bulk imports of new
--- learners none does, and one EXISTS over all of them saves a read per enrolment. (A lone
--- enrolment just reads its hash: the EXISTS would be an extra command, not one saved.)
-local progress_keys = {}
-for _, event in ipairs(events) do
-  if event[1] == 'E' or event[1] == 'C' then progress_keys[#progress_keys + 1] = KEYS[event[3]] end
-end
-if #progress_keys == 1 then progress_may_exist = true end
-for start = 1, #progress_keys, 1000 do
-  local last = math.min(start + 999, #progress_keys)
-  if progress_may_exist or redis.call('EXISTS', unpack(progress_keys, start, last)) > 0 then
-    progress_may_exist = true
-    break
+if immediate then
+  -- A lone enrolment reads its progress hash: an EXISTS first would be one more command.
+  progress_may_exist = true
+else
+  -- Learners' progress hashes are read on enrolment only when they exist; on bulk imports of
+  -- new learners none does, and one EXISTS over all of them saves a read per enrolment.
+  local progress_keys, wanted = {}, {}
+  for _, event in ipairs(events) do
+    local kind = event[1]
+    if kind == 'E' or kind == 'C' then progress_keys[#progress_keys + 1] = KEYS[event[3]] end
+    local sets, keys = MEMBER_SETS[kind], group_keys[event[2]]
+    if sets and keys then
+      for _, index in ipairs(sets) do
+        local key = keys[index]
+        local members = wanted[key]
+        if not members then members = {}; wanted[key] = members end
+        members[#members + 1] = event[4]
+      end
+    end
+  end
+  for start = 1, #progress_keys, 1000 do
+    local last = math.min(start + 999, #progress_keys)
+    if redis.call('EXISTS', unpack(progress_keys, start, last)) > 0 then
+      progress_may_exist = true
+      break
+    end
+  end
+  for key, members in pairs(wanted) do
+    -- One learner's SADD is cheaper than reading ahead.
+    if #members > 1 then read_ahead(key, members) end
   end
 end
-
 local results = {}
 for e, event in ipairs(events) do
   local handler = HANDLERS[event[1]]

@@ -3,9 +3,18 @@
 -- args (event[4..]): user id, then the values of PROGRESS_FIELDS in order ("" when absent)
 local PROGRESS_FIELDS = {'status', 'moduleProgress', 'overallScore', 'startedAt', 'completedAt',
   'lastAccessedAt', 'totalTimeSpentMinutes', 'certificateId', 'certificateIssuedAt'}
+local SCORE, STARTED, COMPLETED = 3, 4, 5  -- their positions in PROGRESS_FIELDS
+MEMBER_SETS['P'] = {1}
 HANDLERS['P'] = function(gk, gv, progress_key, e)
-  local enrolled = redis.call('SISMEMBER', gk[1], e[4]) == 1
-  if enrolled then add_progress(progress_key, gk[2], -1) end
+  local user = e[4]
+  if sismember(gk[1], user) then
+    -- An enrolled learner's figures move from the stored hash's to the new ones.
+    local old = redis.call('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')
+    local old_milli, old_time = progress_figures(old[1], old[2], old[3])
+    local milli, time = progress_figures(e[4 + SCORE], e[4 + STARTED], e[4 + COMPLETED])
+    shift(gk[2], 'score_milli_sum', 'score_n', old_milli, milli)
+    shift(gk[2], 'time_ms_sum', 'time_n', old_time, time)
+  end
   local fields = {}
   for i, name in ipairs(PROGRESS_FIELDS) do
     fields[#fields + 1] = name
@@ -13,7 +22,6 @@ HANDLERS['P'] = function(gk, gv, progress_key, e)
   end
   redis.call('HSET', progress_key, unpack(fields))
   progress_written[progress_key] = true
-  if enrolled then add_progress(progress_key, gk[2], 1) end
   touch(gk[3])
   return 1
 end
