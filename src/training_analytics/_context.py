@@ -23,10 +23,8 @@ class Context:
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     clock: Callable[[], datetime] = utc_now
     max_range_days: int = DEFAULT_MAX_RANGE_DAYS
-    memo: dict[tuple[Any, ...], Any] = field(
-        default_factory=dict, compare=False, hash=False, repr=False
-    )
-    """Derived from the fields above only (key groups, day buckets): encoders fill it."""
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    """What encoders derive from the fields above (key groups, day buckets), kept between calls."""
 
     def now(self) -> datetime:
         return parse_instant(self.clock(), "clock()")

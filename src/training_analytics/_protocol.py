@@ -15,7 +15,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 T = TypeVar("T")
 
@@ -70,13 +70,15 @@ def load_script(*files: str, read_only: bool = False) -> Script:
     return Script(name=name, definitions="\n".join(definitions), body=body, read_only=read_only)
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+# Named tuples rather than frozen dataclasses: a single write builds three of these, and a
+# tuple is built in C.
+
+
+class Command(NamedTuple):
     args: tuple[Arg, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ScriptCall:
+class ScriptCall(NamedTuple):
     script: Script
     keys: Sequence[str]
     args: Sequence[Arg]
@@ -85,8 +87,7 @@ class ScriptCall:
 Call: TypeAlias = Command | ScriptCall
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
+class Batch(NamedTuple):
     """Calls sent in one round trip. Replies come back in order, decoded to ``str``."""
 
     calls: tuple[Call, ...]

@@ -73,6 +73,10 @@ def instant_ms(value: datetime | str, what: str = "timestamp") -> int:
     The stored form (``2025-01-15T10:30:00.000Z``, what bulk imports usually carry) takes a C
     parser and no regex groups: ingest parses one timestamp per event.
     """
+    if type(value) is datetime:
+        if value.utcoffset() is None:
+            raise InvalidDateError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+        return epoch_ms(value)
     if type(value) is str and _CANONICAL.match(value):
         try:
             moment = datetime.fromisoformat(value)

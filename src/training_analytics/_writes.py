@@ -64,14 +64,19 @@ class EventBatch:
     single write should not pay for a JSON document.
     """
 
-    __slots__ = ("_call", "_memo", "ctx", "events")
+    __slots__ = ("_call", "_days", "_groups", "_progress_makers", "ctx", "events")
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         # Per event: [kind, group, own key or None, args...]; call() turns the group and the own
         # key into positions.
         self.events: list[list[Any]] = []
-        self._memo = ctx.memo
+        memo = ctx.memo
+        if not memo:
+            memo.update(groups={}, days={}, progress={})
+        self._groups: dict[tuple[str, ...], _Group] = memo["groups"]
+        self._days: dict[int, str] = memo["days"]
+        self._progress_makers: dict[str, Callable[[str], str]] = memo["progress"]
         self._call: ScriptCall | None = None
 
     @property
@@ -80,35 +85,38 @@ class EventBatch:
 
     def _head(self) -> tuple[str, ...]:
         """The keys every call's KEYS open with: the index marker, then the base keys."""
-        head: tuple[str, ...] | None = self._memo.get(("head",))
+        head: tuple[str, ...] | None = self.ctx.memo.get("head")
         if head is None:
-            head = self._memo[("head",)] = (self.ctx.keys.index_marker(), *base_keys(self.ctx))
+            head = self.ctx.memo["head"] = (self.ctx.keys.index_marker(), *base_keys(self.ctx))
         return head
 
-    def _memo_get(self, name: tuple[str, ...], build: Callable[[], _Group]) -> _Group:
-        group: _Group | None = self._memo.get(name)
-        if group is None:
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            group = self._memo[name] = build()
+    def _remember(self, name: tuple[str, ...], group: _Group) -> _Group:
+        if len(self._groups) >= _MEMO_LIMIT:
+            self._groups.clear()
+        self._groups[name] = group
         return group
 
     def _moment(self, at: datetime | str | None) -> tuple[str, str]:
         """(day in the configured zone, epoch ms as text) of an event time."""
         ms = epoch_ms(self.ctx.now()) if at is None else instant_ms(at, "at")
         # Every zone's offset is a multiple of 15 minutes, so the day is constant within one.
-        quarter = ("day", ms // 900_000)
-        day: str | None = self._memo.get(quarter)
+        quarter = ms // 900_000
+        day = self._days.get(quarter)
         if day is None:
-            day = self._memo[quarter] = day_bucket(from_epoch_ms(ms), self.ctx.tz)
+            if len(self._days) >= _MEMO_LIMIT:
+                self._days.clear()
+            day = self._days[quarter] = day_bucket(from_epoch_ms(ms), self.ctx.tz)
         return day, str(ms)
 
     def _progress_key(self, user_id: str, course_id: str) -> str:
         """A learner's progress hash; the user id is checked by the caller."""
-        name = ("progress", course_id)
-        make: Callable[[str], str] | None = self._memo.get(name)
+        make = self._progress_makers.get(course_id)
         if make is None:
-            make = self._memo[name] = self.ctx.keys.user_course_progress_of(course_id)
+            if len(self._progress_makers) >= _MEMO_LIMIT:
+                self._progress_makers.clear()
+            make = self._progress_makers[course_id] = self.ctx.keys.user_course_progress_of(
+                course_id
+            )
         return make(user_id)
 
     # --- encoders, one per event kind ----------------------------------------------------
@@ -147,16 +155,18 @@ class EventBatch:
     def enrollment(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         check_id(user_id, "user id")
         day, ms = self._moment(at)
-        group = self._memo_get(
-            ("E", course_id, day), lambda: self._enrollment_group(course_id, day)
+        name = ("E", course_id, day)
+        group = self._groups.get(name) or self._remember(
+            name, self._enrollment_group(course_id, day)
         )
         self.events.append(["E", group, self._progress_key(user_id, course_id), user_id, ms])
 
     def completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         check_id(user_id, "user id")
         day, ms = self._moment(at)
-        group = self._memo_get(
-            ("C", course_id, day), lambda: self._completion_group(course_id, day)
+        name = ("C", course_id, day)
+        group = self._groups.get(name) or self._remember(
+            name, self._completion_group(course_id, day)
         )
         self.events.append(["C", group, self._progress_key(user_id, course_id), user_id, ms])
 
@@ -175,16 +185,17 @@ class EventBatch:
 
     def module_start(self, user_id: str, course_id: str, module_id: str) -> None:
         check_id(user_id, "user id")
-        group = self._memo_get(
-            ("S", course_id, module_id), lambda: self._module_start_group(course_id, module_id)
+        name = ("S", course_id, module_id)
+        group = self._groups.get(name) or self._remember(
+            name, self._module_start_group(course_id, module_id)
         )
         self.events.append(["S", group, None, user_id])
 
     def module_completion(self, user_id: str, course_id: str, module_id: str) -> None:
         check_id(user_id, "user id")
-        group = self._memo_get(
-            ("M", course_id, module_id),
-            lambda: self._module_completion_group(course_id, module_id),
+        name = ("M", course_id, module_id)
+        group = self._groups.get(name) or self._remember(
+            name, self._module_completion_group(course_id, module_id)
         )
         self.events.append(["M", group, None, user_id])
 
@@ -202,7 +213,9 @@ class EventBatch:
     def progress(self, progress: EnhancedTrainingProgress) -> None:
         values = progress_to_fields(progress)
         user, course = progress.user_id, progress.course_id
-        group = self._memo_get(("P", course), lambda: self._progress_group(course))
+        group = self._groups.get(("P", course)) or self._remember(
+            ("P", course), self._progress_group(course)
+        )
         own = self.ctx.keys.user_course_progress(user, course)
         self.events.append(["P", group, own, user, *values])
 
@@ -231,7 +244,9 @@ class EventBatch:
         pairs: list[str] = []
         for name, value in fields.items():
             pairs += [name, value]
-        group = self._memo_get(("cert",), self._certification_group)
+        group = self._groups.get(("cert",)) or self._remember(
+            ("cert",), self._certification_group()
+        )
         own = self.ctx.keys.training_certification(record.id)
         self.events.append(["I", group, own, record.id, *pairs])
 
@@ -251,7 +266,9 @@ class EventBatch:
             claim_time = normalize_timestamp(
                 claimed_at if claimed_at is not None else self.ctx.moment(at), "claimedAt"
             )
-        group = self._memo_get(("cert",), self._certification_group)
+        group = self._groups.get(("cert",)) or self._remember(
+            ("cert",), self._certification_group()
+        )
         own = self.ctx.keys.training_certification(cert_id)
         self.events.append(["U", group, own, cert_id, new_status, claim_time])
 

@@ -188,10 +188,18 @@ local progress_written = {}
 
 -- Loaded as a function library, this file's locals live from call to call: every call starts
 -- by resetting the state above.
-local function begin_call()
-  immediate, progress_may_exist = false, false
-  pending_incr, pending_hincr, pending_zadd, pending_del, dels = {}, {}, {}, {}, {}
-  set_members, pending_sadd, progress_written = {}, {}, {}
+local NOTHING = {}  -- never written: what a batch of one event reads ahead
+
+local function begin_call(one_event)
+  immediate, progress_may_exist = one_event, false
+  pending_del, dels, progress_written = {}, {}, {}
+  if one_event then
+    -- It writes its updates at once: the tables of deferred ones stay unused.
+    set_members = NOTHING
+  else
+    pending_incr, pending_hincr, pending_zadd = {}, {}, {}
+    set_members, pending_sadd = {}, {}
+  end
 end
 
 -- What one learner's progress adds to the course averages: the score in thousandths and the

@@ -15,13 +15,14 @@
 -- Replies one entry per event: 1 changed the store, 0 changed nothing (a replay), or an error
 -- string "TA_<CODE> message" for an event that was refused and wrote nothing. A refusal does not
 -- stop the batch: the events are independent facts, and each one's checks run before it writes.
-begin_call()
+local flat = string.byte(ARGV[1]) ~= 91  -- '[' opens a JSON document
+begin_call(flat)
 local unmarked = redis.call('EXISTS', KEYS[1]) == 0
 if unmarked and redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) > 0 then
   return redis.error_reply('TA_NOT_INDEXED derived keys are missing; run reindex')
 end
 local groups, group_keys, events
-if string.byte(ARGV[1]) == 91 then  -- '[': a JSON document
+if not flat then
   local doc = cjson.decode(ARGV[1])
   groups, events = doc[1], doc[2]
   group_keys = {}
@@ -34,7 +35,6 @@ else
   -- One event, flat (a single write: decoding JSON would cost more than the event). KEYS[5..]
   -- are its group's keys, then its own key when ARGV[2] is "1"; ARGV[3] counts the group
   -- values that follow; the event's arguments come after them.
-  immediate = true
   local own = ARGV[2] == '1' and #KEYS or 0
   local last_value = 3 + tonumber(ARGV[3])
   -- Handlers read their group's keys by position, so the own key that ends the group's key
