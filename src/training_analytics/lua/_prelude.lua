@@ -245,3 +245,8 @@ local HANDLERS = {}
 -- Per event kind, the group keys (by index) of the sets its learner (event[4]) joins or is
 -- looked up in: apply.lua reads them ahead for a batch.
 local MEMBER_SETS = {}
+-- Per event kind, optionally, a handler for a run of consecutive events of that kind and group:
+-- run(gk, gv, events, first, last, results) fills results[first..last] as the event handler
+-- would, or returns false (changing nothing) to leave the run to it. Bulk imports spend most of
+-- their server time on per-event calls between helpers; a run handler makes them table updates.
+local RUNS = {}

@@ -75,20 +75,35 @@ else
   end
 end
 local results = {}
-for e, event in ipairs(events) do
-  local handler = HANDLERS[event[1]]
-  if not handler then
-    results[e] = 'TA_BAD_INPUT unknown event kind ' .. tostring(event[1])
-  else
-    -- A command error inside one event (a key of the wrong type, written by something else)
-    -- must not abandon the batch: the other events' deferred counters still have to be written.
-    local ok, result = pcall(handler, group_keys[event[2]], groups[event[2]][2], KEYS[event[3]], event)
-    if ok then
-      results[e] = result
-    else
-      results[e] = 'TA_STORE_ERROR ' .. tostring(type(result) == 'table' and result.err or result)
+local count, first = #events, 1
+while first <= count do
+  local kind, group = events[first][1], events[first][2]
+  local run, last = RUNS[kind], first
+  if run then
+    while last < count and events[last + 1][1] == kind and events[last + 1][2] == group do
+      last = last + 1
     end
   end
+  if not (last > first and run(group_keys[group], groups[group][2], events, first, last, results)) then
+    for e = first, last do
+      local event = events[e]
+      local handler = HANDLERS[event[1]]
+      if not handler then
+        results[e] = 'TA_BAD_INPUT unknown event kind ' .. tostring(event[1])
+      else
+        -- A command error inside one event (a key of the wrong type, written by something
+        -- else) must not abandon the batch: the other events' deferred counters still have to
+        -- be written.
+        local ok, result = pcall(handler, group_keys[event[2]], groups[event[2]][2], KEYS[event[3]], event)
+        if ok then
+          results[e] = result
+        else
+          results[e] = 'TA_STORE_ERROR ' .. tostring(type(result) == 'table' and result.err or result)
+        end
+      end
+    end
+  end
+  first = last + 1
 end
 flush()
 if unmarked then

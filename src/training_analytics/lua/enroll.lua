@@ -18,3 +18,35 @@ local function enroll(gk, gv, user, ms, progress_key)
 end
 MEMBER_SETS['E'] = {1}
 HANDLERS['E'] = function(gk, gv, progress_key, e) return enroll(gk, gv, e[4], e[5], progress_key) end
+
+-- A run of enrolments in one course on one day, for learners without saved progress (a bulk
+-- import): set membership read ahead, counters added once.
+RUNS['E'] = function(gk, gv, events, first, last, results)
+  local known = set_members[gk[1]]
+  if not known or progress_may_exist or next(progress_written) then return false end
+  local adds, course = pending_sadd[gk[1]], gv[1]
+  local members = pending_zadd[gk[3]]
+  if not members then members = {}; pending_zadd[gk[3]] = members end
+  local added = 0
+  for i = first, last do
+    local event = events[i]
+    local user, ms = event[4], event[5]
+    if known[user] then
+      results[i] = 0
+    else
+      known[user] = true
+      adds[#adds + 1] = user
+      members[#members + 1] = ms
+      members[#members + 1] = ms .. ':' .. user .. ':' .. course
+      added = added + 1
+      results[i] = 1
+    end
+  end
+  if added > 0 then
+    incr(gk[2], added)
+    hincr(gk[4], gv[2], added)
+    touch(gk[6])
+    touch(gk[7])
+  end
+  return true
+end
