@@ -23,6 +23,7 @@ _TIMESTAMP = re.compile(
 )
 _CANONICAL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def parse_timestamp_ms(value: str | None) -> int | None:
@@ -74,9 +75,10 @@ def instant_ms(value: datetime | str, what: str = "timestamp") -> int:
     parser and no regex groups: ingest parses one timestamp per event.
     """
     if type(value) is datetime:
-        if value.utcoffset() is None:
+        if value.tzinfo is not UTC and value.utcoffset() is None:
             raise InvalidDateError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
-        return epoch_ms(value)
+        # Exact integer arithmetic, floored to the millisecond like epoch_ms.
+        return (value - _EPOCH) // _ONE_MS
     if type(value) is str and _CANONICAL.match(value):
         try:
             moment = datetime.fromisoformat(value)

@@ -64,6 +64,12 @@ class _Tally:
         self.rejected: list[RejectedEvent] = []
 
     def add(self, replies: list[Any]) -> None:
+        applied, unchanged = replies.count(1), replies.count(0)
+        if applied + unchanged == len(replies):  # no refusals: the usual batch, counted in C
+            self.applied += applied
+            self.unchanged += unchanged
+            self.seen += len(replies)
+            return
         for position, outcome in enumerate(outcomes(replies)):
             if outcome is True:
                 self.applied += 1
