@@ -406,3 +406,20 @@ def test_a_course_title_stored_as_plain_text_reads_as_english(
     assert stored.title == {"en": "Selling Sovra"}
     assert stored.description == {"en": "Quoted"}
     assert analytics.get_all_enhanced_courses()[0].certification.credential_name == "Selling Sovra"
+
+
+def test_progress_saved_before_enrolment_counts_once_the_learner_enrols(
+    seed_store: redis.Redis, analytics: Any
+) -> None:
+    report = analytics.reindex()
+    assert report.unenrolled_progress == 1  # the ghost's, in SALES
+    before = analytics.get_course_detailed_analytics(SALES)
+    analytics.record_enrollment("ghost", SALES, at=NOW)
+    after = analytics.get_course_detailed_analytics(SALES)
+    assert after.model_dump() == seed_oracle.course_detailed_analytics(seed_store, SALES)
+    assert after.average_score < before.average_score  # the ghost scored 1
+    # Counted once: enrolling again, or rebuilding, changes nothing.
+    analytics.record_enrollment("ghost", SALES, at=NOW)
+    assert analytics.get_course_detailed_analytics(SALES) == after
+    assert analytics.reindex().unenrolled_progress == 0
+    assert analytics.get_course_detailed_analytics(SALES) == after

@@ -1,203 +1,34 @@
 """The two executors: drive a sans-I/O operation on a sync or an asyncio redis-py client.
 
-Both share everything but the waiting: command building, the script-loading exchange, reply
-decoding and error translation are the functions at the top; ``run`` and ``arun`` differ in
-``await`` and in how a submitted batch runs alongside the operation (a worker thread, an
-asyncio task).
-
-Scripts go out as FCALL of a function library (see :class:`~._protocol.Script`). A server that
-lacks the library (first use, restart without persistence, FUNCTION FLUSH) replies "Function not
-found": the library is loaded and exactly the calls that failed are sent again, in their order;
-the others already ran, and a call that failed did not run at all, so nothing runs twice. A
-server without functions (Redis before 7, an ACL without FUNCTION/FCALL) gets EVALSHA instead,
-with the same rule for NOSCRIPT, from then on for that connection pool.
+Both share everything but the waiting: the commands, the exchange that loads code the server
+lacks, reply decoding and error translation live in ``_wire``, and submitted batches follow
+``_pipelined``; ``run`` and ``arun`` perform the same steps, with and without ``await``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import weakref
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 
-from ._protocol import Batch, Call, Command, Op, ScriptCall, Submit
-from .errors import (
-    CertificationExistsError,
-    CertificationExpiredError,
-    CertificationNotFoundError,
-    ConcurrentUpdateError,
-    CourseExistsError,
-    CourseNotFoundError,
-    IllegalTransitionError,
-    InvalidInputError,
-    NotIndexedError,
-    StoreError,
-    StoreUnavailableError,
-    TrainingAnalyticsError,
+from ._pipelined import Action, Pipelined, Send
+from ._protocol import Batch, Call, Op, Submit
+from ._wire import (
+    SCRIPTS_ONLY,
+    Commands,
+    commands_for,
+    decodes,
+    finish,
+    has_errors,
+    load_and_retry,
+    translate,
 )
+from .errors import StoreUnavailableError, TrainingAnalyticsError
 
 T = TypeVar("T")
-
-#: Error codes our Lua scripts reply with (``TA_<CODE> message``), mapped to the typed errors.
-SCRIPT_ERRORS: dict[str, type[TrainingAnalyticsError]] = {
-    "TA_NOT_INDEXED": NotIndexedError,
-    "TA_CERT_NOT_FOUND": CertificationNotFoundError,
-    "TA_CERT_EXISTS": CertificationExistsError,
-    "TA_CERT_EXPIRED": CertificationExpiredError,
-    "TA_ILLEGAL_TRANSITION": IllegalTransitionError,
-    "TA_BAD_INPUT": InvalidInputError,
-    "TA_COURSE_NOT_FOUND": CourseNotFoundError,
-    "TA_COURSE_EXISTS": CourseExistsError,
-    "TA_RETRY": ConcurrentUpdateError,
-    "TA_STORE_ERROR": StoreError,
-}
-
-
-def script_error(message: str) -> TrainingAnalyticsError:
-    """The typed error for a ``TA_<CODE> detail`` message; StoreError for anything else."""
-    code, _, detail = message.partition(" ")
-    kind = SCRIPT_ERRORS.get(code)
-    if kind is None:
-        return StoreError(message)
-    return kind(detail or code)
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if isinstance(value, dict):
-        return {_decode(k): _decode(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(_decode(v) for v in value)
-    if isinstance(value, set):
-        return {_decode(v) for v in value}
-    return value
-
-
-class _ScriptsOnly:
-    """The connection pools whose server runs no functions: their scripts go out as EVALSHA."""
-
-    def __init__(self) -> None:
-        self._pools: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._any = False  # a WeakSet lookup costs a microsecond; most processes never need one
-
-    def __contains__(self, client: redis.Redis | redis.asyncio.Redis) -> bool:
-        return self._any and client.connection_pool in self._pools
-
-    def add(self, client: redis.Redis | redis.asyncio.Redis) -> None:
-        self._pools.add(client.connection_pool)
-        self._any = True
-
-
-_SCRIPTS_ONLY = _ScriptsOnly()
-
-
-def _command_args(call: Call, functions: bool) -> tuple[Any, ...]:
-    if isinstance(call, Command):
-        return call.args
-    script = call.script
-    if functions:
-        return ("FCALL", script.function, len(call.keys), *call.keys, *call.args)
-    return ("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args)
-
-
-def _lacks_code(reply: Any) -> bool:
-    """The server does not hold the script or function library (yet)."""
-    if isinstance(reply, redis.exceptions.NoScriptError):
-        return True
-    return isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith(
-        ("NOSCRIPT", "Function not found")
-    )
-
-
-def _refuses_functions(reply: Any) -> bool:
-    """FCALL / FUNCTION LOAD unknown (Redis before 7) or not permitted to this user."""
-    if isinstance(reply, redis.exceptions.NoPermissionError):
-        return True
-    return isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith(
-        "unknown command"
-    )
-
-
-Commands = list[tuple[Any, ...]]
-
-
-def _commands(calls: Sequence[Call], functions: bool) -> Commands:
-    return [_command_args(call, functions) for call in calls]
-
-
-def _exchange(
-    calls: Sequence[Call], replies: list[Any], functions: bool
-) -> Generator[Commands, list[Any], tuple[list[Any], bool]]:
-    """After ``calls`` were sent and replied ``replies``: load the code the server lacked and
-    run the calls that failed for it again. Yields the commands of each round trip; returns the
-    calls' replies (errors as exception objects) and whether functions worked."""
-    retry = [
-        i
-        for i, reply in enumerate(replies)
-        if isinstance(reply, redis.exceptions.ResponseError)
-        and isinstance(calls[i], ScriptCall)
-        and (_lacks_code(reply) or (functions and _refuses_functions(reply)))
-    ]
-    if not retry:
-        return replies, functions
-    scripts = {c.script.name: c.script for i in retry if isinstance(c := calls[i], ScriptCall)}
-    if functions and not any(_refuses_functions(replies[i]) for i in retry):
-        loaded = yield [("FUNCTION", "LOAD", script.library) for script in scripts.values()]
-        functions = not any(_refuses_functions(reply) for reply in loaded)
-        if functions:
-            _raise_load_errors(loaded)
-    else:
-        functions = False
-    if not functions:
-        loaded = yield [("SCRIPT", "LOAD", script.source) for script in scripts.values()]
-        _raise_load_errors(loaded)
-    again = yield _commands([calls[i] for i in retry], functions)
-    for i, reply in zip(retry, again, strict=True):
-        replies[i] = reply
-    return replies, functions
-
-
-def _failed(replies: list[Any]) -> bool:
-    return any(isinstance(reply, BaseException) for reply in replies)
-
-
-def _raise_load_errors(replies: list[Any]) -> None:
-    for reply in replies:
-        # Another client may have loaded the same library meanwhile.
-        if isinstance(reply, BaseException) and "already exists" not in str(reply):
-            raise _translate(reply)
-
-
-def _translate(exc: BaseException) -> TrainingAnalyticsError:
-    if isinstance(exc, TrainingAnalyticsError):
-        return exc
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return StoreUnavailableError(f"Redis/Valkey server unreachable: {exc}")
-    if isinstance(exc, redis.exceptions.ResponseError):
-        return script_error(str(exc))
-    return StoreError(f"{type(exc).__name__}: {exc}")
-
-
-def _decodes(client: redis.Redis | redis.asyncio.Redis) -> bool:
-    """Whether the client already turns replies into ``str`` (then they need no second pass)."""
-    return bool(client.connection_pool.connection_kwargs.get("decode_responses", False))
-
-
-def _finish(replies: list[Any], decoded: bool) -> list[Any]:
-    """Decode replies; raise the first error among them, typed."""
-    for reply in replies:
-        if isinstance(reply, BaseException):
-            raise _translate(reply)
-    return replies if decoded else [_decode(r) for r in replies]
-
+R = TypeVar("R")
 
 # --- sync ----------------------------------------------------------------------------------------
 
@@ -219,7 +50,7 @@ def _send(client: redis.Redis, commands: Commands) -> list[Any]:
 def _drive(
     client: redis.Redis, calls: Sequence[Call], replies: list[Any], functions: bool
 ) -> tuple[list[Any], bool]:
-    exchange = _exchange(calls, replies, functions)
+    exchange = load_and_retry(calls, replies, functions)
     try:
         commands = next(exchange)
         while True:
@@ -230,26 +61,104 @@ def _drive(
 
 
 def execute(client: redis.Redis, batch: Batch) -> list[Any]:
-    calls, functions = batch.calls, client not in _SCRIPTS_ONLY
+    calls, functions = batch.calls, client not in SCRIPTS_ONLY
     try:
-        replies = _send(client, _commands(calls, functions))
-        if _failed(replies):  # perhaps code the server lacks: the slow path
+        replies = _send(client, commands_for(calls, functions))
+        if has_errors(replies):  # perhaps code the server lacks: the slow path
             replies, worked = _drive(client, calls, replies, functions)
             if functions and not worked:
-                _SCRIPTS_ONLY.add(client)
+                SCRIPTS_ONLY.add(client)
     except redis.exceptions.RedisError as exc:
-        raise _translate(exc) from exc
-    return _finish(replies, _decodes(client))
+        raise translate(exc) from exc
+    return finish(replies, decodes(client))
+
+
+class _Submitted:
+    """One operation's submitted batches on one connection of the client's pool (see
+    ``_pipelined``). A client bound to a single connection runs each batch when submitted."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.state = Pipelined(client not in SCRIPTS_ONLY, decodes(client))
+        self.connection: Any = None
+        self.broken: TrainingAnalyticsError | None = None
+        self.ran: dict[int, list[Any] | TrainingAnalyticsError] = {}
+        self.ran_count = 0
+
+    def submit(self, batch: Batch) -> int:
+        if self.client.connection is not None:
+            ticket = self.ran_count
+            self.ran_count += 1
+            try:
+                self.ran[ticket] = execute(self.client, batch)
+            except TrainingAnalyticsError as exc:
+                self.ran[ticket] = exc
+            return ticket
+        return self._perform(self.state.submit(batch))
+
+    def result(self, ticket: int) -> list[Any]:
+        if ticket in self.ran:
+            outcome = self.ran.pop(ticket)
+            if isinstance(outcome, TrainingAnalyticsError):
+                raise outcome
+            return outcome
+        return self._perform(self.state.result(ticket))
+
+    def close(self) -> None:
+        """Read what is still due, then give the connection back."""
+        if self.connection is None:
+            return
+        try:
+            if self.broken is None and not self.state.idle:
+                self._perform(self.state.drain())
+        except TrainingAnalyticsError:
+            self.connection.disconnect()  # replies left unread must not reach the next user
+        finally:
+            self.client.connection_pool.release(self.connection)
+
+    def _perform(self, steps: Generator[Action, Any, R]) -> R:
+        if self.broken is not None:
+            raise self.broken
+        if self.connection is None:
+            self.connection = self.client.connection_pool.get_connection()
+        connection = self.connection
+        try:
+            action = next(steps)
+            while True:
+                reply: Any = None
+                if isinstance(action, Send):
+                    connection.send_packed_command(connection.pack_commands(action.commands))
+                else:
+                    try:
+                        reply = connection.read_response()
+                    except redis.exceptions.ResponseError as exc:
+                        reply = exc
+                action = steps.send(reply)
+        except StopIteration as done:
+            result: R = done.value
+            return result
+        except redis.exceptions.RedisError as exc:
+            self.broken = _lost(exc)
+            connection.disconnect()
+            raise self.broken from exc
+        finally:
+            if not self.state.functions:
+                SCRIPTS_ONLY.add(self.client)
+
+
+def _lost(exc: BaseException) -> TrainingAnalyticsError:
+    """The error for a connection that failed with batches in flight."""
+    error = translate(exc)
+    if isinstance(error, StoreUnavailableError):
+        return StoreUnavailableError(
+            f"{error}; batches sent before it may or may not have been applied"
+        )
+    return error
 
 
 def run(op: Op[T], client: redis.Redis) -> T:
-    """Drive ``op`` to completion on a sync client.
-
-    Submitted batches run on one worker thread, in order; the client's connection pool is
-    thread-safe. The thread waits on the socket with the GIL released, so the server works on
-    one batch while this thread prepares the next.
-    """
-    worker: ThreadPoolExecutor | None = None
+    """Drive ``op`` to completion on a sync client."""
+    submitted: _Submitted | None = None
     try:
         request = next(op)
         while True:
@@ -258,11 +167,12 @@ def run(op: Op[T], client: redis.Redis) -> T:
                 if isinstance(request, Batch):
                     reply = execute(client, request)
                 elif isinstance(request, Submit):
-                    if worker is None:
-                        worker = ThreadPoolExecutor(1, thread_name_prefix="training-analytics")
-                    reply = worker.submit(execute, client, request.batch)
+                    if submitted is None:
+                        submitted = _Submitted(client)
+                    reply = submitted.submit(request.batch)
                 else:
-                    reply = request.ticket.result()
+                    assert submitted is not None, "Await before any Submit"
+                    reply = submitted.result(request.ticket)
             except TrainingAnalyticsError as exc:
                 request = op.throw(exc)
             else:
@@ -271,9 +181,9 @@ def run(op: Op[T], client: redis.Redis) -> T:
         result: T = stop.value
         return result
     finally:
-        if worker is not None:
-            # Nothing this call started keeps writing after it returns or raises.
-            worker.shutdown(wait=True)
+        if submitted is not None:
+            # Nothing this call started is left unread on a connection.
+            submitted.close()
 
 
 # --- asyncio -------------------------------------------------------------------------------------
@@ -296,7 +206,7 @@ async def _asend(client: redis.asyncio.Redis, commands: Commands) -> list[Any]:
 async def _adrive(
     client: redis.asyncio.Redis, calls: Sequence[Call], replies: list[Any], functions: bool
 ) -> tuple[list[Any], bool]:
-    exchange = _exchange(calls, replies, functions)
+    exchange = load_and_retry(calls, replies, functions)
     try:
         commands = next(exchange)
         while True:
@@ -307,38 +217,93 @@ async def _adrive(
 
 
 async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
-    calls, functions = batch.calls, client not in _SCRIPTS_ONLY
+    calls, functions = batch.calls, client not in SCRIPTS_ONLY
     try:
-        replies = await _asend(client, _commands(calls, functions))
-        if _failed(replies):  # perhaps code the server lacks: the slow path
+        replies = await _asend(client, commands_for(calls, functions))
+        if has_errors(replies):  # perhaps code the server lacks: the slow path
             replies, worked = await _adrive(client, calls, replies, functions)
             if functions and not worked:
-                _SCRIPTS_ONLY.add(client)
+                SCRIPTS_ONLY.add(client)
     except redis.exceptions.RedisError as exc:
-        raise _translate(exc) from exc
-    return _finish(replies, _decodes(client))
+        raise translate(exc) from exc
+    return finish(replies, decodes(client))
 
 
-async def _after(
-    previous: asyncio.Future[Any] | None, client: redis.asyncio.Redis, batch: Batch
-) -> list[Any]:
-    if previous is not None:
-        # Awaited directly, so this task wakes before the operation that awaits the same batch:
-        # the next request is on the wire while the operation prepares the one after. Whatever
-        # became of the previous batch, this one runs: the operation collects both outcomes.
-        with contextlib.suppress(TrainingAnalyticsError):
-            await previous
-    return await aexecute(client, batch)
+class _ASubmitted:
+    """``_Submitted`` for an asyncio client."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.client = client
+        self.state = Pipelined(client not in SCRIPTS_ONLY, decodes(client))
+        self.connection: Any = None
+        self.broken: TrainingAnalyticsError | None = None
+        self.ran: dict[int, list[Any] | TrainingAnalyticsError] = {}
+        self.ran_count = 0
+
+    async def submit(self, batch: Batch) -> int:
+        if self.client.connection is not None:
+            ticket = self.ran_count
+            self.ran_count += 1
+            try:
+                self.ran[ticket] = await aexecute(self.client, batch)
+            except TrainingAnalyticsError as exc:
+                self.ran[ticket] = exc
+            return ticket
+        return await self._perform(self.state.submit(batch))
+
+    async def result(self, ticket: int) -> list[Any]:
+        if ticket in self.ran:
+            outcome = self.ran.pop(ticket)
+            if isinstance(outcome, TrainingAnalyticsError):
+                raise outcome
+            return outcome
+        return await self._perform(self.state.result(ticket))
+
+    async def close(self) -> None:
+        if self.connection is None:
+            return
+        try:
+            if self.broken is None and not self.state.idle:
+                await self._perform(self.state.drain())
+        except TrainingAnalyticsError:
+            await self.connection.disconnect()
+        finally:
+            await self.client.connection_pool.release(self.connection)
+
+    async def _perform(self, steps: Generator[Action, Any, R]) -> R:
+        if self.broken is not None:
+            raise self.broken
+        if self.connection is None:
+            get: Callable[[], Awaitable[Any]] = self.client.connection_pool.get_connection
+            self.connection = await get()
+        connection = self.connection
+        try:
+            action = next(steps)
+            while True:
+                reply: Any = None
+                if isinstance(action, Send):
+                    await connection.send_packed_command(connection.pack_commands(action.commands))
+                else:
+                    try:
+                        reply = await connection.read_response()
+                    except redis.exceptions.ResponseError as exc:
+                        reply = exc
+                action = steps.send(reply)
+        except StopIteration as done:
+            result: R = done.value
+            return result
+        except redis.exceptions.RedisError as exc:
+            self.broken = _lost(exc)
+            await connection.disconnect()
+            raise self.broken from exc
+        finally:
+            if not self.state.functions:
+                SCRIPTS_ONLY.add(self.client)
 
 
 async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
-    """Drive ``op`` to completion on an asyncio client.
-
-    Submitted batches run as tasks chained in submission order. Each new task is given one turn
-    of the event loop, enough to write its request, so the server works on it while the
-    operation prepares the next batch.
-    """
-    submitted: list[asyncio.Future[Any]] = []
+    """Drive ``op`` to completion on an asyncio client."""
+    submitted: _ASubmitted | None = None
     try:
         request = next(op)
         while True:
@@ -347,12 +312,12 @@ async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
                 if isinstance(request, Batch):
                     reply = await aexecute(client, request)
                 elif isinstance(request, Submit):
-                    previous = submitted[-1] if submitted else None
-                    reply = asyncio.ensure_future(_after(previous, client, request.batch))
-                    submitted.append(reply)
-                    await asyncio.sleep(0)
+                    if submitted is None:
+                        submitted = _ASubmitted(client)
+                    reply = await submitted.submit(request.batch)
                 else:
-                    reply = await request.ticket
+                    assert submitted is not None, "Await before any Submit"
+                    reply = await submitted.result(request.ticket)
             except TrainingAnalyticsError as exc:
                 request = op.throw(exc)
             else:
@@ -361,5 +326,5 @@ async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
         result: T = stop.value
         return result
     finally:
-        if submitted:
-            await asyncio.gather(*submitted, return_exceptions=True)
+        if submitted is not None:
+            await submitted.close()

@@ -9,16 +9,16 @@ to by position, so a batch of 1,000 enrolments in one course sends each shared k
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from ._codec import certification_to_fields, progress_to_fields
 from ._context import Context
-from ._exec import script_error
 from ._index import base_keys
 from ._protocol import Batch, Op, ScriptCall, load_script
 from ._time import day_bucket, epoch_ms, from_epoch_ms, instant_ms, normalize_timestamp, to_iso
+from ._wire import script_error
 from .errors import InvalidStatusError, TrainingAnalyticsError
 from .keys import CERTIFICATION_STATUSES, check_id
 from .types import EnhancedTrainingProgress, TrainingCertificationRecord
@@ -64,7 +64,7 @@ class EventBatch:
     single write should not pay for a JSON document.
     """
 
-    __slots__ = ("_call", "_days", "_groups", "_progress_makers", "ctx", "events")
+    __slots__ = ("_call", "_days", "_groups", "ctx", "events")
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -73,10 +73,9 @@ class EventBatch:
         self.events: list[list[Any]] = []
         memo = ctx.memo
         if not memo:
-            memo.update(groups={}, days={}, progress={})
+            memo.update(groups={}, days={})
         self._groups: dict[tuple[str, ...], _Group] = memo["groups"]
         self._days: dict[int, str] = memo["days"]
-        self._progress_makers: dict[str, Callable[[str], str]] = memo["progress"]
         self._call: ScriptCall | None = None
 
     @property
@@ -108,17 +107,6 @@ class EventBatch:
             day = self._days[quarter] = day_bucket(from_epoch_ms(ms), self.ctx.tz)
         return day, str(ms)
 
-    def _progress_key(self, user_id: str, course_id: str) -> str:
-        """A learner's progress hash; the user id is checked by the caller."""
-        make = self._progress_makers.get(course_id)
-        if make is None:
-            if len(self._progress_makers) >= _MEMO_LIMIT:
-                self._progress_makers.clear()
-            make = self._progress_makers[course_id] = self.ctx.keys.user_course_progress_of(
-                course_id
-            )
-        return make(user_id)
-
     # --- encoders, one per event kind ----------------------------------------------------
 
     def _enrollment_group(self, course_id: str, day: str) -> _Group:
@@ -133,6 +121,7 @@ class EventBatch:
                 k.course_stats(course_id),
                 k.course_analytics_cache(course_id),
                 k.overview_metrics_cache(),
+                k.course_unenrolled_progress(course_id),
             ],
             (course_id, day),
         )
@@ -159,7 +148,7 @@ class EventBatch:
         group = self._groups.get(name) or self._remember(
             name, self._enrollment_group(course_id, day)
         )
-        self.events.append(["E", group, self._progress_key(user_id, course_id), user_id, ms])
+        self.events.append(["E", group, None, user_id, ms])
 
     def completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         check_id(user_id, "user id")
@@ -168,7 +157,7 @@ class EventBatch:
         group = self._groups.get(name) or self._remember(
             name, self._completion_group(course_id, day)
         )
-        self.events.append(["C", group, self._progress_key(user_id, course_id), user_id, ms])
+        self.events.append(["C", group, None, user_id, ms])
 
     def _module_start_group(self, course_id: str, module_id: str) -> _Group:
         k = self.ctx.keys
@@ -207,6 +196,7 @@ class EventBatch:
                 k.course_enrollments(course_id),
                 k.course_stats(course_id),
                 k.course_analytics_cache(course_id),
+                k.course_unenrolled_progress(course_id),
             ],
         )
 

@@ -12,7 +12,6 @@ all of them from the base keys.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -80,13 +79,10 @@ class TrainingKeys:
         )
 
     def user_course_progress(self, user_id: str, course_id: str) -> str:
-        return self.user_course_progress_of(course_id)(check_id(user_id, "user id"))
-
-    def user_course_progress_of(self, course_id: str) -> Callable[[str], str]:
-        """Progress keys of one course's learners, for ids checked already (bulk encoding)."""
-        head = f"{self.prefix}training:progress:"
-        tail = f":{check_id(course_id, 'course id')}"
-        return lambda user_id: head + user_id + tail
+        return (
+            f"{self.prefix}training:progress:"
+            f"{check_id(user_id, 'user id')}:{check_id(course_id, 'course id')}"
+        )
 
     # --- seed: time series -------------------------------------------------------------------
     def enrollment_by_date(self, day: str) -> str:
@@ -153,6 +149,14 @@ class TrainingKeys:
     def course_completions_by_day(self, course_id: str) -> str:
         """Hash: ``YYYY-MM-DD`` -> new completions of the course that day."""
         return f"{self.prefix}training:agg:course:{check_id(course_id, 'course id')}:completions"
+
+    def course_unenrolled_progress(self, course_id: str) -> str:
+        """Hash: user id -> ``milli|ms``, the score (thousandths) and time to complete of progress
+        saved by a learner not enrolled yet, counted into the course sums when they enrol."""
+        return (
+            f"{self.prefix}training:agg:course:{check_id(course_id, 'course id')}"
+            ":unenrolled-progress"
+        )
 
     def credential_stats(self) -> str:
         """Hash: ``claimed`` (ever claimed), ``claim_ms_sum``, ``claim_n``."""

@@ -7,7 +7,8 @@ NotIndexedError instead of interleaving with the rebuild. Reads of the seed's ow
 (counts, drop-off, overview, global series) keep working.
 
 What it rebuilds, per DESIGN.md section 3:
-- per course: score and time-to-complete sums over enrolled learners' progress hashes;
+- per course: score and time-to-complete sums over enrolled learners' progress hashes, and
+  the figures of progress saved by learners not enrolled (counted when they enrol);
 - per course: new enrolments and completions per day, from the event sorted sets (a learner's
   first entry per course only: the older system added an entry for every re-enrolment);
 - certificates: status sets repaired from each record's own status (each id in exactly one),
@@ -31,6 +32,8 @@ from .keys import CERTIFICATION_STATUSES, EXPIRABLE_STATUSES, check_id
 from .types import SeedModel
 
 CHUNK = 2000
+# The progress fields the course averages read.
+FIGURE_FIELDS = ("overallScore", "startedAt", "completedAt")
 
 Progress = Callable[[str, int], None]
 """Called with (stage, items done) as the rebuild advances."""
@@ -45,6 +48,8 @@ class ReindexReport(SeedModel):
     completion_events: int = 0
     certifications: int = 0
     removed_dangling_certifications: int = 0
+    unenrolled_progress: int = 0
+    """Progress hashes of learners not enrolled in their course (kept aside until they enrol)."""
     skipped_course_ids: list[str] = Field(default_factory=list)
     """Course ids found in keys that this library cannot address (e.g. containing ':')."""
 
@@ -88,16 +93,7 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
     for start in range(0, len(learners), CHUNK):
         chunk = learners[start : start + CHUNK]
         replies = yield from pipeline(
-            [
-                cmd(
-                    "HMGET",
-                    k.user_course_progress(u, course_id),
-                    "overallScore",
-                    "startedAt",
-                    "completedAt",
-                )
-                for u in chunk
-            ]
+            [cmd("HMGET", k.user_course_progress(u, course_id), *FIGURE_FIELDS) for u in chunk]
         )
         for fields in replies:
             for i, value in enumerate(progress_contribution(fields)):
@@ -115,6 +111,65 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
         "time_n",
         totals[3],
     )
+
+
+def figures_text(fields: list[str | None]) -> str | None:
+    """A progress hash's figures as lua/_prelude.lua's figures_text keeps them, or None when
+    the course averages would skip both."""
+    score_milli, scored, time_ms, timed = progress_contribution(fields)
+    if not (scored or timed):
+        return None
+    return f"{score_milli if scored else ''}|{time_ms if timed else ''}"
+
+
+def _rebuild_unenrolled_progress(ctx: Context, report: ReindexReport) -> Op[None]:
+    """Figures of progress saved by learners not enrolled in its course, one SCAN page at a
+    time (a store may hold a progress hash per learner and course)."""
+    k = ctx.keys
+    head = k.user_course_progress("x", "y")[: -len("x:y")]
+    cursor = "0"
+    while True:
+        cursor, keys = yield from single("SCAN", cursor, "MATCH", head + "*", "COUNT", 5000)
+        by_course: dict[str, list[str]] = defaultdict(list)
+        for key in keys:
+            user, _, course = key[len(head) :].partition(":")
+            try:
+                by_course[check_id(course, "course id")].append(check_id(user, "user id"))
+            except InvalidIdError:
+                continue  # not a key this library can address (see skipped_course_ids)
+        courses = sorted(by_course)
+        enrolled = yield from pipeline(
+            [cmd("SMISMEMBER", k.course_enrollments(c), *by_course[c]) for c in courses]
+        )
+        outside = [
+            (course, user)
+            for course, flags in zip(courses, enrolled, strict=True)
+            for user, flag in zip(by_course[course], flags, strict=True)
+            if not int(flag)
+        ]
+        hashes = yield from pipeline(
+            [
+                cmd(
+                    "HMGET",
+                    k.user_course_progress(u, c),
+                    "overallScore",
+                    "startedAt",
+                    "completedAt",
+                )
+                for c, u in outside
+            ]
+        )
+        entries: dict[str, list[str]] = defaultdict(list)
+        for (course, user), fields in zip(outside, hashes, strict=True):
+            text = figures_text(fields)
+            if text is not None:
+                entries[course] += [user, text]
+                report.unenrolled_progress += 1
+        yield from pipeline(
+            [cmd("HSET", k.course_unenrolled_progress(c), *pairs) for c, pairs in entries.items()]
+        )
+        if str(cursor) == "0":
+            return
 
 
 def _rebuild_day_counts(ctx: Context, series: str, report: ReindexReport) -> Op[None]:
@@ -244,6 +299,8 @@ def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]
         yield from _rebuild_course_stats(ctx, course_id, report)
         notify("courses", done)
     report.courses = len(course_ids)
+    yield from _rebuild_unenrolled_progress(ctx, report)
+    notify("progress saved before enrolment", report.unenrolled_progress)
     yield from _rebuild_day_counts(ctx, "enrollment", report)
     notify("enrollment series", report.enrollment_events)
     yield from _rebuild_day_counts(ctx, "completion", report)

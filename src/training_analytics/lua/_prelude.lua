@@ -181,18 +181,16 @@ local function flush()
   end
 end
 
--- Set by apply.lua when a progress hash of this batch's enrolments exists before it runs; the
--- progress handler writes hashes itself, so it needs no flag.
-local progress_may_exist = false
-local progress_written = {}
+-- Per course, whether its hash of progress saved before enrolment may have entries: true/false
+-- once known (apply.lua asks once per batch; the progress handler sets true); nil: unknown, so
+-- an enrolment asks for its learner's entry.
+local unenrolled_may_exist = {}
 
--- Loaded as a function library, this file's locals live from call to call: every call starts
--- by resetting the state above.
 local NOTHING = {}  -- never written: what a batch of one event reads ahead
 
 local function begin_call(one_event)
-  immediate, progress_may_exist = one_event, false
-  pending_del, dels, progress_written = {}, {}, {}
+  immediate = one_event
+  pending_del, dels, unenrolled_may_exist = {}, {}, {}
   if one_event then
     -- It writes its updates at once: the tables of deferred ones stay unused.
     set_members = NOTHING
@@ -222,12 +220,26 @@ local function shift(stats_key, sum_field, n_field, old, new)
   if n ~= 0 then hincr(stats_key, n_field, n) end
 end
 
--- Count a saved progress hash into the course averages (its learner enrols).
-local function add_progress(progress_key, stats_key)
-  local p = redis.call('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')
-  local milli, time = progress_figures(p[1], p[2], p[3])
+-- A learner's figures, as the hash of progress saved before enrolment keeps them: "milli|ms",
+-- either part empty when absent.
+local function figures_text(milli, time)
+  return (milli and int(milli) or '') .. '|' .. (time and int(time) or '')
+end
+
+local function figures_of(text)
+  local milli, time = string.match(text, '^(%-?%d*)|(%-?%d*)$')
+  return tonumber(milli), tonumber(time)
+end
+
+-- A learner enrols: progress they saved before now counts in the course averages.
+local function count_unenrolled_progress(unenrolled_key, stats_key, user)
+  if unenrolled_may_exist[unenrolled_key] == false then return end
+  local text = redis.call('HGET', unenrolled_key, user)
+  if not text then return end
+  local milli, time = figures_of(text)
   shift(stats_key, 'score_milli_sum', 'score_n', nil, milli)
   shift(stats_key, 'time_ms_sum', 'time_n', nil, time)
+  redis.call('HDEL', unenrolled_key, user)
 end
 
 -- A certificate counts as claimed when its status is claimed or it carries a claim time.

@@ -42,17 +42,14 @@ else
   local event = {ARGV[1], 1, own, unpack(ARGV, last_value + 1)}
   groups, group_keys, events = {{nil, {unpack(ARGV, 4, last_value)}}}, {{unpack(KEYS, 5)}}, {event}
 end
-if immediate then
-  -- A lone enrolment reads its progress hash: an EXISTS first would be one more command.
-  progress_may_exist = true
-else
-  -- Learners' progress hashes are read on enrolment only when they exist; on bulk imports of
-  -- new learners none does, and one EXISTS over all of them saves a read per enrolment.
-  local progress_keys, wanted = {}, {}
+if not immediate then
+  -- Read ahead, once per batch: learners' membership of the sets the events join, and whether
+  -- each course has progress saved before enrolment (on bulk imports none has, and enrolments
+  -- then read nothing per learner).
+  local wanted = {}
   for _, event in ipairs(events) do
-    local kind = event[1]
-    if kind == 'E' or kind == 'C' then progress_keys[#progress_keys + 1] = KEYS[event[3]] end
-    local sets, keys = MEMBER_SETS[kind], group_keys[event[2]]
+    local kind, keys = event[1], group_keys[event[2]]
+    local sets = MEMBER_SETS[kind]
     if sets and keys then
       for _, index in ipairs(sets) do
         local key = keys[index]
@@ -60,13 +57,9 @@ else
         if not members then members = {}; wanted[key] = members end
         members[#members + 1] = event[4]
       end
-    end
-  end
-  for start = 1, #progress_keys, 1000 do
-    local last = math.min(start + 999, #progress_keys)
-    if redis.call('EXISTS', unpack(progress_keys, start, last)) > 0 then
-      progress_may_exist = true
-      break
+      if (kind == 'E' or kind == 'C') and unenrolled_may_exist[keys[8]] == nil then
+        unenrolled_may_exist[keys[8]] = redis.call('EXISTS', keys[8]) == 1
+      end
     end
   end
   for key, members in pairs(wanted) do

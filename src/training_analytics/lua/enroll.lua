@@ -1,29 +1,28 @@
 -- Event E: a learner enrols in a course.
 -- group keys: 1 enrollments set, 2 global day counter, 3 global enrollment series,
---   4 course enrollments-by-day hash, 5 course stats hash, 6 course cache, 7 overview cache
+--   4 course enrollments-by-day hash, 5 course stats hash, 6 course cache, 7 overview cache,
+--   8 course hash of progress saved before enrolment
 -- group values: 1 course id, 2 day (YYYY-MM-DD in the configured zone)
--- own key: the progress hash;  args (event[4..]): user id, epoch ms (text)
+-- own key: none;  args (event[4..]): user id, epoch ms (text)
 -- Enrolling twice counts once. Progress saved before the enrolment joins the course averages now.
-local function enroll(gk, gv, user, ms, progress_key)
+local function enroll(gk, gv, user, ms)
   if sadd(gk[1], user) == 0 then return 0 end
   incr(gk[2], 1)
   zadd(gk[3], ms, ms .. ':' .. user .. ':' .. gv[1])
   hincr(gk[4], gv[2], 1)
-  if progress_may_exist or progress_written[progress_key] then
-    add_progress(progress_key, gk[5])
-  end
+  count_unenrolled_progress(gk[8], gk[5], user)
   touch(gk[6])
   touch(gk[7])
   return 1
 end
 MEMBER_SETS['E'] = {1}
-HANDLERS['E'] = function(gk, gv, progress_key, e) return enroll(gk, gv, e[4], e[5], progress_key) end
+HANDLERS['E'] = function(gk, gv, _, e) return enroll(gk, gv, e[4], e[5]) end
 
--- A run of enrolments in one course on one day, for learners without saved progress (a bulk
--- import): set membership read ahead, counters added once.
+-- A run of enrolments in one course on one day, in a course without progress saved before
+-- enrolment (a bulk import): set membership read ahead, counters added once.
 RUNS['E'] = function(gk, gv, events, first, last, results)
   local known = set_members[gk[1]]
-  if not known or progress_may_exist or next(progress_written) then return false end
+  if not known or unenrolled_may_exist[gk[8]] ~= false then return false end
   local adds, course = pending_sadd[gk[1]], gv[1]
   local members = pending_zadd[gk[3]]
   if not members then members = {}; pending_zadd[gk[3]] = members end

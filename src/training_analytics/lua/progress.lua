@@ -1,19 +1,26 @@
 -- Event P: save a learner's course progress (the seed's progress hash, all fields).
--- group keys: 1 enrollments set, 2 course stats hash, 3 course cache;  own key: progress hash
+-- group keys: 1 enrollments set, 2 course stats hash, 3 course cache, 4 course hash of progress
+--   saved before enrolment;  own key: progress hash
 -- args (event[4..]): user id, then the values of PROGRESS_FIELDS in order ("" when absent)
+-- An enrolled learner's figures move in the course averages from the stored hash's to the new
+-- ones; a learner not enrolled yet has the new figures kept until they enrol.
 local PROGRESS_FIELDS = {'status', 'moduleProgress', 'overallScore', 'startedAt', 'completedAt',
   'lastAccessedAt', 'totalTimeSpentMinutes', 'certificateId', 'certificateIssuedAt'}
 local SCORE, STARTED, COMPLETED = 3, 4, 5  -- their positions in PROGRESS_FIELDS
 MEMBER_SETS['P'] = {1}
 HANDLERS['P'] = function(gk, gv, progress_key, e)
   local user = e[4]
+  local milli, time = progress_figures(e[4 + SCORE], e[4 + STARTED], e[4 + COMPLETED])
   if sismember(gk[1], user) then
-    -- An enrolled learner's figures move from the stored hash's to the new ones.
     local old = redis.call('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')
     local old_milli, old_time = progress_figures(old[1], old[2], old[3])
-    local milli, time = progress_figures(e[4 + SCORE], e[4 + STARTED], e[4 + COMPLETED])
     shift(gk[2], 'score_milli_sum', 'score_n', old_milli, milli)
     shift(gk[2], 'time_ms_sum', 'time_n', old_time, time)
+  elseif milli or time then
+    redis.call('HSET', gk[4], user, figures_text(milli, time))
+    unenrolled_may_exist[gk[4]] = true
+  else
+    redis.call('HDEL', gk[4], user)
   end
   local fields = {}
   for i, name in ipairs(PROGRESS_FIELDS) do
@@ -21,7 +28,6 @@ HANDLERS['P'] = function(gk, gv, progress_key, e)
     fields[#fields + 1] = e[4 + i]
   end
   redis.call('HSET', progress_key, unpack(fields))
-  progress_written[progress_key] = true
   touch(gk[3])
   return 1
 end
