@@ -71,6 +71,21 @@ def test_day_buckets_follow_the_configured_time_zone(
     assert [(p.date, p.count) for p in series] == [("2025-03-01", 1), ("2025-03-02", 0)]
 
 
+def test_day_buckets_in_a_zone_whose_offset_is_not_whole_quarter_hours(
+    make_analytics: Factory, client: redis.Redis
+) -> None:
+    # Liberia kept UTC-0:44:30 until 1972: its days began at 00:44:30 UTC, inside a quarter hour.
+    analytics = make_analytics(tz="Africa/Monrovia")
+    for user, minute in (("before-1", 31), ("before-2", 44), ("after", 45)):
+        at = datetime(1960, 3, 1, 0, minute, tzinfo=UTC)
+        analytics.record_enrollment(user, "c1", at=at)
+    for user, second in (("just-before", 29), ("just-after", 30)):
+        analytics.record_enrollment(user, "c1", at=datetime(1960, 3, 2, 0, 44, second, tzinfo=UTC))
+    assert client.get("training:enrollment:date:1960-02-29") == "2"
+    assert client.get("training:enrollment:date:1960-03-01") == "2"
+    assert client.get("training:enrollment:date:1960-03-02") == "1"
+
+
 def test_at_accepts_iso_strings_and_defaults_to_the_clock(analytics: Any) -> None:
     analytics.record_enrollment("u1", "c1", at="2025-03-01T23:30:00-02:00")
     analytics.record_enrollment("u2", "c1")

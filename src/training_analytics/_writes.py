@@ -1,9 +1,11 @@
-"""Every write goes through one Lua script (``lua/apply.lua``): this module encodes events for it.
+"""Every write goes through one server-side function (``lua/apply.lua`` and the handlers it is
+assembled with): this module encodes events for it.
 
-An event is validated and turned into (kind, keys, args) in Python; the script applies a batch
+An event is validated and turned into (kind, keys, args) in Python; the function applies a batch
 of them atomically and replies per event. A single call such as ``record_enrollment`` is a batch
-of one; ``record_many`` sends many per round trip. Keys are deduplicated per batch and referred
-to by position, so a batch of 1,000 enrolments in one course sends each shared key once.
+of one, sent as plain arguments; ``record_many`` sends many per round trip in one JSON document,
+with keys deduplicated and referred to by position, so a batch of 1,000 enrolments in one course
+sends each shared key once.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class _Group:
 # The context's memo holds groups and day buckets; past this many entries it starts over (a
 # long-lived process writing to many courses over many days must not grow without bound).
 _MEMO_LIMIT = 20_000
+_QUARTER_MS = 900_000
 
 
 class EventBatch:
@@ -98,14 +101,20 @@ class EventBatch:
     def _moment(self, at: datetime | str | None) -> tuple[str, str]:
         """(day in the configured zone, epoch ms as text) of an event time."""
         ms = epoch_ms(self.ctx.now()) if at is None else instant_ms(at, "at")
-        # Every zone's offset is a multiple of 15 minutes, so the day is constant within one.
-        quarter = ms // 900_000
+        # Today's offsets are whole quarter hours, so a day starts on a quarter-hour boundary
+        # and every moment of a quarter hour falls on the same day. Historical offsets (local
+        # mean time, -0:44:30 in Liberia until 1972) may not be: such a quarter is marked "",
+        # and its moments are bucketed one by one.
+        quarter = ms // _QUARTER_MS
         day = self._days.get(quarter)
         if day is None:
             if len(self._days) >= _MEMO_LIMIT:
                 self._days.clear()
-            day = self._days[quarter] = day_bucket(from_epoch_ms(ms), self.ctx.tz)
-        return day, str(ms)
+            tz, start = self.ctx.tz, quarter * _QUARTER_MS
+            first = day_bucket(from_epoch_ms(start), tz)
+            last = day_bucket(from_epoch_ms(start + _QUARTER_MS - 1), tz)
+            day = self._days[quarter] = first if first == last else ""
+        return day or day_bucket(from_epoch_ms(ms), self.ctx.tz), str(ms)
 
     # --- encoders, one per event kind ----------------------------------------------------
 
