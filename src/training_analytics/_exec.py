@@ -82,26 +82,18 @@ class _Submitted:
         self.state = Pipelined(client not in SCRIPTS_ONLY, decodes(client))
         self.connection: Any = None
         self.broken: TrainingAnalyticsError | None = None
-        self.ran: dict[int, list[Any] | TrainingAnalyticsError] = {}
-        self.ran_count = 0
 
     def submit(self, batch: Batch) -> int:
-        if self.client.connection is not None:
-            ticket = self.ran_count
-            self.ran_count += 1
-            try:
-                self.ran[ticket] = execute(self.client, batch)
-            except TrainingAnalyticsError as exc:
-                self.ran[ticket] = exc
-            return ticket
-        return self._perform(self.state.submit(batch))
+        if self.client.connection is None:
+            return self._perform(self.state.submit(batch))
+        outcome: list[Any] | TrainingAnalyticsError
+        try:
+            outcome = execute(self.client, batch)
+        except TrainingAnalyticsError as exc:
+            outcome = exc
+        return self.state.settle(outcome)
 
     def result(self, ticket: int) -> list[Any]:
-        if ticket in self.ran:
-            outcome = self.ran.pop(ticket)
-            if isinstance(outcome, TrainingAnalyticsError):
-                raise outcome
-            return outcome
         return self._perform(self.state.result(ticket))
 
     def close(self) -> None:
@@ -119,11 +111,11 @@ class _Submitted:
     def _perform(self, steps: Generator[Action, Any, R]) -> R:
         if self.broken is not None:
             raise self.broken
-        if self.connection is None:
-            self.connection = self.client.connection_pool.get_connection()
-        connection = self.connection
         try:
             action = next(steps)
+            if self.connection is None:
+                self.connection = self.client.connection_pool.get_connection()
+            connection = self.connection
             while True:
                 reply: Any = None
                 if isinstance(action, Send):
@@ -139,7 +131,8 @@ class _Submitted:
             return result
         except redis.exceptions.RedisError as exc:
             self.broken = _lost(exc)
-            connection.disconnect()
+            if self.connection is not None:
+                self.connection.disconnect()
             raise self.broken from exc
         finally:
             if not self.state.functions:
@@ -237,26 +230,18 @@ class _ASubmitted:
         self.state = Pipelined(client not in SCRIPTS_ONLY, decodes(client))
         self.connection: Any = None
         self.broken: TrainingAnalyticsError | None = None
-        self.ran: dict[int, list[Any] | TrainingAnalyticsError] = {}
-        self.ran_count = 0
 
     async def submit(self, batch: Batch) -> int:
-        if self.client.connection is not None:
-            ticket = self.ran_count
-            self.ran_count += 1
-            try:
-                self.ran[ticket] = await aexecute(self.client, batch)
-            except TrainingAnalyticsError as exc:
-                self.ran[ticket] = exc
-            return ticket
-        return await self._perform(self.state.submit(batch))
+        if self.client.connection is None:
+            return await self._perform(self.state.submit(batch))
+        outcome: list[Any] | TrainingAnalyticsError
+        try:
+            outcome = await aexecute(self.client, batch)
+        except TrainingAnalyticsError as exc:
+            outcome = exc
+        return self.state.settle(outcome)
 
     async def result(self, ticket: int) -> list[Any]:
-        if ticket in self.ran:
-            outcome = self.ran.pop(ticket)
-            if isinstance(outcome, TrainingAnalyticsError):
-                raise outcome
-            return outcome
         return await self._perform(self.state.result(ticket))
 
     async def close(self) -> None:
@@ -273,12 +258,12 @@ class _ASubmitted:
     async def _perform(self, steps: Generator[Action, Any, R]) -> R:
         if self.broken is not None:
             raise self.broken
-        if self.connection is None:
-            get: Callable[[], Awaitable[Any]] = self.client.connection_pool.get_connection
-            self.connection = await get()
-        connection = self.connection
         try:
             action = next(steps)
+            if self.connection is None:
+                get: Callable[[], Awaitable[Any]] = self.client.connection_pool.get_connection
+                self.connection = await get()
+            connection = self.connection
             while True:
                 reply: Any = None
                 if isinstance(action, Send):
@@ -294,7 +279,8 @@ class _ASubmitted:
             return result
         except redis.exceptions.RedisError as exc:
             self.broken = _lost(exc)
-            await connection.disconnect()
+            if self.connection is not None:
+                await self.connection.disconnect()
             raise self.broken from exc
         finally:
             if not self.state.functions:

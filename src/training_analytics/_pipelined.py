@@ -69,6 +69,13 @@ class Pipelined:
             yield from self._read_until(ticket)
         return ticket
 
+    def settle(self, outcome: list[Any] | TrainingAnalyticsError) -> int:
+        """A ticket for a batch the executor ran at once (a client bound to one connection)."""
+        ticket = self.submitted
+        self.submitted += 1
+        self._done[ticket] = outcome
+        return ticket
+
     def result(self, ticket: int) -> Generator[Action, Any, list[Any]]:
         """The replies of a submitted batch; its first error raised, typed."""
         yield from self._read_until(ticket)
