@@ -42,8 +42,10 @@ class UsageError(Exception):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    # `training-analytics bench` passes its arguments here: name the command the user typed.
+    launched_as_cli = os.path.basename(sys.argv[0]) == "training-analytics"
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
+        prog="training-analytics bench" if launched_as_cli else "python -m benchmarks",
         description="Benchmark training-analytics against the older system's algorithm and "
         "PostgreSQL, on the same data, checking answers first.",
     )
