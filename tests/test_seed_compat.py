@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -136,7 +136,7 @@ def seed_store(client: redis.Redis) -> redis.Redis:
     statuses = ["issued", "claimed", "claimed", "expired", "revoked", "issued", "claimed", "issued"]
     for n, status in enumerate(statuses):
         issued = NOW - timedelta(days=40 - 3 * n, hours=n)
-        cert = {
+        cert: dict[str, Any] = {
             "id": f"cert-{n}",
             "userId": learners[n + 1],
             "courseId": SALES,
@@ -275,7 +275,7 @@ def test_what_this_library_writes_is_in_the_seed_formats(
     course = _course(SALES, {"en": "Selling Sovra"}, 3, True, 1)
     course["modules"][0]["passingScore"] = None
     analytics.create_training_course(course)
-    stored = client.hgetall(f"training:course:{SALES}")
+    stored = cast(dict[str, str], client.hgetall(f"training:course:{SALES}"))
     assert stored["isPublished"] == "true" and stored["certificateEnabled"] == "true"
     assert stored["duration"] == "185" and stored["order"] == "1"
     assert stored["requiredForTiers"] == '["gold","platinum"]'
@@ -381,7 +381,10 @@ def test_series_fall_back_to_the_sorted_set_without_day_counters(
     # Stores filled by other tooling may hold the event series without the day counters.
     for key in list(seed_store.scan_iter("training:enrollment:date:*")):
         seed_store.delete(key)
-    members = seed_store.zrange("training:enrollment:timeseries", 0, -1, withscores=True)
+    members = cast(
+        list[tuple[str, float]],
+        seed_store.zrange("training:enrollment:timeseries", 0, -1, withscores=True),
+    )
     expected: dict[str, int] = {}
     for _, score in members:
         day = datetime.fromtimestamp(score / 1000, tz=UTC).date().isoformat()
