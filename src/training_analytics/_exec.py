@@ -73,15 +73,40 @@ def execute(client: redis.Redis, batch: Batch) -> list[Any]:
     return finish(replies, decodes(client))
 
 
-class _Submitted:
-    """One operation's submitted batches on one connection of the client's pool (see
-    ``_pipelined``). A client bound to a single connection runs each batch when submitted."""
+class _Submissions:
+    """What both executors keep for one operation's submitted batches (see ``_pipelined``): the
+    pipelined state, the connection taken for it, and the error that broke that connection."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis | redis.asyncio.Redis) -> None:
         self.client = client
         self.state = Pipelined(client not in SCRIPTS_ONLY, decodes(client))
         self.connection: Any = None
         self.broken: TrainingAnalyticsError | None = None
+
+    def _check(self) -> None:
+        if self.broken is not None:
+            raise self.broken
+
+    def _lost(self, exc: BaseException) -> TrainingAnalyticsError:
+        """The connection failed with batches in flight: this and every later call fail."""
+        error = translate(exc)
+        if isinstance(error, StoreUnavailableError):
+            error = StoreUnavailableError(
+                f"{error}; batches sent before it may or may not have been applied"
+            )
+        self.broken = error
+        return error
+
+    def _performed(self) -> None:
+        if not self.state.functions:
+            SCRIPTS_ONLY.add(self.client)
+
+
+class _Submitted(_Submissions):
+    """One operation's submitted batches on one connection of the client's pool. A client bound
+    to a single connection runs each batch when submitted."""
+
+    client: redis.Redis
 
     def submit(self, batch: Batch) -> int:
         if self.client.connection is None:
@@ -109,8 +134,7 @@ class _Submitted:
             self.client.connection_pool.release(self.connection)
 
     def _perform(self, steps: Generator[Action, Any, R]) -> R:
-        if self.broken is not None:
-            raise self.broken
+        self._check()
         try:
             action = next(steps)
             if self.connection is None:
@@ -130,23 +154,12 @@ class _Submitted:
             result: R = done.value
             return result
         except redis.exceptions.RedisError as exc:
-            self.broken = _lost(exc)
+            error = self._lost(exc)
             if self.connection is not None:
                 self.connection.disconnect()
-            raise self.broken from exc
+            raise error from exc
         finally:
-            if not self.state.functions:
-                SCRIPTS_ONLY.add(self.client)
-
-
-def _lost(exc: BaseException) -> TrainingAnalyticsError:
-    """The error for a connection that failed with batches in flight."""
-    error = translate(exc)
-    if isinstance(error, StoreUnavailableError):
-        return StoreUnavailableError(
-            f"{error}; batches sent before it may or may not have been applied"
-        )
-    return error
+            self._performed()
 
 
 def run(op: Op[T], client: redis.Redis) -> T:
@@ -222,14 +235,10 @@ async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
     return finish(replies, decodes(client))
 
 
-class _ASubmitted:
+class _ASubmitted(_Submissions):
     """``_Submitted`` for an asyncio client."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
-        self.client = client
-        self.state = Pipelined(client not in SCRIPTS_ONLY, decodes(client))
-        self.connection: Any = None
-        self.broken: TrainingAnalyticsError | None = None
+    client: redis.asyncio.Redis
 
     async def submit(self, batch: Batch) -> int:
         if self.client.connection is None:
@@ -256,8 +265,7 @@ class _ASubmitted:
             await self.client.connection_pool.release(self.connection)
 
     async def _perform(self, steps: Generator[Action, Any, R]) -> R:
-        if self.broken is not None:
-            raise self.broken
+        self._check()
         try:
             action = next(steps)
             if self.connection is None:
@@ -278,13 +286,12 @@ class _ASubmitted:
             result: R = done.value
             return result
         except redis.exceptions.RedisError as exc:
-            self.broken = _lost(exc)
+            error = self._lost(exc)
             if self.connection is not None:
                 await self.connection.disconnect()
-            raise self.broken from exc
+            raise error from exc
         finally:
-            if not self.state.functions:
-                SCRIPTS_ONLY.add(self.client)
+            self._performed()
 
 
 async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
