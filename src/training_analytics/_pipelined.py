@@ -101,12 +101,14 @@ class Pipelined:
                     t, calls = self._in_flight.popleft()
                     read.append((t, calls, (yield from _replies(len(calls)))))
             for t, calls, first_replies in read:
-                replies = first_replies
-                if has_errors(replies):
-                    replies = yield from self._recover(calls, replies)
                 try:
+                    replies = first_replies
+                    if has_errors(replies):
+                        replies = yield from self._recover(calls, replies)
                     self._done[t] = finish(replies, self.decoded)
                 except TrainingAnalyticsError as exc:
+                    # This batch's outcome (a load that failed included): the batches read with
+                    # it keep theirs.
                     self._done[t] = exc
 
     def _recover(
