@@ -185,6 +185,8 @@ end
 -- once known (apply.lua asks once per batch; the progress handler sets true); nil: unknown, so
 -- an enrolment asks for its learner's entry.
 local unenrolled_may_exist = {}
+-- Where enrolments and completions find that hash among their group's keys (see enroll.lua).
+local UNENROLLED = 8
 
 local NOTHING = {}  -- never written: what a batch of one event reads ahead
 

@@ -7,10 +7,11 @@
 -- KEYS[2..4] the base keys every older-system event left behind: both event series, all certs
 -- KEYS[5..] every key the events use, each once; events refer to them by position
 -- ARGV[1]  JSON [groups, events] (one event comes flat instead, as described below). A group
---          is [[key positions], [values]] shared by many events (a course's keys for one day). An event is [kind, group, own key position (0:
---          none), args...]: its handler is called with the group's keys, the group's values, the
---          event's own key and the event itself (args from event[4]). One JSON document keeps
---          the protocol's per-argument cost and repeated key names off the bulk-ingest path.
+--          is [[key positions], [values]] shared by many events (a course's keys for one day).
+--          An event is [kind, group, own key position (0: none), args...]: its handler is
+--          called with the group's keys, the group's values, the event's own key and the event
+--          itself (args from event[4]). One JSON document keeps the protocol's per-argument
+--          cost and repeated key names off the bulk-ingest path.
 --
 -- Replies one entry per event: 1 changed the store, 0 changed nothing (a replay), or an error
 -- string "TA_<CODE> message" for an event that was refused and wrote nothing. A refusal does not
@@ -57,8 +58,9 @@ if not immediate then
         if not members then members = {}; wanted[key] = members end
         members[#members + 1] = event[4]
       end
-      if (kind == 'E' or kind == 'C') and unenrolled_may_exist[keys[8]] == nil then
-        unenrolled_may_exist[keys[8]] = redis.call('EXISTS', keys[8]) == 1
+      local unenrolled = (kind == 'E' or kind == 'C') and keys[UNENROLLED]
+      if unenrolled and unenrolled_may_exist[unenrolled] == nil then
+        unenrolled_may_exist[unenrolled] = redis.call('EXISTS', unenrolled) == 1
       end
     end
   end

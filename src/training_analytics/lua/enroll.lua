@@ -10,7 +10,7 @@ local function enroll(gk, gv, user, ms)
   incr(gk[2], 1)
   zadd(gk[3], ms, ms .. ':' .. user .. ':' .. gv[1])
   hincr(gk[4], gv[2], 1)
-  count_unenrolled_progress(gk[8], gk[5], user)
+  count_unenrolled_progress(gk[UNENROLLED], gk[5], user)
   touch(gk[6])
   touch(gk[7])
   return 1
@@ -22,7 +22,7 @@ HANDLERS['E'] = function(gk, gv, _, e) return enroll(gk, gv, e[4], e[5]) end
 -- enrolment (a bulk import): set membership read ahead, counters added once.
 RUNS['E'] = function(gk, gv, events, first, last, results)
   local known = set_members[gk[1]]
-  if not known or unenrolled_may_exist[gk[8]] ~= false then return false end
+  if not known or unenrolled_may_exist[gk[UNENROLLED]] ~= false then return false end
   local adds, course = pending_sadd[gk[1]], gv[1]
   local members = pending_zadd[gk[3]]
   if not members then members = {}; pending_zadd[gk[3]] = members end
