@@ -426,3 +426,15 @@ def test_progress_saved_before_enrolment_counts_once_the_learner_enrols(
     assert analytics.get_course_detailed_analytics(SALES) == after
     assert analytics.reindex().unenrolled_progress == 0
     assert analytics.get_course_detailed_analytics(SALES) == after
+
+
+def test_reindex_skips_progress_keys_it_cannot_read(
+    seed_store: redis.Redis, analytics: Any
+) -> None:
+    seed_store.set(f"training:progress:stray:{SALES}", "not a hash")
+    seed_store.hset(f"training:progress:odd:{SALES}:extra", mapping={"overallScore": "50"})
+    report = analytics.reindex()
+    assert report.unenrolled_progress == 1  # the ghost's only
+    assert analytics.get_course_detailed_analytics(
+        SALES
+    ).model_dump() == seed_oracle.course_detailed_analytics(seed_store, SALES)

@@ -129,7 +129,10 @@ def _rebuild_unenrolled_progress(ctx: Context, report: ReindexReport) -> Op[None
     head = k.user_course_progress("x", "y")[: -len("x:y")]
     cursor = "0"
     while True:
-        cursor, keys = yield from single("SCAN", cursor, "MATCH", head + "*", "COUNT", 5000)
+        # Hashes only: a stray key of another type under the prefix is not a learner's progress.
+        cursor, keys = yield from single(
+            "SCAN", cursor, "MATCH", head + "*", "COUNT", 5000, "TYPE", "hash"
+        )
         by_course: dict[str, list[str]] = defaultdict(list)
         for key in keys:
             user, _, course = key[len(head) :].partition(":")
