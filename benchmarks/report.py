@@ -84,8 +84,35 @@ def targets_table(run: Run) -> Table:
     return table
 
 
+def server_tool_ceiling(run: Run) -> str | None:
+    """The server's own ceiling (redis-benchmark) and bulk ingest's share of it, when measured.
+
+    The table's ceiling column is what one Python process pushes through redis-py; this is what
+    the server accepts from a C client. An event is several operations, so its share reads low.
+    """
+    tool = run.meta.get("benchmark_tool") or {}
+    rates = [tool.get(f"{c}_ops_per_second") for c in ("sadd", "incr")]
+    if not all(isinstance(r, int | float) for r in rates):
+        return None
+    ceiling = min(float(r) for r in rates if r is not None)
+    shares = []
+    for workload in ("bulk_ingest", "bulk_ingest_stream"):
+        for size in run.sizes(workload)[-1:]:
+            ours = run.find(workload, "library", size)
+            if ours is not None:
+                title = WORKLOADS[workload][0]
+                shares.append(f"{title.lower()} {ours.value:,.0f}/s = {ours.value / ceiling:.0%}")
+    return (
+        f"Server ceiling from {tool.get('tool')} ({tool.get('options')}): "
+        f"{ceiling:,.0f} ops/s (the lower of SADD and INCR); " + "; ".join(shares)
+    )
+
+
 def print_run(run: Run, console: Console) -> None:
     console.print(results_table(run))
+    line = server_tool_ceiling(run)
+    if line:
+        console.print(line)
     console.print(targets_table(run))
 
 
@@ -123,6 +150,9 @@ def markdown(run: Run) -> str:
                 )
                 + " |"
             )
+    line = server_tool_ceiling(run)
+    if line:
+        lines += ["", line]
     lines += ["", "| target | required | measured | met |", "|---|---|---|---|"]
     for t in run.targets:
         verdict = {True: "met", False: "**missed**", None: "n/a"}[t.met]
