@@ -22,7 +22,7 @@ from .errors import (
     InvalidScoreError,
     StoreError,
 )
-from .helpers import safe_parse_json, safe_parse_number
+from .helpers import js_round, safe_parse_json, safe_parse_number
 from .keys import check_id
 from .types import (
     EnhancedTrainingProgress,
@@ -91,6 +91,33 @@ def _optional_timestamp(value: str | None, what: str) -> str:
 
 
 # --- progress ----------------------------------------------------------------------------------
+
+
+#: The progress fields the course averages read, in the order progress_figures takes them.
+PROGRESS_FIGURE_FIELDS = ("overallScore", "startedAt", "completedAt")
+
+
+def progress_figures(
+    score: str | None, started_at: str | None, completed_at: str | None
+) -> tuple[int | None, int | None]:
+    """What one progress hash adds to its course's averages: the score in thousandths (when
+    positive) and the milliseconds from start to completion (when both parse and it completed
+    after it started); None for each the averages skip. As ``progress_figures`` in
+    ``lua/_prelude.lua``, which reads stored hashes by the same rules."""
+    parsed = safe_parse_number(score or "", 0)
+    milli = js_round(parsed * 1000) if parsed > 0 else None
+    started, completed = parse_timestamp_ms(started_at), parse_timestamp_ms(completed_at)
+    if started is not None and completed is not None and completed > started:
+        return milli, completed - started
+    return milli, None
+
+
+def figures_text(milli: int | None, time_ms: int | None) -> str | None:
+    """Figures as the write function sends and keeps them (``milli|ms``, a part empty when
+    skipped), or None when the averages skip both."""
+    if milli is None and time_ms is None:
+        return None
+    return f"{'' if milli is None else milli}|{'' if time_ms is None else time_ms}"
 
 
 def progress_to_fields(progress: EnhancedTrainingProgress) -> list[str]:

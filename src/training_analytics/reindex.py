@@ -23,17 +23,15 @@ from typing import Any
 
 from pydantic import Field
 
+from ._codec import PROGRESS_FIGURE_FIELDS, figures_text, progress_figures
 from ._context import Context
 from ._protocol import Op, batch, cmd, pipeline, single
 from ._time import day_bucket, from_epoch_ms, parse_timestamp_ms
 from .errors import InvalidIdError
-from .helpers import js_round, safe_parse_number
 from .keys import CERTIFICATION_STATUSES, EXPIRABLE_STATUSES, check_id
 from .types import SeedModel
 
 CHUNK = 2000
-# The progress fields the course averages read.
-FIGURE_FIELDS = ("overallScore", "startedAt", "completedAt")
 
 Progress = Callable[[str, int], None]
 """Called with (stage, items done) as the rebuild advances."""
@@ -74,18 +72,6 @@ def _members(key: str) -> Op[list[str]]:
             return sorted(set(found))
 
 
-def progress_contribution(fields: list[str | None]) -> tuple[int, int, int, int]:
-    """(score milli-points, scored, ms to complete, timed) of one progress hash; as add_progress."""
-    score_raw, started_raw, completed_raw = fields
-    score = safe_parse_number(score_raw or "", 0)
-    score_milli, scored = (js_round(score * 1000), 1) if score > 0 else (0, 0)
-    started = parse_timestamp_ms(started_raw)
-    completed = parse_timestamp_ms(completed_raw)
-    if started is not None and completed is not None and completed > started:
-        return score_milli, scored, completed - started, 1
-    return score_milli, scored, 0, 0
-
-
 def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -> Op[None]:
     k = ctx.keys
     learners = yield from _members(k.course_enrollments(course_id))
@@ -93,11 +79,19 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
     for start in range(0, len(learners), CHUNK):
         chunk = learners[start : start + CHUNK]
         replies = yield from pipeline(
-            [cmd("HMGET", k.user_course_progress(u, course_id), *FIGURE_FIELDS) for u in chunk]
+            [
+                cmd("HMGET", k.user_course_progress(u, course_id), *PROGRESS_FIGURE_FIELDS)
+                for u in chunk
+            ]
         )
-        for fields in replies:
-            for i, value in enumerate(progress_contribution(fields)):
-                totals[i] += value
+        for score, started, completed in replies:
+            milli, time_ms = progress_figures(score, started, completed)
+            if milli is not None:
+                totals[0] += milli
+                totals[1] += 1
+            if time_ms is not None:
+                totals[2] += time_ms
+                totals[3] += 1
     report.learners += len(learners)
     yield from single(
         "HSET",
@@ -111,15 +105,6 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
         "time_n",
         totals[3],
     )
-
-
-def figures_text(fields: list[str | None]) -> str | None:
-    """A progress hash's figures as lua/_prelude.lua's figures_text keeps them, or None when
-    the course averages would skip both."""
-    score_milli, scored, time_ms, timed = progress_contribution(fields)
-    if not (scored or timed):
-        return None
-    return f"{score_milli if scored else ''}|{time_ms if timed else ''}"
 
 
 def _rebuild_unenrolled_progress(ctx: Context, report: ReindexReport) -> Op[None]:
@@ -164,7 +149,7 @@ def _rebuild_unenrolled_progress(ctx: Context, report: ReindexReport) -> Op[None
         )
         entries: dict[str, list[str]] = defaultdict(list)
         for (course, user), fields in zip(outside, hashes, strict=True):
-            text = figures_text(fields)
+            text = figures_text(*progress_figures(*fields))
             if text is not None:
                 entries[course] += [user, text]
                 report.unenrolled_progress += 1

@@ -1,16 +1,17 @@
 -- Event P: save a learner's course progress (the seed's progress hash, all fields).
 -- group keys: 1 enrollments set, 2 course stats hash, 3 course cache, 4 course hash of progress
 --   saved before enrolment;  own key: progress hash
--- args (event[4..]): user id, then the values of PROGRESS_FIELDS in order ("" when absent)
+-- args (event[4..]): user id, the values of PROGRESS_FIELDS in order ("" when absent), then
+--   the new figures: score in thousandths and ms to complete ("" when the averages skip it),
+--   which the client computes from those values by progress_figures' rules
 -- An enrolled learner's figures move in the course averages from the stored hash's to the new
 -- ones; a learner not enrolled yet has the new figures kept until they enrol.
 local PROGRESS_FIELDS = {'status', 'moduleProgress', 'overallScore', 'startedAt', 'completedAt',
   'lastAccessedAt', 'totalTimeSpentMinutes', 'certificateId', 'certificateIssuedAt'}
-local SCORE, STARTED, COMPLETED = 3, 4, 5  -- their positions in PROGRESS_FIELDS
 MEMBER_SETS['P'] = {1}
 HANDLERS['P'] = function(gk, gv, progress_key, e)
   local user = e[4]
-  local milli, time = progress_figures(e[4 + SCORE], e[4 + STARTED], e[4 + COMPLETED])
+  local milli, time = tonumber(e[5 + #PROGRESS_FIELDS]), tonumber(e[6 + #PROGRESS_FIELDS])
   if sismember(gk[1], user) then
     local old = redis.call('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')
     local old_milli, old_time = progress_figures(old[1], old[2], old[3])
