@@ -17,7 +17,6 @@ import contextlib
 import importlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -229,16 +228,6 @@ def _open_store(settings: Settings, url: str | None) -> Store:
     return Store(client, analytics, settings, where, embedded=configured is None)
 
 
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
-def _training_patterns(prefix: str) -> list[str]:
-    """SCAN patterns of every key the library (and the older system) writes under ``prefix``."""
-    escaped = _glob_escape(prefix)
-    return [f"{escaped}training:*", f"{escaped}cache:training:*"]
-
-
 def _holds_training_data(store: Store) -> bool:
     k = store.analytics.keys
     # The catalogue, the certificates, the event series and our own marker: any one of them
@@ -263,7 +252,7 @@ def _clear_training_data(store: Store) -> int:
     """UNLINK every training key under the prefix; returns how many were removed."""
     removed = 0
     with err.status("Removing the existing training data…") as status:
-        for pattern in _training_patterns(store.settings.prefix):
+        for pattern in store.analytics.keys.training_patterns():
             batch: list[str] = []
             for key in store.client.scan_iter(match=pattern, count=1000):
                 batch.append(key)

@@ -93,6 +93,15 @@ class NotIndexedError(TrainingAnalyticsError):
     """
 
 
+class StaleIndexError(NotIndexedError):
+    """Base keys changed behind this library's back since the derived keys were built.
+
+    Another writer (the older system, a script) added learners, completions or certificates
+    directly, so figures read from derived keys would be wrong. Run ``training-analytics
+    reindex`` (or ``reindex()``); reads that notice the drift raise this rather than answer.
+    """
+
+
 class StoreUnavailableError(TrainingAnalyticsError, ConnectionError):
     """The Redis / Valkey server could not be reached or timed out."""
 

@@ -47,6 +47,15 @@ def check_id(value: object, what: str = "id") -> str:
     return value
 
 
+_GLOB = re.compile(r"[*?\[\]\\]")
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a SCAN / KEYS pattern that matches it literally (``x?:`` matches only ``x?:``,
+    not ``x1:``): every pattern this library builds from a prefix goes through here."""
+    return _GLOB.sub(r"\\\g<0>", text)
+
+
 def _check_status(status: str) -> str:
     if status not in CERTIFICATION_STATUSES:
         raise InvalidIdError(f"unknown certification status {status!r}")
@@ -118,7 +127,7 @@ class TrainingKeys:
         return f"{self.prefix}cache:training:analytics:credentials"
 
     def course_analytics_cache_pattern(self) -> str:
-        return f"{self.prefix}cache:training:analytics:course:*"
+        return f"{glob_escape(self.prefix)}cache:training:analytics:course:*"
 
     # --- seed: course catalog ----------------------------------------------------------------
     def training_course(self, course_id: str) -> str:
@@ -168,5 +177,32 @@ class TrainingKeys:
             raise InvalidIdError(f"no expiry index for status {status!r}")
         return f"{self.prefix}training:agg:certifications:expiry:{status}"
 
+    def reindex_lock(self) -> str:
+        """String: the token of the reindex running now (a lease; see ``reindex``)."""
+        return f"{self.prefix}training:reindex:lock"
+
+    def reindex_idle(self) -> str:
+        """Never written: a reindex waiting for the lock blocks on it (BLPOP) as a pause."""
+        return f"{self.prefix}training:reindex:idle"
+
+    def reindex_scratch(self, token: str, name: str) -> str:
+        """A rebuild's own temporary key: under ``training:agg:`` so the next one sweeps it."""
+        return f"{self.prefix}training:agg:reindex:{token}:{name}"
+
+    # --- SCAN patterns: the prefix is escaped, so a tenant's glob characters stay literal --------
     def derived_pattern(self) -> str:
-        return f"{self.prefix}training:agg:*"
+        return f"{glob_escape(self.prefix)}training:agg:*"
+
+    def course_enrollments_pattern(self) -> str:
+        return f"{glob_escape(self.prefix)}training:enrollments:*"
+
+    def course_completions_pattern(self) -> str:
+        return f"{glob_escape(self.prefix)}training:completions:*"
+
+    def user_course_progress_pattern(self) -> str:
+        return f"{glob_escape(self.prefix)}training:progress:*"
+
+    def training_patterns(self) -> list[str]:
+        """Every key the library (and the older system) writes under the prefix."""
+        escaped = glob_escape(self.prefix)
+        return [f"{escaped}training:*", f"{escaped}cache:training:*"]

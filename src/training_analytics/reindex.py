@@ -17,21 +17,30 @@ What it rebuilds, per DESIGN.md section 3:
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from pydantic import Field
 
 from ._codec import PROGRESS_FIGURE_FIELDS, figures_text, progress_figures
 from ._context import Context
-from ._protocol import Op, batch, cmd, pipeline, single
+from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
 from ._time import day_bucket, from_epoch_ms, parse_timestamp_ms
-from .errors import InvalidIdError
+from .errors import ConcurrentUpdateError, InvalidIdError, TrainingAnalyticsError
 from .keys import CERTIFICATION_STATUSES, EXPIRABLE_STATUSES, check_id
 from .types import SeedModel
 
 CHUNK = 2000
+LOCK = load_script("lock.lua")
+#: How long a reindex holds its lock without renewing it (it renews every third of that while it
+#: works): a process that dies mid-rebuild blocks the next one for at most this long.
+LEASE_MS = 30_000
+#: How long a reindex waiting for another one pauses between attempts to take the lock.
+WAIT_SECONDS = 0.05
 
 Progress = Callable[[str, int], None]
 """Called with (stage, items done) as the rebuild advances."""
@@ -93,6 +102,7 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
                 totals[2] += time_ms
                 totals[3] += 1
     report.learners += len(learners)
+    completions = yield from single("SCARD", k.course_completions(course_id))
     yield from single(
         "HSET",
         k.course_stats(course_id),
@@ -104,6 +114,12 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
         totals[2],
         "time_n",
         totals[3],
+        # The sizes of the sets these figures were built from: reads compare them with the sets
+        # to notice writes that bypassed this library (see _index.check_fresh).
+        "set:enrollments",
+        len(learners),
+        "set:completions",
+        int(completions),
     )
 
 
@@ -116,7 +132,7 @@ def _rebuild_unenrolled_progress(ctx: Context, report: ReindexReport) -> Op[None
     while True:
         # Hashes only: a stray key of another type under the prefix is not a learner's progress.
         cursor, keys = yield from single(
-            "SCAN", cursor, "MATCH", head + "*", "COUNT", 5000, "TYPE", "hash"
+            "SCAN", cursor, "MATCH", k.user_course_progress_pattern(), "COUNT", 5000, "TYPE", "hash"
         )
         by_course: dict[str, list[str]] = defaultdict(list)
         for key in keys:
@@ -197,7 +213,7 @@ def _flatten(entries: list[Any]) -> list[tuple[str, float]]:
     return [(str(m), float(s)) for m, s in zip(entries[0::2], entries[1::2], strict=True)]
 
 
-def _rebuild_certifications(ctx: Context, report: ReindexReport) -> Op[None]:
+def _rebuild_certifications(ctx: Context, report: ReindexReport, token: str) -> Op[None]:
     k = ctx.keys
     ids = yield from _members(k.all_training_certifications())
     by_status: dict[str, list[str]] = {s: [] for s in CERTIFICATION_STATUSES}
@@ -239,7 +255,7 @@ def _rebuild_certifications(ctx: Context, report: ReindexReport) -> Op[None]:
     # Status sets are rebuilt aside and swapped in, so readers never see them half built.
     for status, members in by_status.items():
         final = k.certifications_by_status(status)
-        temporary = f"{final}:reindex"
+        temporary = k.reindex_scratch(token, status)
         yield from single("DEL", temporary)
         for start in range(0, len(members), CHUNK):
             yield from single("SADD", temporary, *members[start : start + CHUNK])
@@ -262,11 +278,71 @@ def _rebuild_certifications(ctx: Context, report: ReindexReport) -> Op[None]:
         claim_ms,
         "claim_n",
         claim_n,
+        "set:all",
+        report.certifications,
+        *(item for s in CERTIFICATION_STATUSES for item in (f"set:{s}", len(by_status[s]))),
     )
 
 
 def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]:
-    """Drop and rebuild every derived key; returns what was counted."""
+    """Drop and rebuild every derived key; returns what was counted.
+
+    One rebuild at a time per prefix: a second reindex waits for the first to finish (a lock with
+    a renewed lease), then rebuilds again. Two interleaved rebuilds would not fail, but one could
+    set the index marker while the other still rewrites figures that writes then change.
+    """
+    token = secrets.token_hex(8)
+    yield from _acquire(ctx, token)
+    try:
+        report = yield from _holding(ctx, token, _rebuild(ctx, token, progress))
+    except BaseException as exc:
+        if not isinstance(exc, GeneratorExit):  # a closed generator may not yield
+            with suppress(TrainingAnalyticsError):  # the first error is the one to report
+                yield from _lease(ctx, "release", token)
+        raise
+    yield from _lease(ctx, "release", token)
+    return report
+
+
+def _acquire(ctx: Context, token: str) -> Op[None]:
+    lock = ctx.keys.reindex_lock()
+    while not (yield from single("SET", lock, token, "NX", "PX", LEASE_MS)):
+        # A pause on the server (BLPOP of a key nobody writes): operations do no I/O of their own.
+        yield from single("BLPOP", ctx.keys.reindex_idle(), WAIT_SECONDS)
+
+
+def _lease(ctx: Context, mode: str, token: str) -> Op[int]:
+    reply = yield batch(ScriptCall(LOCK, (ctx.keys.reindex_lock(),), (mode, token, LEASE_MS)))
+    return int(reply[0])
+
+
+def _holding(ctx: Context, token: str, op: Op[ReindexReport]) -> Op[ReindexReport]:
+    """Run ``op``, renewing the lock's lease every third of it between its round trips."""
+    renewed = time.monotonic()
+    reply: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            request = op.send(reply) if error is None else op.throw(error)
+        except StopIteration as stop:
+            result: ReindexReport = stop.value
+            return result
+        if time.monotonic() - renewed > LEASE_MS / 3000:
+            if not (yield from _lease(ctx, "extend", token)):
+                op.close()
+                raise ConcurrentUpdateError(
+                    "reindex stalled past its lease and another one took over; run it again"
+                )
+            renewed = time.monotonic()
+        try:
+            reply, error = (yield request), None
+        except (
+            TrainingAnalyticsError
+        ) as exc:  # the server refused a round trip: the rebuild decides
+            reply, error = None, exc
+
+
+def _rebuild(ctx: Context, token: str, progress: Progress | None) -> Op[ReindexReport]:
     k = ctx.keys
     report = ReindexReport()
     notify: Progress = progress or (lambda stage, done: None)
@@ -274,11 +350,15 @@ def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]
     derived = yield from _scan(k.derived_pattern())
     for start in range(0, len(derived), CHUNK):
         yield from single("UNLINK", *derived[start : start + CHUNK])
-    enrollment_keys = yield from _scan(k.course_enrollments("x")[: -len("x")] + "*")
+    # A course appears in the catalog, or in a learner set (completions the older system
+    # recorded need not come with an enrolment).
+    enrollment_keys = yield from _scan(k.course_enrollments_pattern())
+    completion_keys = yield from _scan(k.course_completions_pattern())
     catalog_ids = yield from single("ZRANGE", k.all_training_courses(), 0, -1)
-    prefix_length = len(k.course_enrollments("x")) - 1
+    found = {key[len(k.course_enrollments("x")) - 1 :] for key in enrollment_keys}
+    found |= {key[len(k.course_completions("x")) - 1 :] for key in completion_keys}
     course_ids = []
-    for course_id in sorted({key[prefix_length:] for key in enrollment_keys} | set(catalog_ids)):
+    for course_id in sorted(found | set(catalog_ids)):
         try:
             course_ids.append(check_id(course_id, "course id"))
         except InvalidIdError:
@@ -293,7 +373,7 @@ def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]
     notify("enrollment series", report.enrollment_events)
     yield from _rebuild_day_counts(ctx, "completion", report)
     notify("completion series", report.completion_events)
-    yield from _rebuild_certifications(ctx, report)
+    yield from _rebuild_certifications(ctx, report, token)
     notify("certifications", report.certifications)
     yield batch(cmd("SET", k.index_marker(), "1"))
     return report
