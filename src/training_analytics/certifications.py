@@ -13,11 +13,14 @@ from typing import Any
 
 from ._codec import certification_from_hash, coerce
 from ._context import Context
-from ._index import require_index
+from ._index import check_fresh, require_index
 from ._protocol import Op, batch, cmd, pipeline, single
 from ._time import epoch_ms
 from ._writes import EventBatch, apply_one
+from .keys import CERTIFICATION_STATUSES
 from .types import CredentialStats, TrainingCertificationRecord
+
+_SETS = ("all", *CERTIFICATION_STATUSES)
 
 
 def get_all_training_certifications(ctx: Context) -> Op[list[TrainingCertificationRecord]]:
@@ -47,20 +50,36 @@ def overdue_counts(ctx: Context, now: datetime) -> tuple[Any, ...]:
     )
 
 
+def status_sizes(ctx: Context) -> tuple[Any, ...]:
+    """Calls reading the sizes of the all-certificates set and the status sets, and the sizes
+    this library recorded for them (see :func:`check_status_sizes`)."""
+    k = ctx.keys
+    return (
+        cmd("SCARD", k.all_training_certifications()),
+        *(cmd("SCARD", k.certifications_by_status(s)) for s in CERTIFICATION_STATUSES),
+        cmd("HMGET", k.credential_stats(), *(f"set:{name}" for name in _SETS)),
+    )
+
+
+def check_status_sizes(replies: list[Any]) -> list[int]:
+    """The replies of :func:`status_sizes` as sizes (all, issued, claimed, expired, revoked);
+    StaleIndexError when another writer changed the sets since the derived keys were built."""
+    *sizes, recorded = replies
+    check_fresh("the certifications", list(zip(_SETS, sizes, recorded, strict=True)))
+    return [int(n) for n in sizes]
+
+
 def get_credential_stats(ctx: Context) -> Op[CredentialStats]:
     """Certificates by effective status; ``pending`` = issued, unclaimed and not yet expired."""
-    k = ctx.keys
     replies = yield batch(
-        cmd("EXISTS", k.index_marker()),
-        cmd("SCARD", k.certifications_by_status("issued")),
-        cmd("SCARD", k.certifications_by_status("claimed")),
-        cmd("SCARD", k.certifications_by_status("expired")),
-        cmd("SCARD", k.certifications_by_status("revoked")),
+        cmd("EXISTS", ctx.keys.index_marker()),
         *overdue_counts(ctx, ctx.now()),
+        *status_sizes(ctx),
     )
-    indexed, issued, claimed, expired, revoked, overdue_issued, overdue_claimed = replies
+    indexed, overdue_issued, overdue_claimed, *sizes = replies
     if not indexed:
         yield from require_index(ctx)
+    _, issued, claimed, expired, revoked = check_status_sizes(sizes)
     live_issued = int(issued) - int(overdue_issued)
     return CredentialStats(
         issued=live_issued,

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ._context import Context
-from ._index import require_index
+from ._index import check_fresh, require_index
 from ._protocol import Op, batch, cardinalities, cmd, single
 from .analytics import module_dropoffs
 from .errors import StoreError
@@ -42,16 +42,22 @@ def get_course_detailed_analytics(ctx: Context, course_id: str) -> Op[CourseDeta
             "score_n",
             "time_ms_sum",
             "time_n",
+            "set:enrollments",
+            "set:completions",
         ),
     )
     if not indexed:
         yield from require_index(ctx)
+    check_fresh(
+        f"course {course_id}",
+        [("enrollments", enrolled, stats[4]), ("completions", completed, stats[5])],
+    )
     try:
         modules = _MODULES.validate_python(safe_parse_json(modules_json, []))
     except ValidationError as exc:
         raise StoreError(f"modules of course {course_id} are malformed: {exc}") from exc
     dropoff = yield from module_dropoffs(ctx, course_id, modules)
-    score_sum, score_n, time_sum, time_n = (_int(v) for v in stats)
+    score_sum, score_n, time_sum, time_n = (_int(v) for v in stats[:4])
     return CourseDetailedAnalytics(
         enrollments=int(enrolled),
         completions=int(completed),

@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import date, timedelta
 
 from ._context import Context
-from ._index import require_index
+from ._index import check_fresh, require_index
 from ._protocol import Op, batch, cmd, single
 from ._time import day_bucket, day_start_ms, from_epoch_ms, parse_day
 from .helpers import get_date_range, safe_parse_number
@@ -45,11 +45,16 @@ def _daily(
     per_course = (
         k.course_enrollments_by_day if series == "enrollment" else k.course_completions_by_day
     )
-    indexed, values = yield batch(
-        cmd("EXISTS", k.index_marker()), cmd("HMGET", per_course(course_id), *dates)
+    learners = k.course_enrollments if series == "enrollment" else k.course_completions
+    indexed, values, actual, recorded = yield batch(
+        cmd("EXISTS", k.index_marker()),
+        cmd("HMGET", per_course(course_id), *dates),
+        cmd("SCARD", learners(course_id)),
+        cmd("HGET", k.course_stats(course_id), f"set:{series}s"),
     )
     if not indexed:
         yield from require_index(ctx)
+    check_fresh(f"course {course_id}", [(f"{series}s", actual, recorded)])
     return _points(dates, values)
 
 

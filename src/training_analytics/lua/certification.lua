@@ -39,6 +39,9 @@ HANDLERS['I'] = function(k, gv, cert_key, e)
     redis.call('ZADD', k[EXPIRY_KEY[status]], int(expires), id)
   end
   add_claim(k[STATS], status, record['issuedAt'] or '', record['claimedAt'] or '', 1)
+  -- The sets' sizes as this library knows them (drift check: see _index.check_fresh).
+  hincr(k[STATS], 'set:all', 1)
+  hincr(k[STATS], 'set:' .. status, 1)
   touch(k[CACHE])
   touch(k[OVERVIEW])
   return 1
@@ -76,6 +79,8 @@ HANDLERS['U'] = function(k, gv, cert_key, e)
   end
   add_claim(k[STATS], old, issued_at, old_claimed, -1)
   add_claim(k[STATS], new, issued_at, new_claimed, 1)
+  if STATUS_KEY[old] then hincr(k[STATS], 'set:' .. old, -1) end
+  hincr(k[STATS], 'set:' .. new, 1)
   if STATUS_KEY[old] then redis.call('SREM', k[STATUS_KEY[old]], id) end
   redis.call('SADD', k[STATUS_KEY[new]], id)
   if EXPIRY_KEY[old] then redis.call('ZREM', k[EXPIRY_KEY[old]], id) end

@@ -10,6 +10,7 @@ HANDLERS['C'] = function(gk, gv, _, e)
   incr(gk[10], 1)
   zadd(gk[11], ms, ms .. ':' .. user .. ':' .. gv[1])
   hincr(gk[12], gv[2], 1)
+  hincr(gk[5], 'set:completions', 1)  -- the set's size as this library knows it (drift check)
   touch(gk[6])
   touch(gk[7])
   return 1
