@@ -8,6 +8,9 @@ import pytest
 import redis
 
 import training_analytics as ta
+from training_analytics._exec import run
+from training_analytics._protocol import Op, ScriptCall, batch
+from training_analytics.catalog import CATALOG
 
 from .factories import course, snapshot
 
@@ -79,3 +82,49 @@ def test_missing_courses_and_bad_updates(analytics: Any, client: redis.Redis) ->
     with pytest.raises(ta.InvalidInputError):
         analytics.update_training_course("c1", {"level": "expert"})
     assert snapshot(client) == before
+
+
+def test_a_refused_create_writes_neither_the_course_nor_any_index(
+    analytics: Any, client: redis.Redis
+) -> None:
+    analytics.create_training_course(course("c0"))
+    client.set("training:courses:by-category:legal", "not a set")  # written by another tool
+    before = snapshot(client)
+    with pytest.raises(ta.StoreError, match="nothing was written"):
+        analytics.create_training_course(course("c1", category="legal"))
+    assert snapshot(client) == before
+    with pytest.raises(ta.InvalidInputError):
+        analytics.create_training_course(course("c1", order=10**400))
+    assert snapshot(client) == before
+    # The id is still free: the course can be created once the input is right.
+    analytics.create_training_course(course("c1", order=3))
+    assert analytics.get_training_course("c1") is not None
+    assert client.zscore("training:courses:all", "c1") == 3
+
+
+@pytest.mark.parametrize("order", ["1e400", "nan", "-inf", "ten"])
+def test_the_catalog_script_checks_the_order_before_writing(
+    client: redis.Redis, order: str
+) -> None:
+    # What create_training_course sends, with an order Python would have refused.
+    keys = ta.TrainingKeys()
+    call = ScriptCall(
+        CATALOG,
+        (
+            keys.training_course("c1"),
+            keys.all_training_courses(),
+            keys.published_training_courses(),
+            keys.training_courses_by_category("sales"),
+            keys.training_courses_by_category("sales"),
+            keys.overview_metrics_cache(),
+            keys.course_analytics_cache("c1"),
+        ),
+        ("create", "c1", "", order, "true", "id", "c1", "category", "sales"),
+    )
+
+    def op() -> Op[Any]:
+        return (yield batch(call))
+
+    with pytest.raises(ta.InvalidInputError, match="order must be a finite number"):
+        run(op(), client)
+    assert snapshot(client) == {}

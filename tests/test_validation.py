@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from redis.retry import Retry
 
 import training_analytics as ta
 
-from .factories import Factory, snapshot
+from .factories import NOW, Factory, certification, course, snapshot
 
 
 def _good_progress(**changes: Any) -> dict[str, Any]:
@@ -132,6 +132,150 @@ CASES: list[tuple[str, tuple[Any, ...], dict[str, Any], type[Exception]]] = [
         ta.InvalidInputError,
     ),
     ("record_many", ([],), {"batch_size": 0}, ta.InvalidInputError),
+    # Ids that cannot be encoded, or are not strings at all (issue 8, item 4).
+    ("record_enrollment", ("u\ud800", "c1"), {}, ta.InvalidIdError),
+    ("record_enrollment", (5, "c1"), {}, ta.InvalidIdError),
+    ("get_course_enrollment_count", ("c\udfff",), {}, ta.InvalidIdError),
+    ("get_course_detailed_analytics", (None,), {}, ta.InvalidIdError),
+    ("get_user_course_progress_data", ("u1", "c\ud800"), {}, ta.InvalidIdError),
+    ("save_user_course_progress", (_good_progress(userId="u\ud800"),), {}, ta.InvalidIdError),
+    (
+        "record_many",
+        ([{"kind": "enrollment", "userId": "u\ud800", "courseId": "c1"}],),
+        {},
+        ta.InvalidIdError,
+    ),
+    (
+        "issue_training_certification",
+        (certification(userName="Ana \udc00"),),
+        {},
+        ta.InvalidInputError,
+    ),
+    ("record_many", (None,), {}, ta.InvalidInputError),
+    ("record_many", ([],), {"batch_size": "10"}, ta.InvalidInputError),
+    ("record_many", ([],), {"batch_size": True}, ta.InvalidInputError),
+    ("update_training_course", ("c0", None), {}, ta.InvalidInputError),
+    # Numbers past a float's range (item 4); NaN, infinities, negatives, booleans (item 5).
+    (
+        "save_user_course_progress",
+        (_good_progress(totalTimeSpentMinutes=10**400),),
+        {},
+        ta.InvalidInputError,
+    ),
+    ("save_user_course_progress", (_good_progress(overallScore=True),), {}, ta.InvalidInputError),
+    (
+        "save_user_course_progress",
+        (
+            _good_progress(
+                moduleProgress=[{"moduleId": "m1", "status": "completed", "score": True}]
+            ),
+        ),
+        {},
+        ta.InvalidInputError,
+    ),
+    (
+        "save_user_course_progress",
+        (_good_progress(totalTimeSpentMinutes=float("inf")),),
+        {},
+        ta.InvalidDurationError,
+    ),
+    ("issue_training_certification", (certification(score=False),), {}, ta.InvalidInputError),
+    (
+        "issue_training_certification",
+        (certification(score=float("nan")),),
+        {},
+        ta.InvalidScoreError,
+    ),
+    ("create_training_course", (course("c1", order=10**400),), {}, ta.InvalidInputError),
+    ("create_training_course", (course("c1", order=2**60),), {}, ta.InvalidInputError),
+    ("create_training_course", (course("c1", duration=10**400),), {}, ta.InvalidInputError),
+    ("create_training_course", (course("c1", duration=float("nan")),), {}, ta.InvalidDurationError),
+    (
+        "create_training_course",
+        (course("c1", duration=float("-inf")),),
+        {},
+        ta.InvalidDurationError,
+    ),
+    ("create_training_course", (course("c1", passingScore=True),), {}, ta.InvalidInputError),
+    (
+        "create_training_course",
+        ({**course("c1"), "modules": [{"id": "m", "title": {}, "duration": float("inf")}]},),
+        {},
+        ta.InvalidDurationError,
+    ),
+    (
+        "create_training_course",
+        (
+            {
+                **course("c1"),
+                "modules": [
+                    {
+                        "id": "m",
+                        "title": {},
+                        "lessons": [{"id": "l", "title": {}, "type": "video", "duration": -1}],
+                    }
+                ],
+            },
+        ),
+        {},
+        ta.InvalidDurationError,
+    ),
+    ("create_training_course", (course("c1", createdAt="yesterday"),), {}, ta.InvalidDateError),
+    (
+        "create_training_course",
+        (course("c1", updatedAt="2025-01-01T00:00:00+24:00"),),
+        {},
+        ta.InvalidDateError,
+    ),
+    ("create_training_course", (course("c1", bogus=1),), {}, ta.InvalidInputError),
+    ("update_training_course", ("c0", {"bogus": 1}), {}, ta.InvalidInputError),
+    ("update_training_course", ("c0", {"createdAt": "soon"}), {}, ta.InvalidDateError),
+    ("update_training_course", ("c0", {"order": 10**400}), {}, ta.InvalidInputError),
+    # UTC offsets past +-14:00 or malformed, and `at` in forms the single calls refuse (item 5).
+    ("record_enrollment", ("u1", "c1"), {"at": "2025-03-01T10:00:00+24:00"}, ta.InvalidDateError),
+    ("record_enrollment", ("u1", "c1"), {"at": "2025-03-01T10:00:00+99:99"}, ta.InvalidDateError),
+    ("record_completion", ("u1", "c1"), {"at": "2025-03-01T10:00:00-14:30"}, ta.InvalidDateError),
+    ("record_enrollment", ("u1", "c1"), {"at": "2025-03-01T10:00:00+0160"}, ta.InvalidDateError),
+    (
+        "issue_training_certification",
+        (certification(expiresAt="2026-06-01T10:00:00+15:00"),),
+        {},
+        ta.InvalidDateError,
+    ),
+    (
+        "update_certification_status",
+        ("cert0", "claimed"),
+        {"claimed_at": "2025-06-02T00:00:00+25:00"},
+        ta.InvalidDateError,
+    ),
+    ("record_enrollment", ("u1", "c1"), {"at": date(2025, 3, 1)}, ta.InvalidDateError),
+    (
+        "record_many",
+        ([{"kind": "enrollment", "userId": "u1", "courseId": "c1", "at": date(2025, 3, 1)}],),
+        {},
+        ta.InvalidDateError,
+    ),
+    (
+        "record_many",
+        ([{"kind": "enrollment", "userId": "u1", "courseId": "c1", "at": 1_700_000_000}],),
+        {},
+        ta.InvalidDateError,
+    ),
+    (
+        "record_many",
+        (
+            [
+                {
+                    "kind": "certification_status",
+                    "certId": "cert0",
+                    "newStatus": "claimed",
+                    "claimedAt": 5,
+                }
+            ],
+        ),
+        {},
+        ta.InvalidDateError,
+    ),
 ]
 
 
@@ -147,6 +291,8 @@ def test_bad_input_raises_and_writes_nothing(
     error: type[Exception],
 ) -> None:
     analytics.record_enrollment("someone", "c0")  # a store that is not empty
+    analytics.create_training_course(course("c0"))
+    analytics.issue_training_certification(certification("cert0"))
     before = snapshot(client)
     with pytest.raises(error) as raised:
         getattr(analytics, method)(*args, **kwargs)
@@ -214,3 +360,73 @@ def test_a_key_of_the_wrong_type_refuses_one_event_not_the_batch(
     assert client.get("training:enrollment:date:2025-03-01") == "2"
     with pytest.raises(ta.StoreError):
         analytics.record_enrollment("u3", "broken")
+
+
+OUT_OF_RANGE: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = [
+    ("Asia/Tokyo", "record_enrollment", ("u1", "c1"), {"at": "9999-12-31T23:00:00Z"}),
+    ("America/New_York", "record_completion", ("u1", "c1"), {"at": "0001-01-01T01:00:00Z"}),
+    (
+        "Asia/Tokyo",
+        "record_many",
+        ([{"kind": "enrollment", "userId": "u1", "courseId": "c1", "at": "9999-12-31T23:00Z"}],),
+        {},
+    ),
+    ("UTC", "record_enrollment", ("u1", "c1"), {"at": "0001-01-01T00:00:00+01:00"}),
+    (
+        "UTC",
+        "issue_training_certification",
+        (certification(expiresAt="9999-12-31T23:00-05:00"),),
+        {},
+    ),
+    ("UTC", "get_enrollment_time_series", ("9999-12-30", "9999-12-31"), {}),
+    ("America/New_York", "get_daily_enrollment_counts", ("9999-12-31", "9999-12-31"), {}),
+    ("Asia/Tokyo", "get_completion_time_series", ("9999-12-31", "9999-12-31"), {"course_id": "c1"}),
+]
+
+
+@pytest.mark.parametrize(("tz", "method", "args", "kwargs"), OUT_OF_RANGE)
+def test_dates_out_of_range_in_the_time_zone_are_invalid_dates(
+    make_analytics: Factory,
+    client: redis.Redis,
+    tz: str,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    analytics = make_analytics(tz=tz)
+    analytics.record_enrollment("someone", "c0")
+    before = snapshot(client)
+    with pytest.raises(ta.InvalidDateError, match=r"9999|year"):
+        getattr(analytics, method)(*args, **kwargs)
+    assert snapshot(client) == before
+
+
+def test_timestamps_are_normalised_and_offsets_up_to_14_hours_accepted(
+    analytics: Any, client: redis.Redis
+) -> None:
+    analytics.create_training_course(
+        course("c1", createdAt="2025-01-15T10:30:00+01:00", updatedAt="2025-01-16 08:00Z")
+    )
+    stored = client.hmget("training:course:c1", "createdAt", "updatedAt")
+    assert stored == ["2025-01-15T09:30:00.000Z", "2025-01-16T08:00:00.000Z"]
+    analytics.update_training_course("c1", {"createdAt": "2025-01-14T00:00:00-14:00"})
+    assert client.hget("training:course:c1", "createdAt") == "2025-01-14T14:00:00.000Z"
+    assert analytics.record_enrollment("u1", "c1", at="2025-03-01T10:00:00+14:00")
+    assert analytics.record_enrollment("u2", "c1", at="2025-03-01T10:00:00-1200")
+    result = analytics.record_many(
+        [
+            {"kind": "enrollment", "userId": "u3", "courseId": "c1", "at": "2025-03-01"},
+            {"kind": "enrollment", "userId": "u4", "courseId": "c1", "at": NOW},
+        ]
+    )
+    assert result.applied == 2
+    assert analytics.record_enrollment("u5", "c1", at="2025-03-01")
+
+
+def test_a_course_update_leaves_unchanged_stored_timestamps_alone(
+    analytics: Any, client: redis.Redis
+) -> None:
+    analytics.create_training_course(course("c1"))
+    client.hset("training:course:c1", "createdAt", "sometime in 2024")  # the older system's
+    analytics.update_training_course("c1", {"order": 4})
+    assert client.hget("training:course:c1", "createdAt") == "sometime in 2024"

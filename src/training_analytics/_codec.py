@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -75,15 +75,37 @@ def coerce(model: type[Any], value: Any, what: str) -> Any:
 def _check_score(value: float | None, what: str) -> None:
     if value is None:
         return
-    if not isinstance(value, int | float) or not 0 <= value <= 100:
+    # NaN fails the comparison; a boolean is not a score, though Python counts it an int.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
         raise InvalidScoreError(f"{what} must be between 0 and 100, got {value!r}")
 
 
 def _check_minutes(value: float | None, what: str) -> None:
     if value is None:
         return
-    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidDurationError(f"{what} must be a non-negative number, got {value!r}")
+    try:
+        finite = math.isfinite(value)  # an int past a float's range raises here
+    except OverflowError:
+        finite = False
+    if not finite or value < 0:
+        shown = f"about 2**{value.bit_length()}" if isinstance(value, int) else repr(value)
+        raise InvalidDurationError(f"{what} must be a finite non-negative number, got {shown}")
+
+
+def check_encodable(values: Iterable[str], what: str) -> None:
+    """InvalidInputError unless every value encodes as UTF-8 (a lone surrogate does not), checked
+    before anything is sent rather than failing in the client mid-batch."""
+    text = "".join(values)
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} contains text that is not valid Unicode ({exc.object[exc.start : exc.end]!r})"
+        ) from None
 
 
 def _optional_timestamp(value: str | None, what: str) -> str:
@@ -145,7 +167,7 @@ def progress_to_fields(progress: EnhancedTrainingProgress) -> list[str]:
     ):
         raise InvalidDateRangeError(f"completedAt {completed} is before startedAt {started}")
     modules = [m.model_dump(mode="json", exclude_none=True) for m in progress.module_progress]
-    return [
+    values = [
         progress.status,
         _json(modules),
         js_number(progress.overall_score),
@@ -156,6 +178,8 @@ def progress_to_fields(progress: EnhancedTrainingProgress) -> list[str]:
         progress.certificate_id or "",
         _optional_timestamp(progress.certificate_issued_at, "certificateIssuedAt"),
     ]
+    check_encodable(values, "progress")
+    return values
 
 
 def progress_from_hash(
@@ -203,7 +227,7 @@ def certification_to_fields(record: TrainingCertificationRecord) -> dict[str, st
         raise InvalidDateRangeError(f"expiresAt {expires} is not after issuedAt {issued}")
     if claimed and (parse_timestamp_ms(claimed) or 0) < issued_ms:
         raise InvalidDateRangeError(f"claimedAt {claimed} is before issuedAt {issued}")
-    return {
+    fields = {
         "id": record.id,
         "userId": record.user_id,
         "courseId": record.course_id,
@@ -218,6 +242,8 @@ def certification_to_fields(record: TrainingCertificationRecord) -> dict[str, st
         "verificationCode": record.verification_code,
         "score": js_number(record.score),
     }
+    check_encodable(fields.values(), f"certification {record.id}")
+    return fields
 
 
 def certification_from_hash(data: Mapping[str, str]) -> TrainingCertificationRecord | None:
@@ -250,7 +276,12 @@ _COURSE_BOOL_FIELDS = ("isPublished", "isRequired", "certificateEnabled")
 _COURSE_INT_FIELDS = ("duration", "passingScore", "order")
 
 
-def check_course(course: TrainingCourse) -> None:
+def check_course(
+    course: TrainingCourse, stamped: Iterable[str] = ("createdAt", "updatedAt")
+) -> TrainingCourse:
+    """The course if every field is one the older reader can use, its timestamps (those named in
+    ``stamped``: an update checks the ones it writes) in the stored form; InvalidInputError (or a
+    subclass) otherwise."""
     check_id(course.id, "course id")
     if course.category not in COURSE_CATEGORIES:
         raise InvalidInputError(
@@ -270,6 +301,17 @@ def check_course(course: TrainingCourse) -> None:
         seen.add(module.id)
         _check_score(module.passing_score, f"passingScore of module {module.id}")
         _check_minutes(module.duration, f"duration of module {module.id}")
+        for lesson in module.lessons:
+            _check_minutes(lesson.duration, f"duration of lesson {lesson.id} of module {module.id}")
+    stamps = {
+        name: normalize_timestamp(value, alias) if value else ""
+        for name, alias, value in (
+            ("created_at", "createdAt", course.created_at),
+            ("updated_at", "updatedAt", course.updated_at),
+        )
+        if alias in stamped
+    }
+    return course.model_copy(update=stamps)
 
 
 def course_to_fields(course: TrainingCourse, only: set[str] | None = None) -> dict[str, str]:
@@ -292,6 +334,7 @@ def course_to_fields(course: TrainingCourse, only: set[str] | None = None) -> di
             fields[name] = js_number(value)
         else:
             fields[name] = str(value)
+    check_encodable(fields.values(), f"course {course.id}")
     return fields
 
 
@@ -319,7 +362,9 @@ def course_from_hash(data: Mapping[str, str]) -> TrainingCourse | None:
         raw[name] = data.get(name) == "true"
     for name in _COURSE_INT_FIELDS:
         if name in data:
-            raw[name] = int(safe_parse_number(data.get(name)))  # the seed's parseInt
+            number = safe_parse_number(data.get(name))
+            # The seed's parseInt; a value another writer stored past a double's range reads as 0.
+            raw[name] = int(number) if math.isfinite(number) else 0
     try:
         return TrainingCourse.model_validate(raw)
     except ValidationError as exc:

@@ -60,7 +60,10 @@ def parse_timestamp_ms(value: str | None) -> int | None:
 def to_iso(moment: datetime) -> str:
     """The JavaScript ``toISOString`` form the older system stores: ``2025-01-15T10:30:00.000Z``."""
     # isoformat() is implemented in C; its "+00:00" becomes the "Z" JavaScript writes.
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    try:
+        return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    except OverflowError:  # 0001-01-01T00:00+05:00 is in year 0 in UTC
+        raise InvalidDateError(f"{moment} is outside the years 1 to 9999 (UTC)") from None
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -90,8 +93,28 @@ def instant_ms(value: datetime | str, what: str = "timestamp") -> int:
     return epoch_ms(parse_instant(value, what))
 
 
-def from_epoch_ms(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
+def from_epoch_ms(ms: int, what: str = "timestamp") -> datetime:
+    """The UTC datetime of epoch milliseconds; InvalidDateError outside the years 1-9999."""
+    try:
+        return _EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:
+        raise InvalidDateError(f"{what} is outside the years 1 to 9999 (UTC)") from None
+
+
+#: The widest UTC offset in use (Kiribati, +14:00; the lowest is -12:00). Larger ones, or minutes
+#: past 59, are typing mistakes that would store a wrong instant.
+MAX_OFFSET_MINUTES = 14 * 60
+
+
+def _check_offset(offset: str | None, value: str, what: str) -> None:
+    if not offset or offset == "Z":
+        return
+    digits = offset[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if minutes > 59 or hours * 60 + minutes > MAX_OFFSET_MINUTES:
+        raise InvalidDateError(
+            f"{what} {value!r} has UTC offset {offset}; offsets run from -14:00 to +14:00"
+        )
 
 
 def parse_instant(value: datetime | str, what: str = "timestamp") -> datetime:
@@ -109,7 +132,8 @@ def parse_instant(value: datetime | str, what: str = "timestamp") -> datetime:
         if match.group(4) is not None and match.group(8) is None:
             # Stored values without a zone are read as UTC, but a caller's must say which zone.
             raise InvalidDateError(f"{what} {value!r} has no time zone; add Z or an offset")
-        return from_epoch_ms(ms)
+        _check_offset(match.group(8), value, what)
+        return from_epoch_ms(ms, f"{what} {value!r}")
     raise InvalidDateError(f"{what} must be a datetime or an ISO-8601 string, got {value!r}")
 
 
@@ -144,8 +168,25 @@ def parse_day(value: date | datetime | str, what: str = "date") -> date:
 
 def day_bucket(moment: datetime, tz: ZoneInfo) -> str:
     """The ``YYYY-MM-DD`` day an event falls on in the configured time zone."""
-    return moment.astimezone(tz).date().isoformat()
+    try:
+        return moment.astimezone(tz).date().isoformat()
+    except OverflowError:
+        # 9999-12-31T23:00Z is in year 10000 in Tokyo; 0001-01-01T01:00Z in year 0 in New York.
+        raise InvalidDateError(
+            f"{to_iso(moment)} falls outside the years 1 to 9999 in time zone {tz.key}"
+        ) from None
 
 
 def day_start_ms(day: date, tz: ZoneInfo) -> int:
     return epoch_ms(datetime(day.year, day.month, day.day, tzinfo=tz))
+
+
+def day_span_ms(first: date, last: date, tz: ZoneInfo) -> tuple[int, int]:
+    """Epoch ms of the start of ``first`` and the end (inclusive) of ``last`` in ``tz``;
+    InvalidDateError when a bound cannot be represented (a range ending 9999-12-31)."""
+    try:
+        return day_start_ms(first, tz), day_start_ms(last + timedelta(days=1), tz) - 1
+    except (OverflowError, ValueError):
+        raise InvalidDateError(
+            f"the range {first}..{last} reaches past the years 1 to 9999 in time zone {tz.key}"
+        ) from None

@@ -79,8 +79,9 @@ def _save_call(
 
 def create_training_course(ctx: Context, course: TrainingCourse | dict[str, Any]) -> Op[None]:
     """Store a new course; CourseExistsError if the id is taken."""
-    model: TrainingCourse = coerce(TrainingCourse, course, "course")
-    check_course(model)
+    if isinstance(course, dict):
+        _aliased({k: v for k, v in course.items() if k not in ("id",)})  # unknown names refused
+    model: TrainingCourse = check_course(coerce(TrainingCourse, course, "course"))
     if not model.created_at or not model.updated_at:
         now = to_iso(ctx.now())
         model = model.model_copy(
@@ -98,8 +99,9 @@ def update_training_course(ctx: Context, course_id: str, updates: dict[str, Any]
         aliased = _aliased(updates)
         merged = {**current.model_dump(by_alias=True), **aliased, "id": course_id}
         merged["updatedAt"] = to_iso(ctx.now())
-        model: TrainingCourse = coerce(TrainingCourse, merged, "course update")
-        check_course(model)
+        model: TrainingCourse = check_course(
+            coerce(TrainingCourse, merged, "course update"), stamped=set(aliased) | {"updatedAt"}
+        )
         fields = course_to_fields(model, only=set(aliased) | {"updatedAt"})
         try:
             yield batch(_save_call(ctx, "update", model, current.category, fields))
@@ -110,7 +112,10 @@ def update_training_course(ctx: Context, course_id: str, updates: dict[str, Any]
 
 
 def _aliased(updates: dict[str, Any]) -> dict[str, Any]:
-    """Updates keyed by the stored (camelCase) field names; unknown or read-only names refused."""
+    """Updates keyed by the stored (camelCase) field names; unknown or read-only names refused
+    (create refuses unknown names the same way)."""
+    if not isinstance(updates, dict):
+        raise InvalidInputError(f"course fields must be a dict, got {type(updates).__name__}")
     aliases = {n: f.alias or n for n, f in TrainingCourse.model_fields.items()}
     stored = set(aliases.values())
     result: dict[str, Any] = {}

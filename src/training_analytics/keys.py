@@ -44,6 +44,11 @@ def check_id(value: object, what: str = "id") -> str:
             f"{what} {value!r} contains {bad.group()!r}; ids may not contain ':', braces, "
             "glob characters, backslashes or whitespace"
         )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no key can hold it
+            raise InvalidIdError(f"{what} {value!r} is not valid Unicode text") from None
     return value
 
 

@@ -8,12 +8,12 @@ days in the configured time zone; ranges are checked (see ``get_date_range``).
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
 
 from ._context import Context
 from ._index import check_fresh, require_index
 from ._protocol import Op, batch, cmd, single
-from ._time import day_bucket, day_start_ms, from_epoch_ms, parse_day
+from ._time import day_bucket, day_span_ms, from_epoch_ms, parse_day
 from .helpers import get_date_range, safe_parse_number
 from .types import TimeSeriesDataPoint
 
@@ -38,6 +38,8 @@ def _daily(
 ) -> Op[list[TimeSeriesDataPoint]]:
     k = ctx.keys
     dates = get_date_range(start, end, max_days=ctx.max_range_days)
+    # Every day of the range must be a span of time in the zone (not so 9999-12-31 in New York).
+    day_span_ms(parse_day(start), parse_day(end), ctx.tz)
     if course_id is None:
         by_date = k.enrollment_by_date if series == "enrollment" else k.completion_by_date
         values = yield from single("MGET", *(by_date(d) for d in dates))
@@ -81,9 +83,7 @@ def _with_fallback(
     # tooling) is counted from the sorted set, bounded to the range.
     k = ctx.keys
     key = k.enrollment_timeseries() if series == "enrollment" else k.completion_timeseries()
-    first, last = parse_day(start), parse_day(end)
-    low = day_start_ms(first, ctx.tz)
-    high = day_start_ms(last + timedelta(days=1), ctx.tz) - 1
+    low, high = day_span_ms(parse_day(start), parse_day(end), ctx.tz)
     members = yield from single("ZRANGEBYSCORE", key, low, high)
     counts: Counter[str] = Counter()
     for member in members:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SkipValidation
 from pydantic.alias_generators import to_camel
 
 from ._time import to_iso
@@ -27,7 +27,38 @@ CourseStatus: TypeAlias = Literal["draft", "published", "archived"]
 ModuleType: TypeAlias = Literal["video", "reading", "quiz", "download"]
 LessonType: TypeAlias = Literal["video", "reading", "download"]
 PartnerTier: TypeAlias = str
-Number: TypeAlias = int | float
+#: JavaScript's Number.MAX_SAFE_INTEGER: the older (TypeScript) reader loses larger integers.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _number(value: Any) -> Any:
+    # JSON has no integer limit, but the stored form (and the reader of it) is a double.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
+        try:
+            float(value)
+        except OverflowError:
+            raise ValueError(
+                f"number of about 2**{value.bit_length()} is too large for a float"
+            ) from None
+    return value
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
+        raise ValueError(
+            f"integer of about 2**{value.bit_length()} is past {MAX_SAFE_INTEGER} (2**53 - 1)"
+        )
+    return value
+
+
+Number: TypeAlias = Annotated[int | float, BeforeValidator(_number)]
+"""A JSON number (not a boolean, and within a float's range)."""
+Integer: TypeAlias = Annotated[int, BeforeValidator(_integer)]
+"""An integer a JavaScript reader holds exactly (not a boolean)."""
 
 
 def _timestamp_text(value: Any) -> Any:
@@ -117,7 +148,7 @@ class ModuleProgress(SeedModel):
     score: Number | None = None
     started_at: Timestamp | None = None
     completed_at: Timestamp | None = None
-    attempts: int | None = None
+    attempts: Integer | None = None
     time_spent_minutes: Number | None = None
 
 
@@ -163,14 +194,14 @@ class Lesson(SeedModel):
     content: LocalizedString | str | None = None
     download_url: str | None = None
     duration: Number = 0
-    order: int = 0
+    order: Integer = 0
 
 
 class CourseQuizQuestion(SeedModel):
     id: str
     question: LocalizedString
     options: list[LocalizedString]
-    correct_answer: int
+    correct_answer: Integer
 
 
 class CourseModule(SeedModel):
@@ -180,7 +211,7 @@ class CourseModule(SeedModel):
     lessons: list[Lesson] = Field(default_factory=list)
     quiz: list[CourseQuizQuestion] | None = None
     passing_score: Number | None = None
-    order: int = 0
+    order: Integer = 0
     duration: Number | None = None
 
 
@@ -200,7 +231,7 @@ class TrainingCourse(SeedModel):
     required_for_tiers: list[PartnerTier] | None = None
     passing_score: Number = 70
     certificate_enabled: bool = False
-    order: int = 0
+    order: Integer = 0
     created_at: Timestamp = ""
     created_by: str = ""
     updated_at: Timestamp = ""
@@ -210,7 +241,7 @@ class EnhancedModuleQuestion(SeedModel):
     id: str
     question: LocalizedString
     options: list[LocalizedString]
-    correct_answer: int
+    correct_answer: Integer
 
 
 class EnhancedCourseModule(SeedModel):
@@ -218,7 +249,7 @@ class EnhancedCourseModule(SeedModel):
     title: LocalizedString
     type: ModuleType
     duration: Number
-    order: int
+    order: Integer
     video_url: str | None = None
     content: LocalizedString | None = None
     questions: list[EnhancedModuleQuestion] | None = None
@@ -252,8 +283,14 @@ class EnhancedTrainingCourse(SeedModel):
 # --- events for record_many --------------------------------------------------------------------
 
 
+_Moment: TypeAlias = SkipValidation[datetime | str | None]
+"""An event time: an aware datetime or an ISO-8601 string. Not converted here (pydantic would
+take epoch seconds or a bare ``date``): the encoder checks it by the single calls' rules, so the
+same values are accepted, and refused with the same InvalidDateError, either way."""
+
+
 class _Event(SeedModel):
-    at: datetime | str | None = None
+    at: _Moment = None
     """When it happened (aware datetime or ISO string); default: the facade's clock."""
 
 
@@ -297,7 +334,7 @@ class CertificationStatusEvent(_Event):
     kind: Literal["certification_status"] = "certification_status"
     cert_id: str
     new_status: CertificationStatus
-    claimed_at: datetime | str | None = None
+    claimed_at: _Moment = None
 
 
 TrainingEvent: TypeAlias = Annotated[

@@ -7,7 +7,30 @@
 --       delete: checked, so a concurrent change makes the caller re-read instead of leaving the
 --       course in two category sets), 4 order, 5 published ("true"/"false"),
 --       6.. field/value pairs to store
+--
+-- Everything that can fail is checked before the first write (key types, the order as a ZADD
+-- score, the field list), so a refused call leaves the course and its indexes as they were.
 local mode, id, seen_category = ARGV[1], ARGV[2], ARGV[3]
+if mode ~= 'create' and mode ~= 'update' and mode ~= 'delete' then
+  return redis.error_reply('TA_BAD_INPUT unknown catalog mode ' .. tostring(mode))
+end
+local KINDS = {'hash', 'zset', 'set', 'set', 'set'}
+for i, kind in ipairs(KINDS) do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= kind then
+    return redis.error_reply('TA_STORE_ERROR ' .. KEYS[i] .. ' holds a ' .. found ..
+      ' where a ' .. kind .. ' was expected; nothing was written')
+  end
+end
+if mode ~= 'delete' then
+  local order = tonumber(ARGV[4])
+  if not order or order ~= order or order == math.huge or order == -math.huge then
+    return redis.error_reply('TA_BAD_INPUT order must be a finite number, got ' .. tostring(ARGV[4]))
+  end
+  if (#ARGV - 5) % 2 ~= 0 then
+    return redis.error_reply('TA_BAD_INPUT course fields must come in field/value pairs')
+  end
+end
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if mode == 'create' then
   if exists then return redis.error_reply('TA_COURSE_EXISTS course ' .. id .. ' exists') end
