@@ -107,8 +107,10 @@ def record_many(
     previous one; a malformed event then raises InvalidInputError before its own batch is sent,
     after the batches before it were applied (the error says how many events that was).
     """
-    if batch_size < 1:
-        raise InvalidInputError("batch_size must be at least 1")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+    if not isinstance(events, Iterable):
+        raise InvalidInputError(f"events must be an iterable of events, got {events!r:.80}")
     tally = _Tally()
     if not stream:
         batches = list(_batches(ctx, events, batch_size))
