@@ -14,7 +14,7 @@ from typing import Any
 from ._codec import certification_from_hash, coerce
 from ._context import Context
 from ._index import check_fresh, require_index
-from ._protocol import Op, batch, cmd, pipeline, single
+from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
 from ._time import epoch_ms
 from ._writes import EventBatch, apply_one
 from .keys import CERTIFICATION_STATUSES
@@ -50,36 +50,41 @@ def overdue_counts(ctx: Context, now: datetime) -> tuple[Any, ...]:
     )
 
 
-def status_sizes(ctx: Context) -> tuple[Any, ...]:
-    """Calls reading the sizes of the all-certificates set and the status sets, and the sizes
-    this library recorded for them (see :func:`check_status_sizes`)."""
+#: Fields of the credential stats hash: the sizes this library recorded for the sets above.
+RECORDED_SIZES = tuple(f"set:{name}" for name in _SETS)
+_CARDINALITIES = load_script("cardinalities.lua", read_only=True)
+
+
+def status_sizes(ctx: Context) -> ScriptCall:
+    """One call reading the sizes of the all-certificates set and the status sets."""
     k = ctx.keys
-    return (
-        cmd("SCARD", k.all_training_certifications()),
-        *(cmd("SCARD", k.certifications_by_status(s)) for s in CERTIFICATION_STATUSES),
-        cmd("HMGET", k.credential_stats(), *(f"set:{name}" for name in _SETS)),
+    keys = (
+        k.all_training_certifications(),
+        *map(k.certifications_by_status, CERTIFICATION_STATUSES),
     )
+    return ScriptCall(_CARDINALITIES, keys, ())
 
 
-def check_status_sizes(replies: list[Any]) -> list[int]:
-    """The replies of :func:`status_sizes` as sizes (all, issued, claimed, expired, revoked);
-    StaleIndexError when another writer changed the sets since the derived keys were built."""
-    *sizes, recorded = replies
+def check_status_sizes(sizes: list[Any], recorded: list[Any]) -> list[int]:
+    """The sizes (all, issued, claimed, expired, revoked) read by :func:`status_sizes`;
+    StaleIndexError unless they equal the ``recorded`` ones (RECORDED_SIZES of the stats hash):
+    another writer changed the sets since the derived keys were built."""
     check_fresh("the certifications", list(zip(_SETS, sizes, recorded, strict=True)))
     return [int(n) for n in sizes]
 
 
 def get_credential_stats(ctx: Context) -> Op[CredentialStats]:
     """Certificates by effective status; ``pending`` = issued, unclaimed and not yet expired."""
-    replies = yield batch(
-        cmd("EXISTS", ctx.keys.index_marker()),
+    k = ctx.keys
+    indexed, overdue_issued, overdue_claimed, sizes, recorded = yield batch(
+        cmd("EXISTS", k.index_marker()),
         *overdue_counts(ctx, ctx.now()),
-        *status_sizes(ctx),
+        status_sizes(ctx),
+        cmd("HMGET", k.credential_stats(), *RECORDED_SIZES),
     )
-    indexed, overdue_issued, overdue_claimed, *sizes = replies
     if not indexed:
         yield from require_index(ctx)
-    _, issued, claimed, expired, revoked = check_status_sizes(sizes)
+    _, issued, claimed, expired, revoked = check_status_sizes(sizes, recorded)
     live_issued = int(issued) - int(overdue_issued)
     return CredentialStats(
         issued=live_issued,
