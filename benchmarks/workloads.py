@@ -425,9 +425,10 @@ class Bench:
     def _key_state(self, prefix: str) -> dict[str, Any]:
         """Everything the seed's enrolment path leaves under ``prefix``, without the prefix."""
         state: dict[str, Any] = {}
-        for key in self.client.scan_iter(match=f"{prefix}training:enrollment:date:*", count=1000):
+        literal = ta.keys.glob_escape(prefix)
+        for key in self.client.scan_iter(match=f"{literal}training:enrollment:date:*", count=1000):
             state[str(key)[len(prefix) :]] = self.client.get(key)
-        for key in self.client.scan_iter(match=f"{prefix}training:enrollments:*", count=1000):
+        for key in self.client.scan_iter(match=f"{literal}training:enrollments:*", count=1000):
             state[str(key)[len(prefix) :]] = sorted(self.client.smembers(key))
         series = f"{prefix}training:enrollment:timeseries"
         state["training:enrollment:timeseries"] = self.client.zrange(series, 0, -1, withscores=True)
