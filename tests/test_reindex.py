@@ -7,10 +7,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio
 
 import training_analytics as ta
+from training_analytics import reindex as reindex_module
 
 from .factories import NOW, certification, course
 
@@ -114,3 +116,54 @@ def test_concurrent_async_reindexes_never_fail(client: redis.Redis, redis_url: s
 
     asyncio.run(rounds())
     assert ta.TrainingAnalytics(client, clock=lambda: NOW).get_credential_stats().claimed == 1
+
+
+class _Clock:
+    """A monotonic clock that jumps past a third of the lease on every reading."""
+
+    def __init__(self, step: float, on_tick: Any = None) -> None:
+        self.now, self.step, self.ticks, self.on_tick = 0.0, step, 0, on_tick
+
+    def __call__(self) -> float:
+        self.now += self.step
+        self.ticks += 1
+        if self.on_tick is not None:
+            self.on_tick(self.ticks)
+        return self.now
+
+
+def test_a_long_reindex_renews_its_lease(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analytics = ta.TrainingAnalytics(client, clock=lambda: NOW)
+    _tenant_data(analytics)
+    renewals: list[int] = []
+    original = reindex_module._lease
+
+    def counting(ctx: Any, mode: str, token: str) -> Any:
+        result = yield from original(ctx, mode, token)
+        if mode == "extend":
+            renewals.append(result)
+        return result
+
+    monkeypatch.setattr(reindex_module, "_lease", counting)
+    monkeypatch.setattr(reindex_module, "monotonic", _Clock(step=11.0))
+    analytics.reindex()
+    assert len(renewals) > 10 and set(renewals) == {1}
+    assert not client.exists("training:reindex:lock")
+
+
+def test_a_reindex_that_lost_its_lease_stops_and_leaves_the_new_holder_alone(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analytics = ta.TrainingAnalytics(client, clock=lambda: NOW)
+    _tenant_data(analytics)
+
+    def take_over(tick: int) -> None:
+        if tick == 3:  # as if the lease ran out and another reindex took the lock
+            client.set("training:reindex:lock", "someone-else")
+
+    monkeypatch.setattr(reindex_module, "monotonic", _Clock(step=11.0, on_tick=take_over))
+    with pytest.raises(ta.errors.ConcurrentUpdateError, match="lease"):
+        analytics.reindex()
+    assert client.get("training:reindex:lock") == "someone-else"

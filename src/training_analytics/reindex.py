@@ -18,10 +18,10 @@ What it rebuilds, per DESIGN.md section 3:
 from __future__ import annotations
 
 import secrets
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import suppress
+from time import monotonic
 from typing import Any
 
 from pydantic import Field
@@ -318,7 +318,7 @@ def _lease(ctx: Context, mode: str, token: str) -> Op[int]:
 
 def _holding(ctx: Context, token: str, op: Op[ReindexReport]) -> Op[ReindexReport]:
     """Run ``op``, renewing the lock's lease every third of it between its round trips."""
-    renewed = time.monotonic()
+    renewed = monotonic()
     reply: Any = None
     error: Exception | None = None
     while True:
@@ -327,13 +327,13 @@ def _holding(ctx: Context, token: str, op: Op[ReindexReport]) -> Op[ReindexRepor
         except StopIteration as stop:
             result: ReindexReport = stop.value
             return result
-        if time.monotonic() - renewed > LEASE_MS / 3000:
+        if monotonic() - renewed > LEASE_MS / 3000:
             if not (yield from _lease(ctx, "extend", token)):
                 op.close()
                 raise ConcurrentUpdateError(
                     "reindex stalled past its lease and another one took over; run it again"
                 )
-            renewed = time.monotonic()
+            renewed = monotonic()
         try:
             reply, error = (yield request), None
         except (
