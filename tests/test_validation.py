@@ -309,6 +309,10 @@ def test_range_limit_is_configurable(make_analytics: Factory) -> None:
 
 
 def test_facade_configuration_is_checked(client: redis.Redis) -> None:
+    with pytest.raises(ta.InvalidInputError, match="prefix"):
+        ta.TrainingAnalytics(client, prefix="tenant-\ud800:")
+    with pytest.raises(ta.InvalidInputError, match="prefix"):
+        ta.TrainingAnalytics(client, prefix=5)  # type: ignore[arg-type]
     with pytest.raises(ta.InvalidInputError, match="time zone"):
         ta.TrainingAnalytics(client, tz="Mars/Olympus")
     with pytest.raises(ta.InvalidInputError):

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import InvalidIdError
+from .errors import InvalidIdError, InvalidInputError
 
 #: Cache TTLs in seconds, as the seed's ``CACHE_TTL``.
 CACHE_TTL: Final = {"ANALYTICS": 5 * 60, "OVERVIEW": 10 * 60, "CREDENTIALS": 5 * 60}
@@ -72,6 +72,14 @@ class TrainingKeys:
     """Key generators. ``prefix`` namespaces every key (e.g. ``"tenant-a:"``) for multi-tenancy."""
 
     prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix, str):
+            raise InvalidInputError(f"prefix must be a string, got {type(self.prefix).__name__}")
+        try:
+            self.prefix.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"prefix {self.prefix!r} is not valid Unicode text") from None
 
     # --- seed: enrolments and progress -------------------------------------------------------
     def course_enrollments(self, course_id: str) -> str:
