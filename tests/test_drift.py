@@ -7,6 +7,9 @@ for it, so every analytic either answers what a fresh reindex answers or raises 
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -16,6 +19,8 @@ import pytest
 import redis
 
 import training_analytics as ta
+from training_analytics._exec import run
+from training_analytics._index import ensure_fresh
 
 from . import seed_writer
 from .factories import NOW, course
@@ -197,3 +202,60 @@ def test_a_store_indexed_before_size_counters_asks_for_a_reindex(
 def test_stale_index_is_a_not_indexed_error() -> None:
     # Callers (and the CLI) that handle "run reindex" already handle drift.
     assert issubclass(ta.StaleIndexError, ta.NotIndexedError)
+
+
+def test_a_difference_seen_between_two_reads_of_a_pipeline_is_confirmed_before_raising(
+    analytics: Any, client: redis.Redis
+) -> None:
+    analytics.record_enrollment("u1", "c1", at=NOW)
+    keys = analytics.keys
+    stats, learners = keys.course_stats("c1"), keys.course_enrollments("c1")
+    # As if a write of this library ran between the pipeline's SCARD (2) and HMGET (1): at one
+    # moment the set and its recorded size agree, so this is no drift.
+    run(ensure_fresh("course c1", stats, [("enrollments", learners, 2, "1")]), client)
+    # Real drift: the set changed behind the library's back.
+    client.sadd(learners, "intruder")
+    with pytest.raises(ta.StaleIndexError, match="enrollments holds 2, expected 1"):
+        run(ensure_fresh("course c1", stats, [("enrollments", learners, 2, "1")]), client)
+    with pytest.raises(ta.StaleIndexError):
+        analytics.get_course_detailed_analytics("c1")
+
+
+def test_concurrent_writes_of_this_library_are_never_taken_for_drift(client: redis.Redis) -> None:
+    analytics = ta.TrainingAnalytics(client, clock=lambda: NOW)
+    analytics.create_training_course(course("c1"))
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    reads = [0]
+
+    def write(worker: int) -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            user = f"w{worker}-{n}"
+            analytics.record_completion(user, "c1", at=NOW)
+            analytics.issue_training_certification(_certificate(f"x{worker}-{n}", user, START))
+            if n % 2:
+                analytics.update_certification_status(f"x{worker}-{n}", "revoked")
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                analytics.get_course_detailed_analytics("c1")
+                analytics.get_credential_claim_analytics()
+                analytics.get_credential_stats()
+                analytics.get_completion_time_series(*DAYS, course_id="c1")
+                reads[0] += 4
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(2)]
+    threads += [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and reads[0] > 0

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._context import Context
-from ._protocol import Op, single
+from ._protocol import Op, ScriptCall, batch, load_script, single
 from .errors import NotIndexedError, StaleIndexError
 
 NOT_INDEXED_MESSAGE = (
@@ -40,20 +40,36 @@ STALE_MESSAGE = (
     "{detail}); run `training-analytics reindex` (or TrainingAnalytics.reindex()) to bring the "
     "figures up to date"
 )
+SIZES = load_script("sizes.lua", read_only=True)
+
+SizeCheck = tuple[str, str, Any, Any]
+"""(set name, set key, its SCARD, the size recorded in the field ``set:<name>``)."""
 
 
-def check_fresh(what: str, pairs: Sequence[tuple[str, Any, Any]]) -> None:
+def _drift(names: Sequence[str], actual: Sequence[Any], recorded: Sequence[Any]) -> list[str]:
+    return [
+        f"{name} holds {int(a)}, expected {int(r or 0)}"
+        for name, a, r in zip(names, actual, recorded, strict=True)
+        if int(a) != int(r or 0)
+    ]
+
+
+def ensure_fresh(what: str, stats_key: str, checks: Sequence[SizeCheck]) -> Op[None]:
     """Raise StaleIndexError unless each set's size equals the size this library recorded.
 
-    ``pairs``: (set name, SCARD reply, recorded size or None). Every write of this library that
-    adds to or removes from a set moves its recorded size in the same script, and reindex sets
-    it, so a difference means the set was written by someone else and the derived figures built
-    beside it miss those writes. The reads fetch both in the round trip they already make.
+    Every write of this library that adds to or removes from one of these sets moves its
+    recorded size (the ``set:<name>`` field of ``stats_key``) in the same script, and reindex
+    sets it, so a difference means the set was written by someone else and the derived figures
+    built beside it miss those writes. Reads fetch both in the round trip they already make; a
+    difference there is confirmed by one atomic call (a write of this library may have run
+    between the two reads of a pipeline), so only real drift raises.
     """
-    drift = [
-        f"{name} holds {int(actual)}, expected {int(recorded or 0)}"
-        for name, actual, recorded in pairs
-        if int(actual) != int(recorded or 0)
-    ]
+    names = [name for name, _, _, _ in checks]
+    if not _drift(names, [c[2] for c in checks], [c[3] for c in checks]):
+        return
+    keys = (*(key for _, key, _, _ in checks), stats_key)
+    replies = yield batch(ScriptCall(SIZES, keys, tuple(f"set:{name}" for name in names)))
+    sizes = replies[0]
+    drift = _drift(names, sizes[: len(names)], sizes[len(names) :])
     if drift:
         raise StaleIndexError(STALE_MESSAGE.format(what=what, detail="; ".join(drift)))

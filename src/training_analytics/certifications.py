@@ -13,7 +13,7 @@ from typing import Any
 
 from ._codec import certification_from_hash, coerce
 from ._context import Context
-from ._index import check_fresh, require_index
+from ._index import ensure_fresh, require_index
 from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
 from ._time import epoch_ms
 from ._writes import EventBatch, apply_one
@@ -55,21 +55,25 @@ RECORDED_SIZES = tuple(f"set:{name}" for name in _SETS)
 _CARDINALITIES = load_script("cardinalities.lua", read_only=True)
 
 
-def status_sizes(ctx: Context) -> ScriptCall:
-    """One call reading the sizes of the all-certificates set and the status sets."""
+def _set_keys(ctx: Context) -> tuple[str, ...]:
     k = ctx.keys
-    keys = (
+    return (
         k.all_training_certifications(),
         *map(k.certifications_by_status, CERTIFICATION_STATUSES),
     )
-    return ScriptCall(_CARDINALITIES, keys, ())
 
 
-def check_status_sizes(sizes: list[Any], recorded: list[Any]) -> list[int]:
+def status_sizes(ctx: Context) -> ScriptCall:
+    """One call reading the sizes of the all-certificates set and the status sets."""
+    return ScriptCall(_CARDINALITIES, _set_keys(ctx), ())
+
+
+def checked_status_sizes(ctx: Context, sizes: list[Any], recorded: list[Any]) -> Op[list[int]]:
     """The sizes (all, issued, claimed, expired, revoked) read by :func:`status_sizes`;
     StaleIndexError unless they equal the ``recorded`` ones (RECORDED_SIZES of the stats hash):
     another writer changed the sets since the derived keys were built."""
-    check_fresh("the certifications", list(zip(_SETS, sizes, recorded, strict=True)))
+    checks = list(zip(_SETS, _set_keys(ctx), sizes, recorded, strict=True))
+    yield from ensure_fresh("the certifications", ctx.keys.credential_stats(), checks)
     return [int(n) for n in sizes]
 
 
@@ -84,7 +88,7 @@ def get_credential_stats(ctx: Context) -> Op[CredentialStats]:
     )
     if not indexed:
         yield from require_index(ctx)
-    _, issued, claimed, expired, revoked = check_status_sizes(sizes, recorded)
+    _, issued, claimed, expired, revoked = yield from checked_status_sizes(ctx, sizes, recorded)
     live_issued = int(issued) - int(overdue_issued)
     return CredentialStats(
         issued=live_issued,

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ._context import Context
-from ._index import check_fresh, require_index
+from ._index import ensure_fresh, require_index
 from ._protocol import Op, batch, cardinalities, cmd, single
 from .analytics import module_dropoffs
 from .errors import StoreError
@@ -48,9 +48,13 @@ def get_course_detailed_analytics(ctx: Context, course_id: str) -> Op[CourseDeta
     )
     if not indexed:
         yield from require_index(ctx)
-    check_fresh(
+    yield from ensure_fresh(
         f"course {course_id}",
-        [("enrollments", enrolled, stats[4]), ("completions", completed, stats[5])],
+        k.course_stats(course_id),
+        [
+            ("enrollments", k.course_enrollments(course_id), enrolled, stats[4]),
+            ("completions", k.course_completions(course_id), completed, stats[5]),
+        ],
     )
     try:
         modules = _MODULES.validate_python(safe_parse_json(modules_json, []))

@@ -8,7 +8,7 @@ from ._context import Context
 from ._index import require_index
 from ._protocol import Op, batch, cmd
 from ._time import epoch_ms
-from .certifications import RECORDED_SIZES, check_status_sizes, overdue_counts, status_sizes
+from .certifications import RECORDED_SIZES, checked_status_sizes, overdue_counts, status_sizes
 from .helpers import calculate_percentage, round_to
 from .types import CredentialClaimAnalytics
 
@@ -36,7 +36,7 @@ def get_credential_claim_analytics(ctx: Context) -> Op[CredentialClaimAnalytics]
     indexed, stats, overdue_issued, _, soon_issued, soon_claimed, sizes = replies
     if not indexed:
         yield from require_index(ctx)
-    total, issued, *_ = check_status_sizes(sizes, stats[3:])
+    total, issued, *_ = yield from checked_status_sizes(ctx, sizes, stats[3:])
     claimed, claim_ms, claim_n = (int(v) if v else 0 for v in stats[:3])
     return CredentialClaimAnalytics(
         total_issued=int(total),

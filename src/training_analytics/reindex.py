@@ -115,7 +115,7 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
         "time_n",
         totals[3],
         # The sizes of the sets these figures were built from: reads compare them with the sets
-        # to notice writes that bypassed this library (see _index.check_fresh).
+        # to notice writes that bypassed this library (see _index.ensure_fresh).
         "set:enrollments",
         len(learners),
         "set:completions",

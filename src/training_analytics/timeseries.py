@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import date
 
 from ._context import Context
-from ._index import check_fresh, require_index
+from ._index import ensure_fresh, require_index
 from ._protocol import Op, batch, cmd, single
 from ._time import day_bucket, day_span_ms, from_epoch_ms, parse_day
 from .helpers import get_date_range, safe_parse_number
@@ -56,7 +56,11 @@ def _daily(
     )
     if not indexed:
         yield from require_index(ctx)
-    check_fresh(f"course {course_id}", [(f"{series}s", actual, recorded)])
+    yield from ensure_fresh(
+        f"course {course_id}",
+        k.course_stats(course_id),
+        [(f"{series}s", learners(course_id), actual, recorded)],
+    )
     return _points(dates, values)
 
 

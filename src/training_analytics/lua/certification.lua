@@ -39,7 +39,7 @@ HANDLERS['I'] = function(k, gv, cert_key, e)
     redis.call('ZADD', k[EXPIRY_KEY[status]], int(expires), id)
   end
   add_claim(k[STATS], status, record['issuedAt'] or '', record['claimedAt'] or '', 1)
-  -- The sets' sizes as this library knows them (drift check: see _index.check_fresh).
+  -- The sets' sizes as this library knows them (drift check: see _index.ensure_fresh).
   hincr(k[STATS], 'set:all', 1)
   hincr(k[STATS], 'set:' .. status, 1)
   touch(k[CACHE])
