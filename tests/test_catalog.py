@@ -128,3 +128,19 @@ def test_the_catalog_script_checks_the_order_before_writing(
     with pytest.raises(ta.InvalidInputError, match="order must be a finite number"):
         run(op(), client)
     assert snapshot(client) == {}
+
+
+def test_a_course_left_half_written_by_an_earlier_version_can_be_read_and_deleted(
+    analytics: Any, client: redis.Redis
+) -> None:
+    # What create_training_course(order=10**400) left before it was refused up front: the hash
+    # (its order past a double's range) and no index entries.
+    analytics.create_training_course(course("c9"))
+    client.hset("training:course:c9", "order", "1e400")
+    client.zrem("training:courses:all", "c9")
+    stored = analytics.get_training_course("c9")
+    assert stored is not None and stored.order == 0
+    analytics.delete_training_course("c9")
+    assert not client.exists("training:course:c9")
+    analytics.create_training_course(course("c9", order=2))
+    assert client.zscore("training:courses:all", "c9") == 2
