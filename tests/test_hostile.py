@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -264,9 +265,20 @@ def test_hostile_input_gets_a_typed_error_and_changes_nothing(
         method(*args, **kwargs)
     except ta.TrainingAnalyticsError as exc:
         assert str(exc), "every error says what was wrong"
+        if name == "record_many" and kwargs.get("stream") and _applied_before(exc):
+            return  # documented: a streamed import stops after the batches before the bad event
         assert _dump(raw) == before, f"{name} raised {exc!r} after writing"
     else:
         _check_stored_values(client)
+
+
+def _applied_before(exc: BaseException) -> bool:
+    """Whether a streamed record_many says it applied earlier batches before failing."""
+    applied = getattr(exc, "applied", None)
+    if isinstance(applied, int):
+        return applied > 0
+    found = re.search(r"\((\d+) earlier events were sent and applied\)", str(exc))
+    return found is not None and int(found.group(1)) > 0
 
 
 _NUMBER_FIELDS = ("overallScore", "totalTimeSpentMinutes", "score", "duration", "passingScore")
