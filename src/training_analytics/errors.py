@@ -17,7 +17,8 @@ class TrainingAnalyticsError(Exception):
 
 
 class InvalidInputError(TrainingAnalyticsError, ValueError):
-    """An argument is malformed; nothing was written."""
+    """An argument is malformed, of the wrong type (``record_many(None)``), or a number past
+    what the stored form holds; nothing was written."""
 
 
 class InvalidIdError(InvalidInputError):
@@ -25,7 +26,8 @@ class InvalidIdError(InvalidInputError):
 
 
 class InvalidDateError(InvalidInputError):
-    """A date or timestamp does not parse, or a datetime has no time zone."""
+    """A date or timestamp does not parse, has no time zone or a UTC offset past +-14:00, or
+    falls outside the years 1-9999 in the configured time zone."""
 
 
 class InvalidDateRangeError(InvalidInputError):
@@ -33,11 +35,11 @@ class InvalidDateRangeError(InvalidInputError):
 
 
 class InvalidScoreError(InvalidInputError):
-    """A score is outside 0-100."""
+    """A score is outside 0-100 (or NaN)."""
 
 
 class InvalidDurationError(InvalidInputError):
-    """A duration (minutes spent, course length) is negative."""
+    """A duration (minutes spent, course, module or lesson length) is negative, NaN or infinite."""
 
 
 class InvalidStatusError(InvalidInputError):
