@@ -12,9 +12,11 @@ atomic writes, and reads that do not grow with the number of learners.
 
 from . import errors
 from .errors import (
+    BatchAbortedError,
     CertificationExistsError,
     CertificationExpiredError,
     CertificationNotFoundError,
+    CodeUnavailableError,
     ConflictError,
     CourseExistsError,
     CourseNotFoundError,
@@ -29,6 +31,7 @@ from .errors import (
     NotFoundError,
     NotIndexedError,
     StoreError,
+    StoreFullError,
     StoreUnavailableError,
     TrainingAnalyticsError,
 )
@@ -76,12 +79,14 @@ __version__ = "0.1.0"
 __all__ = [
     "CACHE_TTL",
     "AsyncTrainingAnalytics",
+    "BatchAbortedError",
     "BatchResult",
     "CertificationExistsError",
     "CertificationExpiredError",
     "CertificationIssuedEvent",
     "CertificationNotFoundError",
     "CertificationStatusEvent",
+    "CodeUnavailableError",
     "CompletionEvent",
     "ConflictError",
     "CourseDetailedAnalytics",
@@ -114,6 +119,7 @@ __all__ = [
     "ProgressEvent",
     "ReindexReport",
     "StoreError",
+    "StoreFullError",
     "StoreUnavailableError",
     "TimeSeriesDataPoint",
     "TrainingAnalytics",

@@ -168,5 +168,11 @@ class TrainingKeys:
             raise InvalidIdError(f"no expiry index for status {status!r}")
         return f"{self.prefix}training:agg:certifications:expiry:{status}"
 
+    def ingest_sequence(self, token: str) -> str:
+        """String: the last batch applied of one streamed ``record_many`` (kept in order by
+        ``lua/apply.lua``); deleted at the end of the import, else expires after a day. Not a
+        derived key: reindex leaves it alone."""
+        return f"{self.prefix}training:ingest:{check_id(token, 'stream token')}"
+
     def derived_pattern(self) -> str:
         return f"{self.prefix}training:agg:*"

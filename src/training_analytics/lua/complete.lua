@@ -5,6 +5,9 @@
 MEMBER_SETS['C'] = {1, 9}
 HANDLERS['C'] = function(gk, gv, _, e)
   local user, ms = e[4], e[5]
+  local refused = check_enroll(gk, gv) or check_type(gk[9], 'set') or check_counter(gk[10])
+    or check_type(gk[11], 'zset') or check_hash_counters(gk[12], {gv[2]})
+  if refused then return refused end
   local enrolled = enroll(gk, gv, user, ms)
   if sadd(gk[9], user) == 0 then return enrolled end
   incr(gk[10], 1)

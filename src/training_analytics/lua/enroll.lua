@@ -5,6 +5,15 @@
 -- group values: 1 course id, 2 day (YYYY-MM-DD in the configured zone)
 -- own key: none;  args (event[4..]): user id, epoch ms (text)
 -- Enrolling twice counts once. Progress saved before the enrolment joins the course averages now.
+
+-- nil when every key an enrolment writes can take its write, else the refusal.
+local function check_enroll(gk, gv)
+  return check_type(gk[1], 'set') or check_counter(gk[2]) or check_type(gk[3], 'zset')
+    or check_hash_counters(gk[4], {gv[2]}) or check_hash_counters(gk[5], SCORE_FIELDS)
+    or check_type(gk[UNENROLLED], 'hash')
+end
+
+-- Enrol (checked already): 1 enrolled now, 0 was enrolled.
 local function enroll(gk, gv, user, ms)
   if sadd(gk[1], user) == 0 then return 0 end
   incr(gk[2], 1)
@@ -16,13 +25,17 @@ local function enroll(gk, gv, user, ms)
   return 1
 end
 MEMBER_SETS['E'] = {1}
-HANDLERS['E'] = function(gk, gv, _, e) return enroll(gk, gv, e[4], e[5]) end
+HANDLERS['E'] = function(gk, gv, _, e)
+  return check_enroll(gk, gv) or enroll(gk, gv, e[4], e[5])
+end
 
 -- A run of enrolments in one course on one day, in a course without progress saved before
 -- enrolment (a bulk import): set membership read ahead, counters added once.
 RUNS['E'] = function(gk, gv, events, first, last, results)
   local known = set_members[gk[1]]
   if not known or unenrolled_may_exist[gk[UNENROLLED]] ~= false then return false end
+  -- A key of the wrong type: each event is refused by its handler.
+  if check_enroll(gk, gv) then return false end
   local adds, course = pending_sadd[gk[1]], gv[1]
   local members = pending_zadd[gk[3]]
   if not members then members = {}; pending_zadd[gk[3]] = members end

@@ -12,6 +12,9 @@ MEMBER_SETS['P'] = {1}
 HANDLERS['P'] = function(gk, gv, progress_key, e)
   local user = e[4]
   local milli, time = tonumber(e[5 + #PROGRESS_FIELDS]), tonumber(e[6 + #PROGRESS_FIELDS])
+  local refused = check_type(progress_key, 'hash') or check_type(gk[1], 'set')
+    or check_hash_counters(gk[2], SCORE_FIELDS) or check_type(gk[4], 'hash')
+  if refused then return refused end
   if sismember(gk[1], user) then
     local old = redis.call('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')
     local old_milli, old_time = progress_figures(old[1], old[2], old[3])
