@@ -216,11 +216,9 @@ def _aborted(
 ) -> BatchAbortedError:
     applied = tally.seen if applied is None else applied
     doubt = unapplied - applied
-    where = (
-        f"events 0-{applied - 1} went through, " if applied else "no event went through, "
-    ) + (
-        f"events {applied}-{unapplied - 1} may or may not have been applied, " if doubt else ""
-    )
+    where = f"events 0-{applied - 1} went through, " if applied else "no event went through, "
+    if doubt:
+        where += f"events {applied}-{unapplied - 1} may or may not have been applied, "
     return BatchAbortedError.of(
         cause,
         applied=applied,
