@@ -173,9 +173,13 @@ def _stream(ctx: Context, events: Iterable[Any], batch_size: int, tally: _Tally)
     while failure is None and in_flight:
         failure = yield from _collect(in_flight, tally)
     if isinstance(failure, InvalidInputError):
-        # The batches before the malformed event were sent: their outcomes count.
+        # The batches before the malformed event were sent: their outcomes count (unless one of
+        # them fails: then it is what stopped the import).
         while in_flight:
-            failure = (yield from _collect(in_flight, tally)) or failure
+            refused = yield from _collect(in_flight, tally)
+            if refused is not None:
+                failure = refused
+                break
     if failure is None:
         yield from _forget(key)
         return tally.result()

@@ -200,7 +200,8 @@ local NOTHING = {}  -- never written: what a batch of one event reads ahead
 -- Checks before writes. Each event checks every key it is about to write, and every number it
 -- is about to increment, before its first write: a key that another tool wrote with another type
 -- (or a counter holding text) refuses the event with nothing written, instead of failing halfway
--- through it. A key is checked once per call; the checks read, never write.
+-- through it. The checks read, never write. In a batch a key is checked once (`checked`); a
+-- single event checks each key once anyway and skips the bookkeeping.
 local checked = {}
 
 local function wrong(key, what)
@@ -215,7 +216,7 @@ local function check_type(key, expected)
   if found ~= 'none' and found ~= expected then
     return wrong(key, 'a ' .. found .. ', not a ' .. expected)
   end
-  checked[key] = true
+  if not immediate then checked[key] = true end
   return nil
 end
 
@@ -233,15 +234,29 @@ local function check_counter(key)
   local value = redis.pcall('GET', key)
   if type(value) == 'table' then return wrong(key, 'another type than a string counter') end
   if value and not is_counter_text(value) then return wrong(key, 'a value that is not an integer') end
-  checked[key] = true
+  if not immediate then checked[key] = true end
   return nil
 end
 
--- Hash fields to be incremented: a hash (or nothing), each field absent or an integer. The
--- field list of one key is always the same in a call but for day hashes (one field each).
+-- One hash field to be incremented: a hash (or nothing), the field absent or an integer.
+local function check_hash_counter(key, field)
+  local memo
+  if not immediate then
+    memo = key .. '\n' .. field
+    if checked[memo] then return nil end
+  end
+  local value = redis.pcall('HGET', key, field)
+  if type(value) == 'table' then return wrong(key, 'another type than a hash') end
+  if value and not is_counter_text(value) then
+    return wrong(key, 'a field ' .. field .. ' that is not an integer')
+  end
+  if memo then checked[memo] = true end
+  return nil
+end
+
+-- Several fields (a stats hash: always the same fields for one key).
 local function check_hash_counters(key, fields)
-  local memo = key .. '\n' .. fields[1]
-  if checked[memo] then return nil end
+  if checked[key] then return nil end
   local values = redis.pcall('HMGET', key, unpack(fields))
   if values.err then return wrong(key, 'another type than a hash') end
   for i = 1, #fields do
@@ -250,7 +265,7 @@ local function check_hash_counters(key, fields)
       return wrong(key, 'a field ' .. fields[i] .. ' that is not an integer')
     end
   end
-  checked[memo], checked[key] = true, true
+  if not immediate then checked[key] = true end
   return nil
 end
 
@@ -300,17 +315,6 @@ end
 -- The fields of a course's stats hash (score and time sums) and of the credential stats.
 local SCORE_FIELDS = {'score_milli_sum', 'score_n', 'time_ms_sum', 'time_n'}
 local CLAIM_FIELDS = {'claimed', 'claim_ms_sum', 'claim_n'}
-
--- A learner enrols: progress they saved before now counts in the course averages.
-local function count_unenrolled_progress(unenrolled_key, stats_key, user)
-  if unenrolled_may_exist[unenrolled_key] == false then return end
-  local text = redis.call('HGET', unenrolled_key, user)
-  if not text then return end
-  local milli, time = figures_of(text)
-  shift(stats_key, 'score_milli_sum', 'score_n', nil, milli)
-  shift(stats_key, 'time_ms_sum', 'time_n', nil, time)
-  redis.call('HDEL', unenrolled_key, user)
-end
 
 -- A certificate counts as claimed when its status is claimed or it carries a claim time.
 local function add_claim(stats_key, status, issued_at, claimed_at, sign)

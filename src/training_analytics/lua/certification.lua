@@ -18,8 +18,7 @@ HANDLERS['I'] = function(k, gv, cert_key, e)
   local id = e[4]
   local record = {}
   for i = 5, #e, 2 do record[e[i]] = e[i + 1] end
-  local refused = check_type(cert_key, 'hash')
-  if refused then return refused end
+  -- The certificate's hash needs no check: HGET reads it first, or HSET is the first write.
   if redis.call('EXISTS', cert_key) == 1 then
     for field, value in pairs(record) do
       local stored = redis.call('HGET', cert_key, field)
@@ -31,7 +30,7 @@ HANDLERS['I'] = function(k, gv, cert_key, e)
   end
   local status = record['status']
   if not STATUS_KEY[status] then return 'TA_BAD_INPUT unknown status ' .. tostring(status) end
-  refused = check_type(k[ALL], 'set') or check_type(k[STATUS_KEY[status]], 'set')
+  local refused = check_type(k[ALL], 'set') or check_type(k[STATUS_KEY[status]], 'set')
     or (EXPIRY_KEY[status] and check_type(k[EXPIRY_KEY[status]], 'zset'))
     or check_hash_counters(k[STATS], CLAIM_FIELDS)
   if refused then return refused end
@@ -55,8 +54,7 @@ end
 -- issued -> claimed | expired | revoked; claimed -> expired | revoked; expired -> revoked.
 HANDLERS['U'] = function(k, gv, cert_key, e)
   local id, new, claim_time = e[4], e[5], e[6]
-  local refused = check_type(cert_key, 'hash')
-  if refused then return refused end
+  -- A certificate hash of another type fails this read, before anything is written.
   local cur = redis.call('HMGET', cert_key, 'status', 'issuedAt', 'claimedAt', 'expiresAt')
   local old = cur[1]
   if not old then return 'TA_CERT_NOT_FOUND no certification ' .. id end
@@ -79,7 +77,7 @@ HANDLERS['U'] = function(k, gv, cert_key, e)
     end
     new_claimed = claim_time
   end
-  refused = (STATUS_KEY[old] and check_type(k[STATUS_KEY[old]], 'set'))
+  local refused = (STATUS_KEY[old] and check_type(k[STATUS_KEY[old]], 'set'))
     or check_type(k[STATUS_KEY[new]], 'set')
     or (EXPIRY_KEY[old] and check_type(k[EXPIRY_KEY[old]], 'zset'))
     or (EXPIRY_KEY[new] and check_type(k[EXPIRY_KEY[new]], 'zset'))

@@ -12,7 +12,9 @@ end
 -- group keys: 1 module started set, 2 course cache, 3 module completed set;  args: user id
 MEMBER_SETS['M'] = {1, 3}
 HANDLERS['M'] = function(gk, gv, _, e)
-  local refused = check_type(gk[1], 'set') or check_type(gk[3], 'set')
+  -- The first SADD fails before anything is written if its key is not a set; the second's key
+  -- is checked before it.
+  local refused = check_type(gk[3], 'set')
   if refused then return refused end
   local started = sadd(gk[1], e[4])
   local completed = sadd(gk[3], e[4])
