@@ -15,7 +15,7 @@ import pytest
 import redis
 
 import training_analytics as ta
-from training_analytics._protocol import ScriptCall, cmd, load_script
+from training_analytics._protocol import Call, ScriptCall, cmd, load_script
 from training_analytics._wire import MAX_RELOADS, Mode, load_and_retry
 from training_analytics._writes import APPLY
 
@@ -109,7 +109,7 @@ def test_a_user_who_may_load_nothing_gets_a_typed_error() -> None:
 def test_batches_refused_behind_a_failed_one_are_re_sent_in_order() -> None:
     out_of_order = redis.exceptions.ResponseError("TA_OUT_OF_ORDER batch 3 after batch 1")
     own_error = redis.exceptions.ResponseError("TA_NOT_INDEXED run reindex")
-    calls = [CALL, CALL, CALL, cmd("GET", "x"), CALL]
+    calls: list[Call] = [CALL, CALL, CALL, cmd("GET", "x"), CALL]
     replies: list[Any] = [[1], NOT_FOUND, out_of_order, own_error, out_of_order]
     sent, replies, _mode = _drive(load_and_retry(calls, replies, "functions"), [["OK", [1], [1]]])
     # The two after the failed one are re-sent, in order; what follows a failure of its own is
