@@ -170,3 +170,13 @@ def test_events_that_are_not_an_iterable_of_events_are_refused(analytics: Any, b
 def test_a_batch_size_that_is_not_a_positive_integer_is_refused(analytics: Any, size: Any) -> None:
     with pytest.raises(ta.InvalidInputError):
         analytics.record_many(_enrolments(3), batch_size=size)
+
+
+def test_a_single_write_with_unencodable_text_is_refused_before_sending(
+    analytics: Any, client: redis.Redis
+) -> None:
+    with pytest.raises(ta.InvalidInputError):
+        analytics.record_enrollment("x\udc80", "c1", at=AT)
+    with pytest.raises(ta.InvalidInputError):
+        analytics.get_course_enrollment_count("c\ud800")
+    assert client.dbsize() == 0
