@@ -123,3 +123,17 @@ def test_out_of_order_without_a_failure_before_it_is_not_retried() -> None:
     out_of_order = redis.exceptions.ResponseError("TA_OUT_OF_ORDER batch 3 after batch 1")
     with pytest.raises(StopIteration):
         next(load_and_retry([CALL], [out_of_order], "functions"))
+
+
+def test_fcall_not_permitted_and_nothing_loadable_keeps_functions_for_later() -> None:
+    _sent, replies, mode = _drive(
+        load_and_retry([CALL], [NOPERM], "functions"), [[NOPERM, NOSCRIPT]]
+    )
+    assert mode == "functions"
+    assert isinstance(replies[0], ta.CodeUnavailableError)
+
+
+def test_a_script_not_permitted_is_not_retried() -> None:
+    with pytest.raises(StopIteration) as done:
+        next(load_and_retry([CALL], [NOPERM], "scripts"))
+    assert done.value.value == ([NOPERM], "scripts")

@@ -170,16 +170,18 @@ def commands_for(calls: Sequence[Call], mode: Mode) -> Commands:
     return [command_args(call, mode) for call in calls]
 
 
-def _to_retry(calls: Sequence[Call], replies: list[Any]) -> list[int]:
-    """The calls to send again once code is loaded: those that failed for lack of code (or of
-    functions), and the streamed batches refused behind them, up to the first call that failed
-    for a reason of its own (what was sent behind that one keeps its replies)."""
+def _to_retry(calls: Sequence[Call], replies: list[Any], sent_as: Mode) -> list[int]:
+    """The calls to send again once code is loaded: those that failed for lack of code (or, sent
+    as FCALL, of functions), and the streamed batches refused behind them, up to the first call
+    that failed for a reason of its own (what was sent behind that one keeps its replies)."""
     retry: list[int] = []
     for i, reply in enumerate(replies):
         if not isinstance(reply, BaseException):
             continue
         if isinstance(calls[i], ScriptCall) and (
-            lacks_code(reply) or refuses_functions(reply) or (retry and out_of_order(reply))
+            lacks_code(reply)
+            or (sent_as == "functions" and refuses_functions(reply))
+            or (retry and out_of_order(reply))
         ):
             retry.append(i)
         else:
@@ -197,19 +199,25 @@ def load_and_retry(
     exception objects: the calls still failing get a typed error that says why) and the mode
     the connection pool goes on with.
 
-    The way code is loaded adapts: FCALL refused (no functions, or not permitted) switches the
-    pool to scripts; FUNCTION LOAD refused (not permitted, or the server at its maxmemory, which
-    refuses FUNCTION LOAD but not SCRIPT LOAD) sends this exchange's calls as scripts, and the
-    pool keeps scripts only if it was a permission; a ``#!lua`` line refused (before Redis 7)
-    switches to legacy scripts. If no way is left, the calls fail with CodeUnavailableError."""
+    The way code is loaded adapts: FCALL or FUNCTION LOAD unknown (before Redis 7) switches the
+    pool to scripts; either not permitted to this user, or FUNCTION LOAD refused by a server at
+    its maxmemory (which accepts SCRIPT LOAD), sends this exchange's calls as scripts, and the
+    pool keeps scripts if that worked and it was a permission; a ``#!lua`` line refused (before
+    Redis 7) switches to legacy scripts. If no way is left, the calls fail with
+    CodeUnavailableError (and the pool keeps FCALL: a library loaded later by someone allowed
+    to is used)."""
     sending = mode  # how this exchange's calls go out; ``mode`` is what the pool keeps
     keep_scripts = False
     for _ in range(MAX_RELOADS):
-        retry = _to_retry(calls, replies)
+        retry = _to_retry(calls, replies, sending)
         if not retry:
             return replies, mode
-        if sending == "functions" and any(refuses_functions(replies[i]) for i in retry):
-            mode = sending = "scripts"
+        if sending == "functions":
+            refused = [replies[i] for i in retry if refuses_functions(replies[i])]
+            if any(unknown_command(reply) for reply in refused):
+                mode = sending = "scripts"
+            elif refused:
+                sending, keep_scripts = "scripts", True
         scripts = {c.script.name: c.script for i in retry if isinstance(c := calls[i], ScriptCall)}
         loads = [_load_command(script, sending) for script in scripts.values()]
         sent = yield [*loads, *(command_args(calls[i], sending) for i in retry)]
@@ -237,7 +245,7 @@ def load_and_retry(
             error = CodeUnavailableError(
                 f"the server refused to load this library's code: {translate(failed[0])}"
             )
-            for i in _to_retry(calls, replies):
+            for i in _to_retry(calls, replies, sending):
                 replies[i] = error
             return replies, mode
     gave_up = StoreError(
@@ -245,7 +253,7 @@ def load_and_retry(
         "re-sent (another client flushing functions or scripts?); nothing of the calls "
         "reported here was applied"
     )
-    for i in _to_retry(calls, replies):
+    for i in _to_retry(calls, replies, sending):
         replies[i] = gave_up
     return replies, mode
 
