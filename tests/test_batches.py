@@ -180,3 +180,12 @@ def test_a_single_write_with_unencodable_text_is_refused_before_sending(
     with pytest.raises(ta.InvalidInputError):
         analytics.get_course_enrollment_count("c\ud800")
     assert client.dbsize() == 0
+
+
+def test_an_unencodable_event_alone_in_the_last_batch_stops_nothing_midway(
+    analytics: Any, client: redis.Redis
+) -> None:
+    events = [*_enrolments(4), ta.EnrollmentEvent(user_id="z\ud800", course_id="c1", at=AT)]
+    with pytest.raises(ta.InvalidInputError, match="event 4"):
+        analytics.record_many(events, batch_size=2)
+    assert client.dbsize() == 0

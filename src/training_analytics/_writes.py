@@ -78,7 +78,7 @@ class EventBatch:
     single write should not pay for a JSON document.
     """
 
-    __slots__ = ("_call", "_days", "_groups", "_sequence", "ctx", "events", "first_index")
+    __slots__ = ("_call", "_days", "_groups", "_sequence", "bulk", "ctx", "events", "first_index")
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -94,11 +94,15 @@ class EventBatch:
         self._sequence: tuple[str, int] | None = None
         self.first_index = 0
         """The position of this batch's first event in its import (for error messages)."""
+        self.bulk = False
+        """Part of a ``record_many``: sent as a document even if it holds one event, so that it
+        is encoded (and an unencodable id found) before any batch is sent."""
 
     def in_sequence(self, key: str, number: int) -> None:
         """Make this batch run only after batch ``number - 1`` of the stream whose counter is
         ``key`` (see ``lua/apply.lua``): pipelined batches then apply in submission order."""
         self._sequence = (key, number)
+        self.bulk = True  # the sequence travels in the document
 
     @property
     def size(self) -> int:
@@ -301,7 +305,7 @@ class EventBatch:
         values, the group values, then the event's arguments.
         """
         if self._call is None:
-            flat = len(self.events) == 1 and self._sequence is None
+            flat = len(self.events) == 1 and not self.bulk
             self._call = self._flat() if flat else self._document()
         return self._call
 

@@ -234,6 +234,7 @@ def _aborted(
 
 def _batches(ctx: Context, events: Iterable[Any], batch_size: int) -> Iterator[EventBatch]:
     current = EventBatch(ctx)
+    current.bulk = True
     index = -1
     for index, event in enumerate(events):
         try:
@@ -243,6 +244,6 @@ def _batches(ctx: Context, events: Iterable[Any], batch_size: int) -> Iterator[E
         if current.size >= batch_size:
             yield current
             current = EventBatch(ctx)
-            current.first_index = index + 1
+            current.bulk, current.first_index = True, index + 1
     if current.size:
         yield current
