@@ -8,6 +8,7 @@ from ``first_unapplied`` on was applied. Each test checks the claim against the 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -41,9 +42,14 @@ def _applied_in_store(client: redis.Redis) -> int:
 def test_a_server_filling_up_midway_stops_the_import_at_a_batch_boundary(
     analytics: Any, client: redis.Redis, stream: bool
 ) -> None:
-    # Freed now, not lazily: a true baseline for used_memory.
+    # Freed now, not lazily, and no earlier lazy free pending: a true baseline for used_memory.
     cast(Any, client).execute_command("FLUSHDB", "SYNC")
     analytics.record_module_start("first", "c0", "m1")  # code loaded, store marked
+    deadline = time.monotonic() + 10
+    while int(client.info("memory").get("lazyfree_pending_objects", 0)) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
     used = int(client.info("memory")["used_memory"])
     old = str(client.config_get("maxmemory")["maxmemory"])
     policy = str(client.config_get("maxmemory-policy")["maxmemory-policy"])
