@@ -1,13 +1,15 @@
 """What goes on the wire and what comes back, for both executors (sans-I/O).
 
 The commands that run a batch's calls, the exchange that loads code the server lacks, reply
-decoding and error translation. Scripts go out as FCALL of a function library (see
-:class:`~._protocol.Script`). A server that lacks the library (first use, restart without
-persistence, FUNCTION FLUSH) replies "Function not found": the library is loaded and exactly the
-calls that failed are sent again, in their order; the others already ran, and a call that
-failed did not run at all, so nothing runs twice. A server without functions (Redis before 7,
-an ACL without FUNCTION/FCALL) gets EVALSHA instead, with the same rule for NOSCRIPT, from then
-on for that connection pool.
+decoding and error translation. Scripts go out as FCALL (FCALL_RO for reads) of a function
+library (see :class:`~._protocol.Script`). A server that lacks the library (first use, restart
+without persistence, FUNCTION FLUSH) replies "Function not found": the library is loaded and
+exactly the calls that failed are sent again, in their order, in the same round trip (streamed
+batches refused behind a failed one are re-sent after it); the others already ran, and a call
+that failed did not run at all, so nothing runs twice. An ACL without FUNCTION/FCALL gets
+EVALSHA (EVALSHA_RO) of the same code with the same ``#!lua`` flags, a server before Redis 7 a
+plain script, with the same rule for NOSCRIPT, from then on for that connection pool (see
+:func:`load_and_retry` for how the way is chosen).
 """
 
 from __future__ import annotations
