@@ -22,7 +22,7 @@ import training_analytics as ta
 from training_analytics._wire import MODES
 
 from .conftest import SyncView
-from .factories import NOW, certification
+from .factories import NOW, certification, course
 
 AT = "2025-06-01T10:00:00Z"
 
@@ -251,3 +251,19 @@ def test_in_a_batch_the_refused_event_writes_nothing_and_the_others_apply(
     result = writer.record_many([ta.EnrollmentEvent(user_id="u9", course_id="c1", at=AT), refused])
     assert (result.applied, [r.index for r in result.rejected]) == (1, [1])
     assert client.scard("training:enrollments:c1") == 1
+
+
+@pytest.mark.parametrize("path", ["functions", "scripts"])
+def test_a_full_server_refuses_catalog_writes(
+    writer: Any, client: redis.Redis, redis_url: str
+) -> None:
+    # The catalog script is declared a write the same way (the legacy form has no guard yet:
+    # catalog.lua does not begin with a write that changes nothing).
+    writer.create_training_course(course("c1"))
+    before = dump_all(redis_url)
+    with memory_full(client):
+        with pytest.raises(ta.StoreFullError):
+            writer.create_training_course(course("c2"))
+        with pytest.raises(ta.StoreFullError):
+            writer.update_training_course("c1", {"duration": 60})
+        assert dump_all(redis_url) == before
