@@ -255,9 +255,15 @@ def test_streamed_record_many_stops_at_a_malformed_event(
     events.append({"kind": "enrollment", "userId": "bad:id", "courseId": "c1"})
     events += [ta.EnrollmentEvent(user_id=f"v{i}", course_id="c1", at=T0) for i in range(50)]
     with pytest.raises(
-        ta.InvalidIdError, match=r"event 250: .* \(200 earlier events were sent and applied\)"
-    ):
+        ta.InvalidIdError, match=r"event 250: .*events from 200 on were not applied"
+    ) as raised:
         analytics.record_many(events, batch_size=100, stream=True)
+    assert isinstance(raised.value, ta.BatchAbortedError)
+    assert (raised.value.applied, raised.value.first_unapplied, raised.value.in_doubt) == (
+        200,
+        200,
+        0,
+    )
     # The two full batches before the malformed event were applied; its own batch was not sent.
     assert analytics.get_course_enrollment_count("c1") == 200
     # Without stream, nothing at all is written.

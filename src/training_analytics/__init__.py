@@ -12,9 +12,11 @@ atomic writes, and reads that do not grow with the number of learners.
 
 from . import errors
 from .errors import (
+    BatchAbortedError,
     CertificationExistsError,
     CertificationExpiredError,
     CertificationNotFoundError,
+    CodeUnavailableError,
     ConflictError,
     CourseExistsError,
     CourseNotFoundError,
@@ -30,6 +32,7 @@ from .errors import (
     NotIndexedError,
     StaleIndexError,
     StoreError,
+    StoreFullError,
     StoreUnavailableError,
     TrainingAnalyticsError,
 )
@@ -77,12 +80,14 @@ __version__ = "0.1.0"
 __all__ = [
     "CACHE_TTL",
     "AsyncTrainingAnalytics",
+    "BatchAbortedError",
     "BatchResult",
     "CertificationExistsError",
     "CertificationExpiredError",
     "CertificationIssuedEvent",
     "CertificationNotFoundError",
     "CertificationStatusEvent",
+    "CodeUnavailableError",
     "CompletionEvent",
     "ConflictError",
     "CourseDetailedAnalytics",
@@ -116,6 +121,7 @@ __all__ = [
     "ReindexReport",
     "StaleIndexError",
     "StoreError",
+    "StoreFullError",
     "StoreUnavailableError",
     "TimeSeriesDataPoint",
     "TrainingAnalytics",

@@ -16,14 +16,16 @@ import redis.asyncio
 from ._pipelined import Action, Pipelined, Send
 from ._protocol import Batch, Call, Op, Submit
 from ._wire import (
-    SCRIPTS_ONLY,
+    MODES,
     Commands,
+    Mode,
     commands_for,
     decodes,
     finish,
     has_errors,
     load_and_retry,
     translate,
+    unencodable,
 )
 from .errors import StoreUnavailableError, TrainingAnalyticsError
 
@@ -48,28 +50,30 @@ def _send(client: redis.Redis, commands: Commands) -> list[Any]:
 
 
 def _drive(
-    client: redis.Redis, calls: Sequence[Call], replies: list[Any], functions: bool
-) -> tuple[list[Any], bool]:
-    exchange = load_and_retry(calls, replies, functions)
+    client: redis.Redis, calls: Sequence[Call], replies: list[Any], mode: Mode
+) -> tuple[list[Any], Mode]:
+    exchange = load_and_retry(calls, replies, mode)
     try:
         commands = next(exchange)
         while True:
             commands = exchange.send(_send(client, commands))
     except StopIteration as done:
-        result: tuple[list[Any], bool] = done.value
+        result: tuple[list[Any], Mode] = done.value
         return result
 
 
 def execute(client: redis.Redis, batch: Batch) -> list[Any]:
-    calls, functions = batch.calls, client not in SCRIPTS_ONLY
+    calls, mode = batch.calls, MODES.of(client)
     try:
-        replies = _send(client, commands_for(calls, functions))
+        replies = _send(client, commands_for(calls, mode))
         if has_errors(replies):  # perhaps code the server lacks: the slow path
-            replies, worked = _drive(client, calls, replies, functions)
-            if functions and not worked:
-                SCRIPTS_ONLY.add(client)
+            replies, now = _drive(client, calls, replies, mode)
+            if now != mode:
+                MODES.set(client, now)
     except redis.exceptions.RedisError as exc:
         raise translate(exc) from exc
+    except UnicodeEncodeError as exc:  # raised while packing: nothing was sent
+        raise unencodable(exc) from exc
     return finish(replies, decodes(client))
 
 
@@ -79,7 +83,7 @@ class _Submissions:
 
     def __init__(self, client: redis.Redis | redis.asyncio.Redis) -> None:
         self.client = client
-        self.state = Pipelined(client not in SCRIPTS_ONLY, decodes(client))
+        self.state = Pipelined(MODES.of(client), decodes(client))
         self.connection: Any = None
         self.broken: TrainingAnalyticsError | None = None
 
@@ -98,8 +102,7 @@ class _Submissions:
         return error
 
     def _performed(self) -> None:
-        if not self.state.functions:
-            SCRIPTS_ONLY.add(self.client)
+        MODES.set(self.client, self.state.mode)
 
 
 class _Submitted(_Submissions):
@@ -158,6 +161,8 @@ class _Submitted(_Submissions):
             if self.connection is not None:
                 self.connection.disconnect()
             raise error from exc
+        except UnicodeEncodeError as exc:  # raised while packing a Send: nothing was sent
+            raise unencodable(exc) from exc
         finally:
             self._performed()
 
@@ -210,28 +215,30 @@ async def _asend(client: redis.asyncio.Redis, commands: Commands) -> list[Any]:
 
 
 async def _adrive(
-    client: redis.asyncio.Redis, calls: Sequence[Call], replies: list[Any], functions: bool
-) -> tuple[list[Any], bool]:
-    exchange = load_and_retry(calls, replies, functions)
+    client: redis.asyncio.Redis, calls: Sequence[Call], replies: list[Any], mode: Mode
+) -> tuple[list[Any], Mode]:
+    exchange = load_and_retry(calls, replies, mode)
     try:
         commands = next(exchange)
         while True:
             commands = exchange.send(await _asend(client, commands))
     except StopIteration as done:
-        result: tuple[list[Any], bool] = done.value
+        result: tuple[list[Any], Mode] = done.value
         return result
 
 
 async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
-    calls, functions = batch.calls, client not in SCRIPTS_ONLY
+    calls, mode = batch.calls, MODES.of(client)
     try:
-        replies = await _asend(client, commands_for(calls, functions))
+        replies = await _asend(client, commands_for(calls, mode))
         if has_errors(replies):  # perhaps code the server lacks: the slow path
-            replies, worked = await _adrive(client, calls, replies, functions)
-            if functions and not worked:
-                SCRIPTS_ONLY.add(client)
+            replies, now = await _adrive(client, calls, replies, mode)
+            if now != mode:
+                MODES.set(client, now)
     except redis.exceptions.RedisError as exc:
         raise translate(exc) from exc
+    except UnicodeEncodeError as exc:  # raised while packing: nothing was sent
+        raise unencodable(exc) from exc
     return finish(replies, decodes(client))
 
 
@@ -290,6 +297,8 @@ class _ASubmitted(_Submissions):
             if self.connection is not None:
                 await self.connection.disconnect()
             raise error from exc
+        except UnicodeEncodeError as exc:  # raised while packing a Send: nothing was sent
+            raise unencodable(exc) from exc
         finally:
             self._performed()
 

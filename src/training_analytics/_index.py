@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._context import Context
-from ._protocol import Op, ScriptCall, batch, load_script, single
-from .errors import NotIndexedError, StaleIndexError
+from ._protocol import Op, ScriptCall, batch, cmd, load_script, single
+from .errors import CodeUnavailableError, NotIndexedError, StaleIndexError
 
 NOT_INDEXED_MESSAGE = (
     "this store holds training data written by another system but has no derived keys yet; "
@@ -68,8 +68,17 @@ def ensure_fresh(what: str, stats_key: str, checks: Sequence[SizeCheck]) -> Op[N
     if not _drift(names, [c[2] for c in checks], [c[3] for c in checks]):
         return
     keys = (*(key for _, key, _, _ in checks), stats_key)
-    replies = yield batch(ScriptCall(SIZES, keys, tuple(f"set:{name}" for name in names)))
-    sizes = replies[0]
+    fields = tuple(f"set:{name}" for name in names)
+    try:
+        replies = yield batch(ScriptCall(SIZES, keys, fields))
+        sizes = replies[0]
+    except CodeUnavailableError:
+        # A read-only user on a server without the code, or a full server: read again with plain
+        # commands. Not atomic, but a difference seen twice is not a write caught in between.
+        *actual, recorded = yield batch(
+            *(cmd("SCARD", key) for _, key, _, _ in checks), cmd("HMGET", stats_key, *fields)
+        )
+        sizes = [*actual, *recorded]
     drift = _drift(names, sizes[: len(names)], sizes[len(names) :])
     if drift:
         raise StaleIndexError(STALE_MESSAGE.format(what=what, detail="; ".join(drift)))

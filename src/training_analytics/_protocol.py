@@ -17,6 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
+from .errors import CodeUnavailableError
+
 T = TypeVar("T")
 
 Arg: TypeAlias = str | int | float | bytes
@@ -26,19 +28,30 @@ Arg: TypeAlias = str | int | float | bytes
 class Script:
     """A Lua script assembled from files under ``lua/``: definitions, then a body.
 
-    The same code runs two ways. As a function library (``FUNCTION LOAD`` once, then ``FCALL``)
-    its definitions run once per server, not on every call, which is most of a single write's
-    server time; where functions are unavailable (Redis before 7, an ACL that forbids them) it
-    runs as a script (``EVALSHA``). Either way the body is a function of KEYS and ARGV.
+    The same code runs three ways. As a function library (``FUNCTION LOAD`` once, then
+    ``FCALL``) its definitions run once per server, not on every call, which is most of a single
+    write's server time. Where functions are unavailable (an ACL that forbids them) it runs as a
+    script (``EVALSHA``) whose ``#!lua`` line declares the same flags. Either way the server
+    knows before running it whether it writes: a write is refused up front when the server is
+    at its ``maxmemory`` (nothing runs, nothing is written), a read (``no-writes``) runs there
+    too, and as ``FCALL_RO`` / ``EVALSHA_RO``. Servers before Redis 7 know neither functions nor
+    ``#!lua`` lines: they get ``legacy_source``, whose first write is ``legacy_guard`` (a write
+    that changes nothing, see ``lua/apply.lua``), because those servers check memory at a
+    script's first write command and let every later one through. Either way the body is a
+    function of KEYS and ARGV.
     """
 
     name: str
     definitions: str
     body: str
     read_only: bool = False
+    legacy_guard: str = ""
     source: str = field(init=False)
-    """The script form, for SCRIPT LOAD / EVALSHA."""
+    """The script form, for SCRIPT LOAD / EVALSHA (Redis 7+, Valkey)."""
     sha: str = field(init=False)
+    legacy_source: str = field(init=False)
+    """The script form for servers before Redis 7: no ``#!lua`` line."""
+    legacy_sha: str = field(init=False)
     library: str = field(init=False)
     """The function-library form, for FUNCTION LOAD."""
     function: str = field(init=False)
@@ -47,7 +60,10 @@ class Script:
 
     def __post_init__(self) -> None:
         main = f"local function main(KEYS, ARGV)\n{self.body}\nend\n"
-        source = f"{self.definitions}\n{main}return main(KEYS, ARGV)\n"
+        plain = f"{self.definitions}\n{main}return main(KEYS, ARGV)\n"
+        shebang = "#!lua flags=no-writes" if self.read_only else "#!lua"
+        source = f"{shebang}\n{plain}"
+        legacy = f"{self.legacy_guard}\n{plain}" if self.legacy_guard else plain
         sha = hashlib.sha1(source.encode()).hexdigest()
         tag = f"{self.name}_{sha[:16]}"
         flags = "{'no-writes'}" if self.read_only else "{}"
@@ -57,17 +73,25 @@ class Script:
         )
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "sha", sha)
+        object.__setattr__(self, "legacy_source", legacy)
+        object.__setattr__(self, "legacy_sha", hashlib.sha1(legacy.encode()).hexdigest())
         object.__setattr__(self, "library", library)
         object.__setattr__(self, "function", f"ta_{tag}")
 
 
 @cache
-def load_script(*files: str, read_only: bool = False) -> Script:
+def load_script(*files: str, read_only: bool = False, legacy_guard: str = "") -> Script:
     """A script from ``lua/<file>`` parts: shared definitions and handlers, the body last."""
     package = resources.files("training_analytics") / "lua"
     *definitions, body = ((package / name).read_text(encoding="utf-8") for name in files)
     name = files[-1].removesuffix(".lua")
-    return Script(name=name, definitions="\n".join(definitions), body=body, read_only=read_only)
+    return Script(
+        name=name,
+        definitions="\n".join(definitions),
+        body=body,
+        read_only=read_only,
+        legacy_guard=legacy_guard,
+    )
 
 
 # Named tuples rather than frozen dataclasses: a single write builds three of these, and a
@@ -80,7 +104,7 @@ class Command(NamedTuple):
 
 class ScriptCall(NamedTuple):
     script: Script
-    keys: Sequence[str]
+    keys: Sequence[str | bytes]
     args: Sequence[Arg]
 
 
@@ -135,7 +159,13 @@ def cardinalities(keys: Sequence[str]) -> Generator[Batch, list[Any], list[int]]
     if not keys:
         return []
     script = load_script("cardinalities.lua", read_only=True)
-    replies = yield Batch((ScriptCall(script, tuple(keys), ()),))
+    try:
+        replies = yield Batch((ScriptCall(script, tuple(keys), ()),))
+    except CodeUnavailableError:
+        # The server lacks the function and this user may not load it (a read-only ACL user),
+        # or it is at its maxmemory and refuses to: the same answer, one SCARD per key.
+        counts = yield Batch(tuple(Command(("SCARD", key)) for key in keys))
+        return [int(n) for n in counts]
     return [int(n) for n in replies[0]]
 
 

@@ -27,7 +27,7 @@ from ._index import base_keys
 from ._protocol import Batch, Op, ScriptCall, load_script
 from ._time import day_bucket, epoch_ms, from_epoch_ms, instant_ms, normalize_timestamp, to_iso
 from ._wire import script_error
-from .errors import InvalidStatusError, TrainingAnalyticsError
+from .errors import InvalidIdError, InvalidInputError, InvalidStatusError, TrainingAnalyticsError
 from .keys import CERTIFICATION_STATUSES, check_id
 from .types import EnhancedTrainingProgress, TrainingCertificationRecord
 
@@ -39,6 +39,9 @@ APPLY = load_script(
     "progress.lua",
     "certification.lua",
     "apply.lua",
+    # A write to the index marker that changes nothing (SETRANGE of no bytes): servers before
+    # Redis 7 refuse it at its maxmemory, and then the whole call, before anything is written.
+    legacy_guard="redis.call('SETRANGE', KEYS[1], 0, '')",
 )
 
 Outcome = bool | TrainingAnalyticsError
@@ -75,7 +78,7 @@ class EventBatch:
     single write should not pay for a JSON document.
     """
 
-    __slots__ = ("_call", "_days", "_groups", "ctx", "events")
+    __slots__ = ("_call", "_days", "_groups", "_sequence", "bulk", "ctx", "events", "first_index")
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -88,6 +91,18 @@ class EventBatch:
         self._groups: dict[tuple[str, ...], _Group] = memo["groups"]
         self._days: dict[int, str] = memo["days"]
         self._call: ScriptCall | None = None
+        self._sequence: tuple[str, int] | None = None
+        self.first_index = 0
+        """The position of this batch's first event in its import (for error messages)."""
+        self.bulk = False
+        """Part of a ``record_many``: sent as a document even if it holds one event, so that it
+        is encoded (and an unencodable id found) before any batch is sent."""
+
+    def in_sequence(self, key: str, number: int) -> None:
+        """Make this batch run only after batch ``number - 1`` of the stream whose counter is
+        ``key`` (see ``lua/apply.lua``): pipelined batches then apply in submission order."""
+        self._sequence = (key, number)
+        self.bulk = True  # the sequence travels in the document
 
     @property
     def size(self) -> int:
@@ -290,7 +305,8 @@ class EventBatch:
         values, the group values, then the event's arguments.
         """
         if self._call is None:
-            self._call = self._flat() if len(self.events) == 1 else self._document()
+            flat = len(self.events) == 1 and not self.bulk
+            self._call = self._flat() if flat else self._document()
         return self._call
 
     def _flat(self) -> ScriptCall:
@@ -329,8 +345,28 @@ class EventBatch:
                     keys.append(own)
                     found = positions[own] = len(keys)
                 event[2] = found
-        document = json.dumps([groups, self.events], ensure_ascii=False, separators=(",", ":"))
-        return ScriptCall(APPLY, tuple(keys), (document,))
+        doc: list[Any] = [groups, self.events]
+        if self._sequence is not None:
+            key, number = self._sequence
+            doc.append([position(key), number])
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        # Encoded here, not while sending: an id that is not valid Unicode (a lone surrogate)
+        # refuses this batch before it, or any batch after it, goes out.
+        try:
+            return ScriptCall(APPLY, tuple(key.encode() for key in keys), (text.encode(),))
+        except UnicodeEncodeError as exc:
+            raise self._unencodable(exc) from exc
+
+    def _unencodable(self, exc: UnicodeEncodeError) -> InvalidInputError:
+        for index, event in enumerate(self.events):
+            try:
+                json.dumps(event[3:], ensure_ascii=False).encode()
+            except UnicodeEncodeError:
+                return InvalidIdError(
+                    f"event {self.first_index + index}: text that is not valid Unicode "
+                    f"({exc.reason})"
+                )
+        return InvalidIdError(f"a key is not valid Unicode ({exc.reason}); nothing was sent")
 
 
 def _outcome(reply: Any) -> Outcome:

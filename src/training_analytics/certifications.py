@@ -14,7 +14,7 @@ from typing import Any
 from ._codec import certification_from_hash, coerce
 from ._context import Context
 from ._index import ensure_fresh, require_index
-from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
+from ._protocol import Command, Op, batch, cmd, pipeline, single
 from ._time import epoch_ms
 from ._writes import EventBatch, apply_one
 from .keys import CERTIFICATION_STATUSES
@@ -52,7 +52,6 @@ def overdue_counts(ctx: Context, now: datetime) -> tuple[Any, ...]:
 
 #: Fields of the credential stats hash: the sizes this library recorded for the sets above.
 RECORDED_SIZES = tuple(f"set:{name}" for name in _SETS)
-_CARDINALITIES = load_script("cardinalities.lua", read_only=True)
 
 
 def _set_keys(ctx: Context) -> tuple[str, ...]:
@@ -63,9 +62,12 @@ def _set_keys(ctx: Context) -> tuple[str, ...]:
     )
 
 
-def status_sizes(ctx: Context) -> ScriptCall:
-    """One call reading the sizes of the all-certificates set and the status sets."""
-    return ScriptCall(_CARDINALITIES, _set_keys(ctx), ())
+def status_sizes(ctx: Context) -> tuple[Command, ...]:
+    """SCARD of the all-certificates set and the status sets, to go in the caller's round trip.
+
+    Plain commands rather than a script: a read-only ACL user, or a server at its maxmemory
+    that refuses to load code, can still run them."""
+    return tuple(cmd("SCARD", key) for key in _set_keys(ctx))
 
 
 def checked_status_sizes(ctx: Context, sizes: list[Any], recorded: list[Any]) -> Op[list[int]]:
@@ -80,10 +82,10 @@ def checked_status_sizes(ctx: Context, sizes: list[Any], recorded: list[Any]) ->
 def get_credential_stats(ctx: Context) -> Op[CredentialStats]:
     """Certificates by effective status; ``pending`` = issued, unclaimed and not yet expired."""
     k = ctx.keys
-    indexed, overdue_issued, overdue_claimed, sizes, recorded = yield batch(
+    indexed, overdue_issued, overdue_claimed, *sizes, recorded = yield batch(
         cmd("EXISTS", k.index_marker()),
         *overdue_counts(ctx, ctx.now()),
-        status_sizes(ctx),
+        *status_sizes(ctx),
         cmd("HMGET", k.credential_stats(), *RECORDED_SIZES),
     )
     if not indexed:

@@ -31,9 +31,9 @@ def get_credential_claim_analytics(ctx: Context) -> Op[CredentialClaimAnalytics]
         *overdue_counts(ctx, now),
         cmd("ZCOUNT", k.certification_expiry("issued"), f"({low}", high),
         cmd("ZCOUNT", k.certification_expiry("claimed"), f"({low}", high),
-        status_sizes(ctx),
+        *status_sizes(ctx),
     )
-    indexed, stats, overdue_issued, _, soon_issued, soon_claimed, sizes = replies
+    indexed, stats, overdue_issued, _, soon_issued, soon_claimed, *sizes = replies
     if not indexed:
         yield from require_index(ctx)
     total, issued, *_ = yield from checked_status_sizes(ctx, sizes, stats[3:])

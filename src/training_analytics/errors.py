@@ -8,6 +8,8 @@ Connection problems surface as :class:`StoreUnavailableError`, never as a bare r
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class TrainingAnalyticsError(Exception):
     """Base class of every error this library raises."""
@@ -109,7 +111,60 @@ class StoreUnavailableError(TrainingAnalyticsError, ConnectionError):
 
 
 class StoreError(TrainingAnalyticsError):
-    """The server answered with an error this library did not expect."""
+    """The server answered with an error this library did not expect (or refused a write because
+    a key holds a type another program wrote; nothing was written)."""
+
+
+class StoreFullError(StoreError):
+    """The server is at its ``maxmemory`` (policy noeviction) and refused a write up front;
+    nothing was written."""
+
+
+class CodeUnavailableError(StoreError):
+    """The server lacks this library's code and refused to load it (the user may not run
+    FUNCTION LOAD / SCRIPT LOAD): someone allowed to must load it (any write as that user does)."""
+
+
+class BatchAbortedError(TrainingAnalyticsError):
+    """``record_many`` stopped before its end. Raised as a subclass of this class *and* of the
+    error that stopped it (``InvalidIdError``, ``StoreFullError``, ``StoreUnavailableError``...),
+    so that callers catching either still do.
+
+    Events ``[0, applied)`` went through the server (each changed the store, was a replay, or was
+    refused on its own: ``result`` lists those whose replies came back); events from
+    ``first_unapplied`` on were not applied. Events in between (``in_doubt`` of them, only when
+    the connection was lost with batches in flight and their fate could not be read back) may or
+    may not have been applied.
+    """
+
+    applied: int
+    first_unapplied: int
+    in_doubt: int
+    result: object  # a BatchResult (types imports errors, not the reverse)
+    cause: TrainingAnalyticsError
+
+    _kinds: ClassVar[dict[type[TrainingAnalyticsError], type[BatchAbortedError]]] = {}
+
+    @classmethod
+    def of(
+        cls,
+        cause: TrainingAnalyticsError,
+        *,
+        applied: int,
+        first_unapplied: int,
+        result: object,
+        message: str,
+    ) -> BatchAbortedError:
+        """The error for a batch import stopped by ``cause``."""
+        kind = cls._kinds.get(type(cause))
+        if kind is None:
+            name = f"BatchAborted{type(cause).__name__}"
+            kind = cls._kinds[type(cause)] = type(name, (cls, type(cause)), {})
+        error = kind(message)
+        error.applied, error.first_unapplied = applied, first_unapplied
+        error.in_doubt = first_unapplied - applied
+        error.result, error.cause = result, cause
+        return error
 
 
 class EmbeddedServerError(TrainingAnalyticsError):

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from ._context import Context
-from ._protocol import Await, Op, Submit
-from ._writes import EventBatch, first_reply, outcomes, request, send
-from .errors import InvalidInputError
+from ._protocol import Await, Op, Submit, single
+from ._writes import EventBatch, first_reply, outcomes, request
+from .errors import (
+    BatchAbortedError,
+    InvalidInputError,
+    StoreUnavailableError,
+    TrainingAnalyticsError,
+)
 from .types import (
     BatchResult,
     CertificationIssuedEvent,
@@ -98,42 +105,137 @@ def record_many(
 ) -> Op[BatchResult]:
     """Record events in order, ``batch_size`` per round trip, each batch atomic.
 
-    Events the server refuses (an illegal status change, say) are listed in the result's
-    ``rejected`` and wrote nothing; the others are applied.
+    Events the server refuses one by one (an illegal status change, an unknown certificate, a key
+    another program wrote with another type) are listed in the result's ``rejected`` and wrote
+    nothing; the others are applied.
 
-    By default every event is checked before anything is sent: a malformed one raises
-    InvalidInputError and nothing is written. With ``stream=True`` (for large imports) events are
-    checked and sent batch by batch, and the next batch is prepared while the server applies the
-    previous one; a malformed event then raises InvalidInputError before its own batch is sent,
-    after the batches before it were applied (the error says how many events that was).
+    By default every event is checked and encoded before anything is sent: a malformed one
+    (or one holding text that is not valid Unicode) raises InvalidInputError and nothing is
+    written. With ``stream=True`` (for large imports) events are checked, encoded and sent batch
+    by batch, the next batch prepared while the server applies the previous one; a malformed
+    event then raises before its own batch is sent, after the batches before it were applied.
+
+    If the import stops before its end for any reason (bad input when streaming, the server at
+    its maxmemory, a lost connection, code the server refuses to load), the error raised is a
+    :class:`~training_analytics.errors.BatchAbortedError` that is also an instance of the error
+    that stopped it. It says how far the import got: events before ``applied`` went through,
+    events from ``first_unapplied`` on were not applied (batches are atomic, and a streamed batch
+    runs only after the one before it did, so nothing after a failed batch is applied), and
+    ``in_doubt`` counts those in between: only after a lost connection, when the server could
+    not be asked afterwards which batches it applied. Resending from ``first_unapplied`` (or from
+    ``applied``: replays change nothing) completes the import.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
-    if not isinstance(events, Iterable):
-        raise InvalidInputError(f"events must be an iterable of events, got {events!r:.80}")
+        raise InvalidInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    if isinstance(events, str | bytes | dict) or not isinstance(events, Iterable):
+        kind = type(events).__name__
+        raise InvalidInputError(f"events must be an iterable of events, not {kind}")
     tally = _Tally()
     if not stream:
         batches = list(_batches(ctx, events, batch_size))
-        for events_batch in batches:
-            tally.add((yield from send(events_batch)))
+        # Every batch encoded before the first is sent.
+        requests = [request(events_batch) for events_batch in batches]
+        for events_batch, batch in zip(batches, requests, strict=True):
+            try:
+                replies = yield batch
+            except TrainingAnalyticsError as exc:
+                doubt = events_batch.size if isinstance(exc, StoreUnavailableError) else 0
+                raise _aborted(exc, tally, tally.seen + doubt) from exc
+            tally.add(first_reply(replies))
         return tally.result()
-    in_flight: deque[Any] = deque()
-    try:
-        for events_batch in _batches(ctx, events, batch_size):
-            in_flight.append((yield Submit(request(events_batch))))
-            if len(in_flight) > 1:  # one batch on the server while the next is encoded
-                tally.add(first_reply((yield Await(in_flight.popleft()))))
-    except InvalidInputError as exc:
+    return (yield from _stream(ctx, events, batch_size, tally))
+
+
+def _stream(ctx: Context, events: Iterable[Any], batch_size: int, tally: _Tally) -> Op[BatchResult]:
+    key = ctx.keys.ingest_sequence(uuid.uuid4().hex)
+    in_flight: deque[Any] = deque()  # tickets
+    ends = [0]  # events submitted through batch n, at position n
+    failure: TrainingAnalyticsError | None = None
+    batches = _batches(ctx, events, batch_size)
+    while failure is None:
+        try:
+            events_batch = next(batches, None)
+            if events_batch is None:
+                break
+            events_batch.in_sequence(key, len(ends))
+            batch = request(events_batch)
+        except InvalidInputError as exc:
+            failure = exc
+            break
+        try:
+            in_flight.append((yield Submit(batch)))
+        except TrainingAnalyticsError as exc:
+            failure = exc
+        ends.append(ends[-1] + events_batch.size)
+        # One batch on the server while the next is encoded.
+        if failure is None and len(in_flight) > 1:
+            failure = yield from _collect(in_flight, tally)
+    while failure is None and in_flight:
+        failure = yield from _collect(in_flight, tally)
+    if isinstance(failure, InvalidInputError):
+        # The batches before the malformed event were sent: their outcomes count (unless one of
+        # them fails: then it is what stopped the import).
         while in_flight:
-            tally.add(first_reply((yield Await(in_flight.popleft()))))
-        raise type(exc)(f"{exc} ({tally.seen} earlier events were sent and applied)") from exc
-    while in_flight:
-        tally.add(first_reply((yield Await(in_flight.popleft()))))
-    return tally.result()
+            refused = yield from _collect(in_flight, tally)
+            if refused is not None:
+                failure = refused
+                break
+    if failure is None:
+        yield from _forget(key)
+        return tally.result()
+    applied = tally.seen
+    unapplied = ends[-1] if isinstance(failure, StoreUnavailableError) else applied
+    if unapplied > applied:
+        # The connection was lost with batches in flight: ask the server how far it got.
+        try:
+            last = yield from single("GET", key)
+        except TrainingAnalyticsError:
+            pass
+        else:
+            applied = unapplied = max(applied, ends[min(int(last or 0), len(ends) - 1)])
+    yield from _forget(key)
+    raise _aborted(failure, tally, unapplied, applied) from failure
+
+
+def _collect(
+    in_flight: deque[Any], tally: _Tally
+) -> Generator[Any, Any, TrainingAnalyticsError | None]:
+    """Await the oldest submitted batch: None, or the error that refused it."""
+    try:
+        replies = yield Await(in_flight.popleft())
+    except TrainingAnalyticsError as exc:
+        return exc
+    tally.add(first_reply(replies))
+    return None
+
+
+def _forget(key: str) -> Generator[Any, Any, None]:
+    """Delete a stream's sequence key (best effort: it expires anyway)."""
+    with contextlib.suppress(TrainingAnalyticsError):
+        yield from single("DEL", key)
+
+
+def _aborted(
+    cause: TrainingAnalyticsError, tally: _Tally, unapplied: int, applied: int | None = None
+) -> BatchAbortedError:
+    applied = tally.seen if applied is None else applied
+    doubt = unapplied - applied
+    where = f"events 0-{applied - 1} went through, " if applied else "no event went through, "
+    if doubt:
+        where += f"events {applied}-{unapplied - 1} may or may not have been applied, "
+    return BatchAbortedError.of(
+        cause,
+        applied=applied,
+        first_unapplied=unapplied,
+        result=tally.result(),
+        message=f"{cause} (import stopped: {where}events from {unapplied} on were not applied)",
+    )
 
 
 def _batches(ctx: Context, events: Iterable[Any], batch_size: int) -> Iterator[EventBatch]:
     current = EventBatch(ctx)
+    current.bulk = True
+    index = -1
     for index, event in enumerate(events):
         try:
             encode(current, event)
@@ -142,5 +244,6 @@ def _batches(ctx: Context, events: Iterable[Any], batch_size: int) -> Iterator[E
         if current.size >= batch_size:
             yield current
             current = EventBatch(ctx)
+            current.bulk, current.first_index = True, index + 1
     if current.size:
         yield current

@@ -202,6 +202,12 @@ class TrainingKeys:
         """A rebuild's own temporary key: under ``training:agg:`` so the next one sweeps it."""
         return f"{self.prefix}training:agg:reindex:{token}:{name}"
 
+    def ingest_sequence(self, token: str) -> str:
+        """String: the last batch applied of one streamed ``record_many`` (kept in order by
+        ``lua/apply.lua``); deleted at the end of the import, else expires after a day. Not a
+        derived key: reindex leaves it alone."""
+        return f"{self.prefix}training:ingest:{check_id(token, 'stream token')}"
+
     # --- SCAN patterns: the prefix is escaped, so a tenant's glob characters stay literal --------
     def derived_pattern(self) -> str:
         return f"{glob_escape(self.prefix)}training:agg:*"

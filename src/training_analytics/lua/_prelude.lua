@@ -155,11 +155,17 @@ local function touch(key)
   end
 end
 
-local function flush()
+local function delete_caches()
   for start = 1, #dels, 500 do
     redis.call('DEL', unpack(dels, start, math.min(start + 499, #dels)))
   end
-  if immediate then return end
+end
+
+local function flush()
+  if immediate then
+    delete_caches()
+    return
+  end
   for key, adds in pairs(pending_sadd) do
     for start = 1, #adds, 1000 do
       redis.call('SADD', key, unpack(adds, start, math.min(start + 999, #adds)))
@@ -179,6 +185,7 @@ local function flush()
       redis.call('ZADD', key, unpack(z, start, math.min(start + 999, #z)))
     end
   end
+  delete_caches()
 end
 
 -- Per course, whether its hash of progress saved before enrolment may have entries: true/false
@@ -190,9 +197,81 @@ local UNENROLLED = 8
 
 local NOTHING = {}  -- never written: what a batch of one event reads ahead
 
+-- Checks before writes. Each event checks every key it is about to write, and every number it
+-- is about to increment, before its first write: a key that another tool wrote with another type
+-- (or a counter holding text) refuses the event with nothing written, instead of failing halfway
+-- through it. The checks read, never write. In a batch a key is checked once (`checked`); a
+-- single event checks each key once anyway and skips the bookkeeping.
+local checked = {}
+
+local function wrong(key, what)
+  return 'TA_WRONG_TYPE WRONGTYPE ' .. key .. ' holds ' .. what .. ' (written by another program?)'
+end
+
+-- nil when `key` is absent or of type `expected`, else the refusal.
+local function check_type(key, expected)
+  if checked[key] then return nil end
+  local found = redis.call('TYPE', key)
+  found = found.ok or found
+  if found ~= 'none' and found ~= expected then
+    return wrong(key, 'a ' .. found .. ', not a ' .. expected)
+  end
+  if not immediate then checked[key] = true end
+  return nil
+end
+
+-- What INCRBY / HINCRBY accept (the server's integer grammar), far enough from the 64-bit limit
+-- that a batch's increments cannot overflow it.
+local function is_counter_text(text)
+  if text == '0' then return true end
+  if #text > 19 or not string.match(text, '^%-?[1-9]%d*$') then return false end
+  local n = tonumber(text)
+  return n > -2^62 and n < 2^62
+end
+
+local function check_counter(key)
+  if checked[key] then return nil end
+  local value = redis.pcall('GET', key)
+  if type(value) == 'table' then return wrong(key, 'another type than a string counter') end
+  if value and not is_counter_text(value) then return wrong(key, 'a value that is not an integer') end
+  if not immediate then checked[key] = true end
+  return nil
+end
+
+-- One hash field to be incremented: a hash (or nothing), the field absent or an integer.
+local function check_hash_counter(key, field)
+  local memo
+  if not immediate then
+    memo = key .. '\n' .. field
+    if checked[memo] then return nil end
+  end
+  local value = redis.pcall('HGET', key, field)
+  if type(value) == 'table' then return wrong(key, 'another type than a hash') end
+  if value and not is_counter_text(value) then
+    return wrong(key, 'a field ' .. field .. ' that is not an integer')
+  end
+  if memo then checked[memo] = true end
+  return nil
+end
+
+-- Several fields (a stats hash: always the same fields for one key).
+local function check_hash_counters(key, fields)
+  if checked[key] then return nil end
+  local values = redis.pcall('HMGET', key, unpack(fields))
+  if values.err then return wrong(key, 'another type than a hash') end
+  for i = 1, #fields do
+    local value = values[i]
+    if value and not is_counter_text(value) then
+      return wrong(key, 'a field ' .. fields[i] .. ' that is not an integer')
+    end
+  end
+  if not immediate then checked[key] = true end
+  return nil
+end
+
 local function begin_call(one_event)
   immediate = one_event
-  pending_del, dels, unenrolled_may_exist = {}, {}, {}
+  pending_del, dels, unenrolled_may_exist, checked = {}, {}, {}, {}
   if one_event then
     -- It writes its updates at once: the tables of deferred ones stay unused.
     set_members = NOTHING
@@ -233,16 +312,9 @@ local function figures_of(text)
   return tonumber(milli), tonumber(time)
 end
 
--- A learner enrols: progress they saved before now counts in the course averages.
-local function count_unenrolled_progress(unenrolled_key, stats_key, user)
-  if unenrolled_may_exist[unenrolled_key] == false then return end
-  local text = redis.call('HGET', unenrolled_key, user)
-  if not text then return end
-  local milli, time = figures_of(text)
-  shift(stats_key, 'score_milli_sum', 'score_n', nil, milli)
-  shift(stats_key, 'time_ms_sum', 'time_n', nil, time)
-  redis.call('HDEL', unenrolled_key, user)
-end
+-- The fields of a course's stats hash (score and time sums) and of the credential stats.
+local SCORE_FIELDS = {'score_milli_sum', 'score_n', 'time_ms_sum', 'time_n'}
+local CLAIM_FIELDS = {'claimed', 'claim_ms_sum', 'claim_n'}
 
 -- A certificate counts as claimed when its status is claimed or it carries a claim time.
 local function add_claim(stats_key, status, issued_at, claimed_at, sign)

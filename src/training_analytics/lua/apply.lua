@@ -12,6 +12,14 @@
 --          called with the group's keys, the group's values, the event's own key and the event
 --          itself (args from event[4]). One JSON document keeps the protocol's per-argument
 --          cost and repeated key names off the bulk-ingest path.
+--          A streamed batch carries a third element, [sequence key position, n]: it runs only
+--          if that key holds n - 1 (absent: 0), and then stores n, so that batches pipelined on
+--          one connection apply in submission order even when one of them fails for a reason
+--          outside the script (its code flushed): those behind it are refused, write nothing,
+--          and are sent again after it.
+--
+-- Every event checks the keys it writes before its first write (the check_* helpers), so a
+-- refused event writes nothing, whatever another program left in those keys.
 --
 -- Replies one entry per event: 1 changed the store, 0 changed nothing (a replay), or an error
 -- string "TA_<CODE> message" for an event that was refused and wrote nothing. A refusal does not
@@ -23,9 +31,17 @@ if unmarked and redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) > 0 then
   return redis.error_reply('TA_NOT_INDEXED derived keys are missing; run reindex')
 end
 local groups, group_keys, events
+local sequence_key, sequence
 if not flat then
   local doc = cjson.decode(ARGV[1])
   groups, events = doc[1], doc[2]
+  if doc[3] then
+    sequence_key, sequence = KEYS[doc[3][1]], doc[3][2]
+    local last = tonumber(redis.call('GET', sequence_key) or '0')
+    if last ~= sequence - 1 then
+      return redis.error_reply('TA_OUT_OF_ORDER batch ' .. sequence .. ' of its stream arrived after batch ' .. tostring(last))
+    end
+  end
   group_keys = {}
   for g, group in ipairs(groups) do
     local keys = {}
@@ -101,6 +117,7 @@ while first <= count do
   first = last + 1
 end
 flush()
+if sequence_key then redis.call('SET', sequence_key, sequence, 'PX', 86400000) end
 if unmarked then
   for _, result in ipairs(results) do
     if result == 1 then

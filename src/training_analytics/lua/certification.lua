@@ -18,6 +18,7 @@ HANDLERS['I'] = function(k, gv, cert_key, e)
   local id = e[4]
   local record = {}
   for i = 5, #e, 2 do record[e[i]] = e[i + 1] end
+  -- The certificate's hash needs no check: HGET reads it first, or HSET is the first write.
   if redis.call('EXISTS', cert_key) == 1 then
     for field, value in pairs(record) do
       local stored = redis.call('HGET', cert_key, field)
@@ -29,6 +30,10 @@ HANDLERS['I'] = function(k, gv, cert_key, e)
   end
   local status = record['status']
   if not STATUS_KEY[status] then return 'TA_BAD_INPUT unknown status ' .. tostring(status) end
+  local refused = check_type(k[ALL], 'set') or check_type(k[STATUS_KEY[status]], 'set')
+    or (EXPIRY_KEY[status] and check_type(k[EXPIRY_KEY[status]], 'zset'))
+    or check_hash_counters(k[STATS], CLAIM_FIELDS)
+  if refused then return refused end
   local fields = {}
   for i = 5, #e do fields[#fields + 1] = e[i] end
   redis.call('HSET', cert_key, unpack(fields))
@@ -52,6 +57,7 @@ end
 -- issued -> claimed | expired | revoked; claimed -> expired | revoked; expired -> revoked.
 HANDLERS['U'] = function(k, gv, cert_key, e)
   local id, new, claim_time = e[4], e[5], e[6]
+  -- A certificate hash of another type fails this read, before anything is written.
   local cur = redis.call('HMGET', cert_key, 'status', 'issuedAt', 'claimedAt', 'expiresAt')
   local old = cur[1]
   if not old then return 'TA_CERT_NOT_FOUND no certification ' .. id end
@@ -73,6 +79,14 @@ HANDLERS['U'] = function(k, gv, cert_key, e)
       return 'TA_BAD_INPUT claim time ' .. claim_time .. ' is before issue time ' .. issued_at
     end
     new_claimed = claim_time
+  end
+  local refused = (STATUS_KEY[old] and check_type(k[STATUS_KEY[old]], 'set'))
+    or check_type(k[STATUS_KEY[new]], 'set')
+    or (EXPIRY_KEY[old] and check_type(k[EXPIRY_KEY[old]], 'zset'))
+    or (EXPIRY_KEY[new] and check_type(k[EXPIRY_KEY[new]], 'zset'))
+    or check_hash_counters(k[STATS], CLAIM_FIELDS)
+  if refused then return refused end
+  if new == 'claimed' then
     redis.call('HSET', cert_key, 'status', new, 'claimedAt', claim_time)
   else
     redis.call('HSET', cert_key, 'status', new)

@@ -5,7 +5,12 @@
 MEMBER_SETS['C'] = {1, 9}
 HANDLERS['C'] = function(gk, gv, _, e)
   local user, ms = e[4], e[5]
+  -- The completion's keys first, then enroll() checks its own before its first write.
+  local refused = check_type(gk[9], 'set') or check_counter(gk[10])
+    or check_type(gk[11], 'zset') or check_hash_counter(gk[12], gv[2])
+  if refused then return refused end
   local enrolled = enroll(gk, gv, user, ms)
+  if type(enrolled) == 'string' then return enrolled end
   if sadd(gk[9], user) == 0 then return enrolled end
   incr(gk[10], 1)
   zadd(gk[11], ms, ms .. ':' .. user .. ':' .. gv[1])

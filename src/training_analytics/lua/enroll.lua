@@ -5,13 +5,35 @@
 -- group values: 1 course id, 2 day (YYYY-MM-DD in the configured zone)
 -- own key: none;  args (event[4..]): user id, epoch ms (text)
 -- Enrolling twice counts once. Progress saved before the enrolment joins the course averages now.
+
+-- nil when the keys an enrolment writes besides its set (whose SADD is its first write, and
+-- fails before anything is written) and its course sums (checked when it has figures to add)
+-- can take their writes; else the refusal.
+local function check_enroll(gk, gv)
+  return check_counter(gk[2]) or check_type(gk[3], 'zset') or check_hash_counter(gk[4], gv[2])
+end
+
+-- Enrol: 1 enrolled now, 0 was enrolled, or the refusal (nothing written).
 local function enroll(gk, gv, user, ms)
+  local unenrolled, figures = gk[UNENROLLED], false
+  if unenrolled_may_exist[unenrolled] ~= false then
+    figures = redis.pcall('HGET', unenrolled, user)
+    if type(figures) == 'table' then return wrong(unenrolled, 'another type than a hash') end
+  end
+  local refused = check_enroll(gk, gv) or (figures and check_hash_counters(gk[5], SCORE_FIELDS))
+  if refused then return refused end
   if sadd(gk[1], user) == 0 then return 0 end
   incr(gk[2], 1)
   zadd(gk[3], ms, ms .. ':' .. user .. ':' .. gv[1])
   hincr(gk[4], gv[2], 1)
   hincr(gk[5], 'set:enrollments', 1)  -- the set's size as this library knows it (drift check)
-  count_unenrolled_progress(gk[UNENROLLED], gk[5], user)
+  if figures then
+    -- Progress saved before enrolling now counts in the course averages.
+    local milli, time = figures_of(figures)
+    shift(gk[5], 'score_milli_sum', 'score_n', nil, milli)
+    shift(gk[5], 'time_ms_sum', 'time_n', nil, time)
+    redis.call('HDEL', unenrolled, user)
+  end
   touch(gk[6])
   touch(gk[7])
   return 1
@@ -24,6 +46,9 @@ HANDLERS['E'] = function(gk, gv, _, e) return enroll(gk, gv, e[4], e[5]) end
 RUNS['E'] = function(gk, gv, events, first, last, results)
   local known = set_members[gk[1]]
   if not known or unenrolled_may_exist[gk[UNENROLLED]] ~= false then return false end
+  -- A key of the wrong type: each event is refused by its handler. (The set was read ahead, so
+  -- it is one.)
+  if check_enroll(gk, gv) then return false end
   local adds, course = pending_sadd[gk[1]], gv[1]
   local members = pending_zadd[gk[3]]
   if not members then members = {}; pending_zadd[gk[3]] = members end

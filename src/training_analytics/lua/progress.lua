@@ -12,8 +12,19 @@ MEMBER_SETS['P'] = {1}
 HANDLERS['P'] = function(gk, gv, progress_key, e)
   local user = e[4]
   local milli, time = tonumber(e[5 + #PROGRESS_FIELDS]), tonumber(e[6 + #PROGRESS_FIELDS])
-  if sismember(gk[1], user) then
-    local old = redis.call('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')
+  -- Reads first (a key of another type fails them before anything is written), then checks of
+  -- what the event writes that no read covered.
+  local refused, old
+  local enrolled = sismember(gk[1], user)
+  if enrolled then
+    old = redis.pcall('HMGET', progress_key, 'overallScore', 'startedAt', 'completedAt')
+    if old.err then return wrong(progress_key, 'another type than a hash') end
+    refused = check_hash_counters(gk[2], SCORE_FIELDS)
+  else
+    refused = check_type(progress_key, 'hash') or check_type(gk[4], 'hash')
+  end
+  if refused then return refused end
+  if enrolled then
     local old_milli, old_time = progress_figures(old[1], old[2], old[3])
     shift(gk[2], 'score_milli_sum', 'score_n', old_milli, milli)
     shift(gk[2], 'time_ms_sum', 'time_n', old_time, time)
