@@ -359,23 +359,6 @@ def test_demo_under_a_prefix_leaves_other_tenants_alone(external: tuple[str, red
     assert plain.get_all_training_courses() == []
 
 
-# --- bench ---------------------------------------------------------------------------------
-
-
-def test_bench_is_installed_with_the_package(tmp_path: Path) -> None:
-    # From any directory, not only a checkout: the suite is packaged with the library.
-    result = subprocess.run(
-        [sys.executable, "-m", "training_analytics", "bench", "--help"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "--quick" in result.stdout
-
-
 # --- the generator -------------------------------------------------------------------------
 
 

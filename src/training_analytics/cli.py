@@ -14,13 +14,12 @@ a bug.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, NoReturn
@@ -699,43 +698,22 @@ def _report_value(value: object) -> str:
     return escape(f"{len(value):,}: {shown}{more}" if value else "0")
 
 
-BenchMain = Callable[[list[str] | None], int]
-
-
-def _benchmarks_main() -> BenchMain | None:
-    """``main`` of the ``benchmarks`` package (installed with this one), if it can be imported."""
-    for name in ("benchmarks", "benchmarks.__main__"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name in {"benchmarks", "benchmarks.__main__"}:
-                continue  # not there: try the next place, then explain
-            raise  # the benchmarks are there but need something missing: show what
-        entry = getattr(module, "main", None)
-        if callable(entry):
-            found: BenchMain = entry
-            return found
-    return None
-
-
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,
 )
 def bench(ctx: typer.Context) -> None:
-    """Run the benchmarks (arguments go to them; try `bench --help`)."""
+    """Run the quick benchmark suite; --full for every size (arguments go to it; try --help)."""
     try:
-        entry = _benchmarks_main()
+        # Imported here: the suite is only needed by this command.
+        from .bench.__main__ import main as bench_main  # noqa: PLC0415
     except ImportError as exc:
-        _fail(f"the benchmarks cannot be imported: {exc}", EXIT_REFUSED)
-    if entry is None:
         _fail(
-            "the benchmarks are not installed here. Reinstall the package (`pip install "
-            "'training-analytics[bench]'`), or run `python -m benchmarks [ARGS]` in the root "
-            "of a checkout.",
+            f"the benchmarks cannot be imported: {exc}. Install their extras with "
+            "`pip install 'training-analytics[bench]'`.",
             EXIT_REFUSED,
         )
-    code = entry(list(ctx.args))
+    code = bench_main(list(ctx.args))
     raise typer.Exit(code or 0)
 
 
