@@ -170,3 +170,12 @@ class TrainingKeys:
 
     def derived_pattern(self) -> str:
         return f"{self.prefix}training:agg:*"
+
+    # --- facts about the store, not derived from the base keys (kept by reindex) -------------
+    def time_zone_marker(self) -> str:
+        """String: the IANA zone the store's day buckets were written in (see ``zone``)."""
+        return f"{self.prefix}training:meta:time-zone"
+
+    def demo_marker(self) -> str:
+        """Hash: the generated demo programme in this store and how far its loading got."""
+        return f"{self.prefix}training:meta:demo"

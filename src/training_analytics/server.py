@@ -14,7 +14,10 @@ The embedded server
 * Listens on the unix socket only (``port 0``, socket mode 700), so nothing on the network and no
   other local user can reach it. Unix socket paths are limited to about 100 bytes; a longer one
   raises :class:`EmbeddedServerError` asking for a shorter ``TRAINING_ANALYTICS_DATA_DIR``.
-* Persists with AOF (``appendfsync everysec``) plus RDB snapshots.
+* Persists with AOF (``appendfsync everysec``) plus RDB snapshots. The AOF is rewritten (compacted)
+  automatically once it has doubled and holds 16 MB; the last process to leave waits for a
+  rewrite under way before it stops the server, so that the rewrite is not lost.
+  :func:`compact_append_only_file` rewrites it on demand (``demo --reset`` does).
 * Is one server per data directory, shared by every process using that directory. The decision
   "is one running? else start one" is taken under an exclusive ``flock`` on ``server.lock``;
   "running" means the socket answers PING. A socket file nobody answers on is left over from a
@@ -86,6 +89,7 @@ __all__ = [
     "EmbeddedServer",
     "async_connect",
     "async_ping",
+    "compact_append_only_file",
     "connect",
     "default_data_dir",
     "embedded_server_url",
@@ -115,6 +119,10 @@ _LOCK_TIMEOUT = _READY_TIMEOUT + _LOADING_TIMEOUT + 10.0
 _EXIT_LOCK_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.02
 _LOG_TAIL_LINES = 20
+_AOF_REWRITE_MIN_MB = 16
+# An automatic rewrite started during a short command would be killed by the SHUTDOWN at its
+# end, and started again by the next command, forever: the last process waits for it this long.
+_REWRITE_WAIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,13 @@ class EmbeddedServer:
                 f"dir {_quote(str(self.directory))}",
                 "appendonly yes",
                 "appendfsync everysec",
+                # Rewrite the append-only file once it has doubled since its last rewrite and
+                # holds at least 16 MB: a store replaced by demos or reindexes otherwise keeps
+                # every command ever run, and each start replays all of them. (A start counts
+                # the size since the last rewrite's base, so growth across restarts counts.)
+                "auto-aof-rewrite-percentage 100",
+                f"auto-aof-rewrite-min-size {_AOF_REWRITE_MIN_MB}mb",
+                "aof-use-rdb-preamble yes",
                 "save 3600 1 300 100 60 10000",
                 "daemonize no",
                 "protected-mode yes",
@@ -298,6 +313,46 @@ def _attached_socket(url: str) -> bool:
 
 def _own_client_name() -> str:
     return f"{_CLIENT_NAME_PREFIX}{os.getpid()}"
+
+
+# --- append-only file ---------------------------------------------------------------------------
+
+
+def _aof_rewrite_pending(client: redis.Redis) -> bool:
+    info: dict[str, Any] = client.info("persistence")
+    return bool(int(info.get("aof_rewrite_in_progress", 0))) or bool(
+        int(info.get("aof_rewrite_scheduled", 0))
+    )
+
+
+def _wait_for_aof_rewrite(client: redis.Redis, timeout: float) -> bool:
+    """Wait until no AOF rewrite is running or scheduled; False if ``timeout`` passed first."""
+    deadline = time.monotonic() + timeout
+    while _aof_rewrite_pending(client):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(_POLL_INTERVAL * 5)
+    return True
+
+
+def compact_append_only_file(client: redis.Redis, timeout: float = _REWRITE_WAIT) -> None:
+    """Rewrite the server's append-only file now (BGREWRITEAOF) and wait until it is done.
+
+    For a server with AOF off this does nothing. Raises :class:`EmbeddedServerError` if the
+    rewrite fails or does not finish within ``timeout`` seconds.
+    """
+    info: dict[str, Any] = client.info("persistence")
+    if not int(info.get("aof_enabled", 0)):
+        return
+    # Let a rewrite already under way finish first: it would not include what changed since.
+    if not _wait_for_aof_rewrite(client, timeout):
+        raise EmbeddedServerError(f"an AOF rewrite still ran after {timeout:.0f} s")
+    client.bgrewriteaof()
+    if not _wait_for_aof_rewrite(client, timeout):
+        raise EmbeddedServerError(f"the AOF rewrite did not finish within {timeout:.0f} s")
+    status = client.info("persistence").get("aof_last_bgrewrite_status", "ok")
+    if status != "ok":
+        raise EmbeddedServerError(f"the AOF rewrite failed (status {status!r}); see the log")
 
 
 # --- health check ------------------------------------------------------------------------------
@@ -537,6 +592,7 @@ def _release(
                         _drop_own_connections(checker)
                     return _Outcome.IN_USE
                 pid = server.read_pid()
+                _wait_for_aof_rewrite(checker, _REWRITE_WAIT)
                 checker.shutdown()
             finally:
                 if attachment is None or exiting:
