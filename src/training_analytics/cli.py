@@ -919,13 +919,16 @@ def demo(
             zone = settings.tz if settings.tz_given else "UTC"
             plan = DemoRecord(seed, learners, end, zone, events=0, recorded=0, complete=False)
         store = store.with_tz(plan.tz)
+        generating = time.monotonic()
         try:
             with err.status(f"Generating {plan.learners:,} learners…"):
                 programme = generate(plan.now, plan.learners, plan.seed)
         except KeyboardInterrupt:
             _interrupted("while generating the programme; nothing was written.")
         plan = replace(plan, events=len(programme[1]))
-        _load_demo_interruptibly(store, plan, programme, clear=clear)
+        _load_demo_interruptibly(
+            store, plan, programme, clear=clear, generated_in=time.monotonic() - generating
+        )
         report = collect_report(store.analytics, as_of=plan.now)
         if as_json:
             _emit_json(report)
@@ -940,6 +943,7 @@ def _load_demo_interruptibly(
     programme: tuple[list[dict[str, Any]], list[Any]],
     *,
     clear: bool,
+    generated_in: float = 0.0,
 ) -> None:
     """Clear (if asked), then record ``plan``'s events from ``plan.recorded``, marking progress.
 
@@ -1000,7 +1004,8 @@ def _load_demo_interruptibly(
     elapsed = time.monotonic() - started
     err.print(
         f"Loaded {summary.courses} courses, {plan.learners:,} learners and "
-        f"{summary.events - plan.recorded:,} events in {elapsed:.1f} s: "
+        f"{summary.events - plan.recorded:,} events in {elapsed:.1f} s (generated in "
+        f"{generated_in:.1f} s): "
         f"{summary.result.applied:,} applied, {summary.result.unchanged:,} unchanged, "
         f"{len(summary.result.rejected):,} rejected.",
         highlight=False,
