@@ -952,6 +952,7 @@ def _load_demo_interruptibly(
     """
     marker = store.analytics.keys.demo_marker()
     recorded = plan.recorded
+    marked = False
     started = time.monotonic()
     with _deferred_interrupt() as stop:
         try:
@@ -969,6 +970,7 @@ def _load_demo_interruptibly(
                     "recorded. Run `training-analytics demo` to load it."
                 )
             plan.write(store)
+            marked = True
             store.analytics.record_time_zone()
             with _progress() as progress:
                 task = progress.add_task("Recording events", total=plan.events)
@@ -990,6 +992,12 @@ def _load_demo_interruptibly(
                     programme=programme,
                 )
         except KeyboardInterrupt:
+            if not marked:
+                _interrupted(
+                    "nothing of the new demo was recorded"
+                    + ("; the previous training data may be partly removed" if clear else "")
+                    + ". Run `training-analytics demo --reset` to load it."
+                )
             summary = None
         if summary is None or summary.interrupted:
             rest = plan.events - recorded
