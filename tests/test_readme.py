@@ -71,3 +71,5 @@ def test_the_library_example_prints_sensible_figures(
     assert lines[:4] == ["True", "False", "2 1 50.0", "92 32.0"]
     assert "100.0 16.0" in lines  # claimed 16 hours after it was issued
     assert any(line.startswith("error: no course 'sales-102'") for line in lines)
+    # The zone its day buckets are in is recorded for the CLI.
+    assert client.get("readme-example:training:meta:time-zone") == "Europe/Madrid"

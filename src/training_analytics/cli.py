@@ -1136,8 +1136,8 @@ def reindex(
         store.analytics.record_time_zone()
         elapsed = time.monotonic() - started
         out.print(
-            f"Reindexed {escape(store.where)} ({_describe_prefix(settings.prefix)}, days in "
-            f"{escape(store.settings.tz)}) in {elapsed:.1f} s.",
+            f"Reindexed {escape(store.where)}; {_describe_prefix(settings.prefix)}; days in "
+            f"{escape(store.settings.tz)}; {elapsed:.1f} s.",
             highlight=False,
         )
         table = Table(show_header=False)
@@ -1175,7 +1175,12 @@ def bench(ctx: typer.Context) -> None:
             "`pip install 'training-analytics[bench]'`.",
             EXIT_REFUSED,
         )
-    code = bench_main(list(ctx.args))
+    try:
+        code = bench_main(list(ctx.args))
+    except KeyboardInterrupt:
+        # Its throwaway servers are stopped on the way out; a store of the user's is only
+        # written when --flush allowed it, and then holds benchmark data in any case.
+        _interrupted("the benchmark stopped; nothing was printed or saved for this run.")
     raise typer.Exit(code or 0)
 
 
