@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -133,3 +134,47 @@ def test_reset_deletes_an_interrupted_demo(store: tuple[str, redis.Redis]) -> No
     assert marker["state"] == "complete"
     assert marker["learners"] == "50"
     assert marker["recorded"] == marker["events"]
+
+
+_TTY_DEMO = ("--prefix", "tty:", "demo", "--json")
+
+
+def _demo_on_a_terminal(url: str, answer: str) -> tuple[int, str]:
+    """``demo`` with a terminal on stdin (where it asks), answering ``answer``."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "training_analytics", "--url", url, *_TTY_DEMO],
+            env=_env(),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(controller, answer.encode() + b"\n")
+        _, stderr = process.communicate(timeout=_TIMEOUT)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize(("answer", "code"), [("f", 0), ("r", 0), ("q", 1)])
+def test_demo_on_a_terminal_offers_to_finish_or_reset(
+    store: tuple[str, redis.Redis], answer: str, code: int
+) -> None:
+    url, client = store
+    loaded = _cli("--url", url, "--prefix", "tty:", "demo", "-n", "60", "--seed", "3")
+    assert loaded.returncode == 0, loaded.stderr
+    # As Ctrl-C before the first chunk was recorded leaves it.
+    client.hset("tty:training:meta:demo", mapping={"state": "loading", "recorded": 0})
+    returned, stderr = _demo_on_a_terminal(url, answer)
+    assert returned == code, stderr
+    assert "interrupted demo" in stderr and "Finish it (f)" in stderr
+    marker = client.hgetall("tty:training:meta:demo")
+    if answer == "q":
+        assert marker["state"] == "loading"
+        return
+    assert marker["state"] == "complete"
+    # Finishing keeps the interrupted programme (60 learners, seed 3); a reset loads the default.
+    assert marker["learners"] == ("60" if answer == "f" else "5000")

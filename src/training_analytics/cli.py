@@ -927,7 +927,12 @@ def demo(
             _interrupted("while generating the programme; nothing was written.")
         plan = replace(plan, events=len(programme[1]))
         _load_demo_interruptibly(
-            store, plan, programme, clear=clear, generated_in=time.monotonic() - generating
+            store,
+            plan,
+            programme,
+            clear=clear,
+            resume=resume is not None,
+            generated_in=time.monotonic() - generating,
         )
         report = collect_report(store.analytics, as_of=plan.now)
         if as_json:
@@ -943,6 +948,7 @@ def _load_demo_interruptibly(
     programme: tuple[list[dict[str, Any]], list[Any]],
     *,
     clear: bool,
+    resume: bool = False,
     generated_in: float = 0.0,
 ) -> None:
     """Clear (if asked), then record ``plan``'s events from ``plan.recorded``, marking progress.
@@ -988,6 +994,7 @@ def _load_demo_interruptibly(
                     now=plan.now,
                     progress=advance,
                     start=plan.recorded,
+                    resume=resume,
                     should_stop=stop,
                     programme=programme,
                 )
@@ -1018,6 +1025,13 @@ def _load_demo_interruptibly(
         f"{len(summary.result.rejected):,} rejected.",
         highlight=False,
     )
+    if resume and summary.result.rejected:
+        err.print(
+            "[dim]Finishing replays the batch that was in flight when the demo was stopped; "
+            "a replayed certificate whose status has moved on since is refused, and nothing "
+            "is counted twice.[/]",
+            highlight=False,
+        )
     for rejected in summary.result.rejected[:5]:
         err.print(
             f"[yellow]rejected event {rejected.index}:[/] {rejected.error}: "

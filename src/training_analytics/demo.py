@@ -907,14 +907,16 @@ def load_demo(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[int, int], None] | None = None,
     start: int = 0,
+    resume: bool = False,
     should_stop: Callable[[], bool] | None = None,
     programme: tuple[list[dict[str, Any]], list[DemoEvent]] | None = None,
 ) -> DemoSummary:
     """Create the demo courses and record its events; ``progress(done, total)`` after each chunk.
 
     The store should hold no training data under the facade's prefix (the courses are created,
-    and CourseExistsError is raised if one exists). ``start`` resumes an interrupted load: the
-    programme's first ``start`` events are taken as recorded, and courses that exist are kept.
+    and CourseExistsError is raised if one exists). ``resume`` finishes an interrupted load:
+    courses that exist are kept, and the programme's first ``start`` events are taken as
+    recorded.
     ``should_stop()`` is asked before each course and chunk; when it answers True the load stops
     there, between two chunks (never inside one), and the summary says how far it got.
     ``programme`` is what ``generate`` returned for these arguments, if the caller has it.
@@ -930,7 +932,7 @@ def load_demo(
     for course in courses:
         if should_stop is not None and should_stop():
             return summary(start, True)
-        if start == 0 or analytics.get_training_course(str(course["id"])) is None:
+        if not resume or analytics.get_training_course(str(course["id"])) is None:
             analytics.create_training_course(course)
     if progress is not None:
         progress(start, total)
