@@ -1,7 +1,7 @@
 """``python -m training_analytics.bench`` / ``training-analytics bench``: run the benchmark suite.
 
 Without arguments it runs the quick suite (small sizes, about a minute); ``--full`` runs every
-size up to 1M learners (about 12 minutes on 2 cores).
+size up to 1M learners (about 15 minutes on 2 cores).
 
 The Redis-protocol server is the one at ``REDIS_URL`` (its database must be empty, or pass
 ``--flush``: the suite writes millions of keys and flushes that database between phases), else
@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="small sizes, about a minute (the default)"
     )
     mode.add_argument(
-        "--full", action="store_true", help="every size up to 1M learners (about 12 minutes)"
+        "--full", action="store_true", help="every size up to 1M learners (about 15 minutes)"
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the raw figures here")
     parser.add_argument(
