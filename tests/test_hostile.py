@@ -203,6 +203,8 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
     "get_all_enhanced_courses": _args(),
     "get_all_training_courses": _args(),
     "get_published_training_courses": _args(),
+    "get_recorded_time_zone": _args(),
+    "record_time_zone": _args(),
 }
 
 

@@ -5,23 +5,31 @@ Every command works on the store that :func:`training_analytics.connect` resolve
 process on this machine that uses the same data directory). So ``training-analytics demo``
 followed by ``training-analytics report`` shows the same data, with no Redis installed.
 
+The global options ``--url``, ``--prefix`` and ``--tz`` work before the command name
+(``training-analytics --url X report``) and after it (``report --url X``); after it wins. A new
+command takes them as ``url: UrlOption = None, prefix: PrefixOption = None, tz: TzOption = None``
+and opens the store with ``_open_store(_settings(ctx, prefix, tz, url))`` inside
+``with _friendly_errors():``.
+
 Tables go to stdout, progress and messages to stderr, so ``report --json`` can be piped. Expected
 failures (server unreachable, store not indexed, bad input) print one clear message and exit with
 status 2 (1 for a refusal such as demo data that would mix with existing data); a traceback means
-a bug.
+a bug. Ctrl-C prints what was done and exits with 130; a closed pipe (``report | head``) ends the
+command quietly with 141, as a Unix tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from types import FrameType
 from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -40,22 +48,67 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandFunctionType
 
 import training_analytics as ta
 
 from ._time import parse_instant
-from .demo import DEFAULT_LEARNERS, DEFAULT_SEED, DEMO_COURSE_IDS, load_demo
+from .demo import (
+    DEFAULT_LEARNERS,
+    DEFAULT_NOW,
+    DEFAULT_SEED,
+    DEMO_COURSE_IDS,
+    generate,
+    load_demo,
+)
 from .errors import EmbeddedServerError
-from .server import DATA_DIR_ENV, REDIS_URL_ENV, default_data_dir, ping
+from .server import (
+    DATA_DIR_ENV,
+    REDIS_URL_ENV,
+    compact_append_only_file,
+    default_data_dir,
+    ping,
+)
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
+
+class _FlagHelp:
+    """``--help`` listed as a flag in the help, like the others (Typer shows ``<bool>``)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_FlagHelp, TyperCommand):
+    pass
+
+
+class _Group(_FlagHelp, TyperGroup):
+    pass
+
+
+class _Typer(typer.Typer):
+    """Commands get ``_Command`` unless they ask for another class."""
+
+    def command(
+        self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+app = _Typer(
+    cls=_Group,
     name="training-analytics",
     help=(
         "Training analytics on Redis or Valkey: enrolments, drop-off, daily series and "
         f"certificates. Uses --url, else ${REDIS_URL_ENV}, else an embedded Valkey server "
-        f"(data in ${DATA_DIR_ENV} or the user data directory)."
+        f"(data in ${DATA_DIR_ENV} or the user data directory). --url, --prefix and --tz may "
+        "come before or after the command."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -63,14 +116,28 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-out = Console()
-err = Console(stderr=True)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich exits with 1 here; a reader that went away (`report | head`) is no failure.
+        self.quiet = True
+        _exit_on_broken_pipe()
+
+
+out = _Console()
+err = _Console(stderr=True)
 
 EXIT_REFUSED = 1
 EXIT_UNAVAILABLE = 2
+#: 128 + SIGINT, and 128 + SIGPIPE: what a shell reports for a tool stopped by either signal.
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 #: Days in the report's daily series (ending today in the configured time zone).
 SERIES_DAYS = 14
+
+#: Width of tables written to a pipe or file: wide enough that no row or title wraps.
+PIPE_WIDTH = 250
 
 
 # --- options shared by the commands ------------------------------------------------------------
@@ -80,12 +147,16 @@ SERIES_DAYS = 14
 class Settings:
     prefix: str = ""
     tz: str = "UTC"
+    url: str | None = None
+    tz_given: bool = False
+    """``--tz`` was given; otherwise the zone recorded in the store (if any) replaces ``tz``."""
 
 
 UrlOption = Annotated[
     str | None,
     typer.Option(
         "--url",
+        metavar="URL",
         help=f"Redis/Valkey URL. Default: ${REDIS_URL_ENV}, else the embedded server.",
         show_default=False,
     ),
@@ -94,6 +165,7 @@ PrefixOption = Annotated[
     str | None,
     typer.Option(
         "--prefix",
+        metavar="PREFIX",
         help="Key prefix (tenant namespace), e.g. 'tenant-a:'. Default: none.",
         show_default=False,
     ),
@@ -102,7 +174,10 @@ TzOption = Annotated[
     str | None,
     typer.Option(
         "--tz",
-        help="Time zone of day buckets, e.g. Europe/Madrid. Default: UTC.",
+        metavar="ZONE",
+        help="Time zone of day buckets, e.g. Europe/Madrid. Default: the zone the store's "
+        "data was written in, else UTC. A zone other than the store's is refused (day buckets "
+        "cannot be converted).",
         show_default=False,
     ),
 ]
@@ -117,25 +192,41 @@ def _check_tz(value: str) -> str:
     return value
 
 
+def _fit_output() -> None:
+    """Output for a reader: a pipe or file gets full-width tables and unwrapped messages."""
+    for console in (out, err):
+        if not console.is_terminal:
+            console.soft_wrap = True
+            if not os.environ.get("COLUMNS"):
+                console.width = PIPE_WIDTH
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
-    prefix: Annotated[
-        str, typer.Option("--prefix", help="Key prefix (tenant namespace), e.g. 'tenant-a:'.")
-    ] = "",
-    tz: Annotated[
-        str, typer.Option("--tz", help="Time zone of day buckets, e.g. Europe/Madrid.")
-    ] = "UTC",
+    url: UrlOption = None,
+    prefix: PrefixOption = None,
+    tz: TzOption = None,
 ) -> None:
-    ctx.obj = Settings(prefix=prefix, tz=_check_tz(tz))
+    _fit_output()
+    ctx.obj = Settings(
+        prefix=prefix or "",
+        tz=_check_tz(tz) if tz is not None else "UTC",
+        url=url,
+        tz_given=tz is not None,
+    )
 
 
-def _settings(ctx: typer.Context, prefix: str | None, tz: str | None) -> Settings:
+def _settings(
+    ctx: typer.Context, prefix: str | None, tz: str | None, url: str | None = None
+) -> Settings:
     """The global options, overridden by the same options given after the command name."""
     base = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
     return Settings(
         prefix=base.prefix if prefix is None else prefix,
         tz=base.tz if tz is None else _check_tz(tz),
+        url=base.url if url is None else url,
+        tz_given=base.tz_given or tz is not None,
     )
 
 
@@ -147,11 +238,32 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _exit_on_broken_pipe() -> NoReturn:
+    """The reader of stdout went away (``report | head``): stop quietly, as Unix tools do."""
+    # Point stdout at /dev/null so that the interpreter's final flush does not fail again and
+    # print "Exception ignored ... BrokenPipeError".
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise typer.Exit(EXIT_BROKEN_PIPE)
+
+
+def _interrupted(message: str) -> NoReturn:
+    err.print(f"[bold yellow]interrupted:[/] {message}", highlight=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
 @contextlib.contextmanager
 def _friendly_errors() -> Iterator[None]:
     """Expected failures become one message and an exit status, never a traceback."""
     try:
         yield
+    except KeyboardInterrupt:
+        # Commands that write say what they had done before this; a read changed nothing.
+        _interrupted("stopped by Ctrl-C.")
+    except BrokenPipeError:
+        _exit_on_broken_pipe()
     except ta.NotIndexedError as exc:
         _fail(
             f"{exc}.\nRun `training-analytics reindex` with the same --url and --prefix, "
@@ -192,9 +304,17 @@ class Store:
     client: redis.Redis
     analytics: ta.TrainingAnalytics
     settings: Settings
+    """The options in effect: ``tz`` is the zone the commands use (resolved against the store's)."""
     where: str
     """Human description of the server, without credentials."""
     embedded: bool
+    recorded_tz: str | None = None
+    """The zone the store's day buckets were written in, if recorded."""
+
+    def with_tz(self, tz: str) -> Store:
+        """The same store seen through a facade with day buckets in ``tz``."""
+        analytics = ta.TrainingAnalytics(self.client, prefix=self.settings.prefix, tz=tz)
+        return replace(self, analytics=analytics, settings=replace(self.settings, tz=tz))
 
 
 def _redact(url: str) -> str:
@@ -209,9 +329,15 @@ def _redact(url: str) -> str:
     )
 
 
-def _open_store(settings: Settings, url: str | None) -> Store:
-    """Connect (starting the embedded server if that is what resolves) and check it answers."""
-    configured = url or os.environ.get(REDIS_URL_ENV) or None
+def _open_store(settings: Settings, url: str | None = None, *, check_zone: bool = True) -> Store:
+    """Connect (starting the embedded server if that is what resolves) and check it answers.
+
+    ``url`` overrides ``settings.url``. The day buckets' zone is the one recorded in the store
+    unless ``--tz`` was given; with ``check_zone``, a given zone other than the recorded one is
+    refused (``InvalidInputError``): day buckets cannot be re-read in another zone, and showing
+    them under its name would only relabel them.
+    """
+    configured = url or settings.url or os.environ.get(REDIS_URL_ENV) or None
     if configured is None:
         with err.status("Starting the embedded Valkey server…"):
             client = ta.connect(None)
@@ -225,7 +351,72 @@ def _open_store(settings: Settings, url: str | None) -> Store:
             raise ta.InvalidInputError(f"invalid server URL {where!r}: {exc}") from exc
     ping(client)
     analytics = ta.TrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
-    return Store(client, analytics, settings, where, embedded=configured is None)
+    recorded = analytics.get_recorded_time_zone()
+    store = Store(client, analytics, settings, where, configured is None, recorded)
+    if recorded is None or recorded == settings.tz:
+        return store
+    if not settings.tz_given:
+        return store.with_tz(recorded)
+    if check_zone:
+        raise ta.InvalidInputError(
+            f"--tz {settings.tz}: the day buckets in this store were written in {recorded} "
+            f"({_describe_prefix(settings.prefix)}), and daily counts cannot be converted to "
+            f"another zone; leave out --tz (or pass --tz {recorded})"
+        )
+    return store
+
+
+# --- the demo's marker -------------------------------------------------------------------------
+# A hash under training:meta:demo says which programme a demo loaded (seed, learners, its clock)
+# and whether loading finished: an interrupted demo is never mistaken for a whole one.
+
+
+@dataclass(frozen=True)
+class DemoRecord:
+    seed: int
+    learners: int
+    now: datetime
+    tz: str
+    events: int
+    recorded: int
+    complete: bool
+
+    @classmethod
+    def read(cls, store: Store) -> DemoRecord | None:
+        raw = store.client.hgetall(store.analytics.keys.demo_marker())
+        fields = {str(k): str(v) for k, v in raw.items()}  # decode_responses: already str
+        try:
+            return cls(
+                seed=int(fields["seed"]),
+                learners=int(fields["learners"]),
+                now=parse_instant(fields["now"], "demo marker"),
+                tz=_check_tz(fields["tz"]),
+                events=int(fields["events"]),
+                recorded=int(fields["recorded"]),
+                complete=fields["state"] == "complete",
+            )
+        except (KeyError, ValueError, typer.BadParameter):
+            return None  # no marker (or not one this version wrote): not a known demo
+
+    def write(self, store: Store) -> None:
+        store.client.hset(
+            store.analytics.keys.demo_marker(),
+            mapping={
+                "seed": self.seed,
+                "learners": self.learners,
+                "now": self.now.isoformat(),
+                "tz": self.tz,
+                "events": self.events,
+                "recorded": self.recorded,
+                "state": "complete" if self.complete else "loading",
+            },
+        )
+
+    def describe(self) -> str:
+        return (
+            f"seed {self.seed}, {self.learners:,} learners, activity up to "
+            f"{self.now:%Y-%m-%d %H:%M} UTC"
+        )
 
 
 def _holds_training_data(store: Store) -> bool:
@@ -289,9 +480,12 @@ class Report:
     series_end: date
     enrollments: list[ta.TimeSeriesDataPoint]
     completions: list[ta.TimeSeriesDataPoint]
+    as_of: datetime | None = None
+    """The clock of the figures that depend on the time (expiry, the last days), when fixed."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "asOf": None if self.as_of is None else self.as_of.isoformat(),
             "overview": self.overview.model_dump(mode="json"),
             "courses": [
                 {
@@ -317,9 +511,26 @@ class Report:
 
 
 def collect_report(
-    analytics: ta.TrainingAnalytics, *, course_id: str | None = None, today: date | None = None
+    analytics: ta.TrainingAnalytics,
+    *,
+    course_id: str | None = None,
+    today: date | None = None,
+    as_of: datetime | None = None,
 ) -> Report:
-    """Everything the report shows; ``course_id`` narrows the course section and the series."""
+    """Everything the report shows; ``course_id`` narrows the course section and the series.
+
+    ``as_of`` fixes the clock of the time-dependent figures (a demo's programme is shown as of
+    the moment it was generated for); ``today`` the last day of the series.
+    """
+    if as_of is not None:
+        moment = as_of
+        analytics = ta.TrainingAnalytics(
+            analytics.client,
+            prefix=analytics.keys.prefix,
+            tz=analytics.context.tz,
+            clock=lambda: moment,
+            max_range_days=analytics.context.max_range_days,
+        )
     overview = analytics.get_training_overview_metrics()
     courses = analytics.get_all_training_courses()
     if course_id is not None:
@@ -327,7 +538,7 @@ def collect_report(
         if not courses:
             raise ta.CourseNotFoundError(f"no course with id {course_id!r} in the catalogue")
     reports = [CourseReport(c, analytics.get_course_detailed_analytics(c.id)) for c in courses]
-    end = today or datetime.now(analytics.context.tz).date()
+    end = today or analytics.context.now().astimezone(analytics.context.tz).date()
     start = end - timedelta(days=SERIES_DAYS - 1)
     return Report(
         overview=overview,
@@ -339,23 +550,27 @@ def collect_report(
         series_end=end,
         enrollments=analytics.get_enrollment_time_series(start, end, course_id=course_id),
         completions=analytics.get_completion_time_series(start, end, course_id=course_id),
+        as_of=as_of,
     )
 
 
 def _pct(value: float) -> str:
-    return f"{value:.1f}%"
+    return f"{value:.1f}"
 
 
-def _hours(value: float) -> str:
-    if value >= 48:
-        return f"{value:,.1f} h ({value / 24:.1f} days)"
-    return f"{value:,.1f} h"
+#: Characters of a drop-off bar; its column's header is the scale, 0% to 100%.
+BAR_WIDTH = 20
 
 
-def _bar(rate: float, width: int = 20) -> str:
+def _bar(rate: float, width: int = BAR_WIDTH) -> str:
     filled = round(max(0.0, min(rate, 100.0)) / 100 * width)
     colour = "green" if rate < 15 else "yellow" if rate < 30 else "red"
     return f"[{colour}]{'█' * filled}[/][dim]{'·' * (width - filled)}[/]"
+
+
+def _note(text: str) -> None:
+    """A line under a table: never wrapped into it, never wrapped mid-sentence in a pipe."""
+    out.print(f"[dim]{escape(text)}[/]", highlight=False)
 
 
 def _overview_table(report: Report) -> Table:
@@ -367,56 +582,50 @@ def _overview_table(report: Report) -> Table:
     table.add_row("  published", f"{o.published_courses:,}")
     table.add_row("  drafts", f"{o.draft_courses:,}")
     table.add_row("Enrolments (all courses)", f"{o.total_enrollments:,}")
-    table.add_row("Average completion rate (published courses)", _pct(o.average_completion_rate))
+    table.add_row("Average completion rate, % (published courses)", _pct(o.average_completion_rate))
     table.add_row("Certificates issued", f"{o.total_certifications:,}")
     return table
 
 
+#: Column headers of the course table, with their unit; the notes under it explain them.
+COURSE_COLUMNS = ("Course", "Id", "Enrolled", "Completed", "Rate %", "Score", "Hours")
+COURSE_NOTES = (
+    "Rate %: completed / enrolled. Score: mean overall score (0-100). Hours: mean time from "
+    "first start to completion, in hours (as averageTimeToComplete in --json). A figure with "
+    "nothing to average (a draft or a course without learners) shows 0, as in --json."
+)
+
+
 def _courses_table(report: Report) -> Table:
-    table = Table(
-        title="Courses",
-        title_justify="left",
-        caption=(
-            "Rate: completed / enrolled. Score: mean overall score. Days: mean time from "
-            "first start to completion."
-        ),
-        caption_justify="left",
-    )
-    table.add_column("Course (id)", ratio=1)
-    table.add_column("Enrolled", justify="right")
-    table.add_column("Completed", justify="right")
-    table.add_column("Rate", justify="right")
-    table.add_column("Score", justify="right")
-    table.add_column("Days", justify="right")
+    table = Table(title="Courses", title_justify="left")
+    for name in COURSE_COLUMNS:
+        table.add_column(name, justify="left" if name in {"Course", "Id"} else "right")
     for c in report.courses:
         a = c.analytics
         title = escape(ta.get_localized_name(c.course.title, c.course.id))
         if not c.course.is_published:
             title += " [yellow](draft)[/]"
         table.add_row(
-            f"{title}\n[dim]{escape(c.course.id)}[/]",
+            title,
+            f"[dim]{escape(c.course.id)}[/]",
             f"{a.enrollments:,}",
             f"{a.completions:,}",
-            _pct(a.completion_rate) if a.enrollments else "–",
-            str(a.average_score) if a.average_score else "–",
-            # The library answers in hours (as the seed); courses take days, which read better.
-            f"{a.average_time_to_complete / 24:.1f}" if a.average_time_to_complete else "–",
+            _pct(a.completion_rate),
+            str(a.average_score),
+            f"{a.average_time_to_complete:,.1f}",
         )
     return table
 
 
 def _dropoff_table(course: CourseReport) -> Table:
     title = escape(ta.get_localized_name(course.course.title, course.course.id))
-    table = Table(
-        title=f"Drop-off by module: {title}",
-        title_justify="left",
-        caption="Learners who started the module and have not completed it",
-        caption_justify="left",
-    )
+    table = Table(title=f"Drop-off by module: {title}", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("Module")
-    table.add_column("Drop-off", justify="right")
-    table.add_column("", no_wrap=True)
+    table.add_column("Drop-off %", justify="right")
+    table.add_column(
+        f"{'0%':<{BAR_WIDTH // 2}}{'100%':>{BAR_WIDTH - BAR_WIDTH // 2}}", no_wrap=True
+    )
     for index, rate in enumerate(course.analytics.dropoff_rates, 1):
         table.add_row(
             str(index), escape(rate.module_name), _pct(rate.dropoff_rate), _bar(rate.dropoff_rate)
@@ -431,8 +640,8 @@ def _credentials_table(report: Report) -> Table:
     table.add_column("Value", justify="right")
     table.add_row("Issued (all time)", f"{c.total_issued:,}")
     table.add_row("Claimed (ever)", f"{c.total_claimed:,}")
-    table.add_row("Claim rate", _pct(c.claim_rate))
-    table.add_row("Average time to claim", _hours(c.average_claim_time_hours))
+    table.add_row("Claim rate, %", _pct(c.claim_rate))
+    table.add_row("Average time to claim, hours", f"{c.average_claim_time_hours:,.1f}")
     table.add_row("Pending (issued, unclaimed, valid)", f"{c.pending:,}")
     table.add_row("Expiring in the next 30 days", f"{c.expiring_in_30_days:,}")
     table.add_section()
@@ -462,10 +671,27 @@ def _series_table(report: Report, tz: str) -> Table:
     return table
 
 
+def _warn_incomplete_demo(store: Store, demo: DemoRecord | None) -> None:
+    if demo is None or demo.complete:
+        return
+    err.print(
+        f"[bold yellow]warning:[/] this store holds an interrupted demo ({demo.describe()}): "
+        f"only {demo.recorded:,} of its {demo.events:,} events were recorded, so the figures "
+        "are partial. Run `training-analytics demo --finish` to record the rest, or "
+        "`training-analytics demo --reset` to start again.",
+        highlight=False,
+    )
+
+
 def print_report(report: Report, store: Store) -> None:
+    as_of = (
+        f"; figures as of {report.as_of.astimezone(UTC):%Y-%m-%d %H:%M} UTC (the demo's clock)"
+        if report.as_of is not None
+        else ""
+    )
     out.print(
         f"[dim]Store: {escape(store.where)}; {_describe_prefix(store.settings.prefix)}; "
-        f"days in {escape(store.settings.tz)}[/]",
+        f"days in {escape(store.settings.tz)}{as_of}[/]",
         highlight=False,
     )
     out.print()
@@ -480,17 +706,26 @@ def print_report(report: Report, store: Store) -> None:
     if report.course_filter is None:
         out.print(_overview_table(report))
         out.print()
+    else:
+        _note(
+            f"Course {report.course_filter} only: the programme overview and certificates "
+            "cover every course and are left out (run without --course to see them)."
+        )
+        out.print()
     out.print(_courses_table(report))
+    _note(COURSE_NOTES)
     out.print()
-    hidden = 0
-    for course in report.courses:
-        if course.analytics.enrollments == 0 or not course.analytics.dropoff_rates:
-            hidden += 1
-            continue
+    shown = [c for c in report.courses if c.analytics.enrollments and c.analytics.dropoff_rates]
+    if shown:
+        _note("Drop-off %: of the learners who started a module, those who have not completed it.")
+        out.print()
+    for course in shown:
         out.print(_dropoff_table(course))
         out.print()
+    hidden = len(report.courses) - len(shown)
     if hidden and report.course_filter is None:
-        out.print(f"[dim]{hidden} course(s) without learners have no drop-off to show.[/]\n")
+        _note(f"{hidden} course(s) without learners have no drop-off to show.")
+        out.print()
     if report.course_filter is None:
         out.print(_credentials_table(report))
         out.print()
@@ -500,9 +735,73 @@ def print_report(report: Report, store: Store) -> None:
 def _emit_json(report: Report) -> None:
     # Plain stdout, not Rich: no wrapping or highlighting in what scripts parse.
     sys.stdout.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()  # a closed pipe shows here, inside the command, not at exit
 
 
 # --- commands ----------------------------------------------------------------------------------
+
+
+class _StopRequest:
+    """Ctrl-C while the store is written: the work stops at the next safe point, then says so."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[_StopRequest]:
+    """The first Ctrl-C asks to stop at a safe point; a second one stops at once."""
+    stop = _StopRequest()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+        err.print(
+            "[yellow]Stopping after the current batch of events (Ctrl-C again to stop at once)…[/]",
+            highlight=False,
+        )
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (an embedding application): Ctrl-C is its business
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return DEFAULT_NOW
+    if value.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        return parse_instant(value, "--now")
+    except ta.InvalidDateError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--now") from exc
+
+
+def _choose_finish(previous: DemoRecord) -> bool | None:
+    """Ask whether to finish (True) or reset (False) an interrupted demo; None: not asked."""
+    if not sys.stdin.isatty():
+        return None
+    answer: str = typer.prompt(
+        f"This store holds an interrupted demo ({previous.describe()}; {previous.recorded:,} "
+        f"of {previous.events:,} events recorded). Finish it (f), delete it and start again "
+        "(r), or quit (q)?",
+        default="f",
+        err=True,
+    )
+    choice = answer.strip().lower()[:1]
+    if choice == "q":
+        raise typer.Exit(EXIT_REFUSED)
+    return choice != "r"
 
 
 @app.command()
@@ -510,41 +809,83 @@ def demo(
     ctx: typer.Context,
     *,
     learners: Annotated[
-        int, typer.Option("--learners", "-n", min=1, help="Number of learners to generate.")
+        int,
+        typer.Option(
+            "--learners", "-n", min=1, metavar="N", help="Number of learners to generate."
+        ),
     ] = DEFAULT_LEARNERS,
     seed: Annotated[
-        int, typer.Option("--seed", help="Random seed (same seed, same programme).")
+        int,
+        typer.Option(
+            "--seed", metavar="SEED", help="Random seed (same seed and --now, same programme)."
+        ),
     ] = DEFAULT_SEED,
     url: UrlOption = None,
     reset: Annotated[
         bool,
         typer.Option(
             "--reset",
+            metavar="",
             help="Delete the training data already there (under the prefix) first. Needed "
             "unless the store is the embedded one and holds only an earlier demo.",
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    finish: Annotated[
+        bool,
+        typer.Option(
+            "--finish",
+            metavar="",
+            help="Record the rest of an interrupted demo (the same programme it started).",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print the report as JSON.")
+    ] = False,
     now: Annotated[
         str | None,
         typer.Option(
             "--now",
-            help="End of the generated activity (ISO-8601 with a zone); default: the current "
-            "time. With --seed it makes a demo reproducible.",
+            metavar="WHEN",
+            help=f"End of the generated activity: ISO-8601 with a zone, or 'now' for the "
+            f"current time. Default: {DEFAULT_NOW:%Y-%m-%dT%H:%MZ}, fixed so that the same "
+            "seed gives the same counts on every run; the report shows the programme as of "
+            "that moment.",
         ),
     ] = None,
     prefix: PrefixOption = None,
     tz: TzOption = None,
 ) -> None:
     """Load a realistic generated programme (~90 days of activity), then print the report."""
-    settings = _settings(ctx, prefix, tz)
-    try:
-        end = datetime.now(UTC) if now is None else parse_instant(now, "--now")
-    except ta.InvalidDateError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--now") from exc
+    settings = _settings(ctx, prefix, tz, url)
+    end = _parse_now(now)
     with _friendly_errors():
-        store = _open_store(settings, url)
-        if _holds_training_data(store):
+        store = _open_store(settings, check_zone=False)
+        previous = DemoRecord.read(store)
+        resume: DemoRecord | None = None
+        if previous is not None and not previous.complete and not reset:
+            wants_finish = True if finish else _choose_finish(previous)
+            if wants_finish is None:
+                err.print(
+                    f"[bold red]refused:[/] this store holds an interrupted demo "
+                    f"({previous.describe()}; {previous.recorded:,} of {previous.events:,} "
+                    "events recorded). Pass --finish to record the rest, or --reset to delete "
+                    "it and start again.",
+                    highlight=False,
+                )
+                raise typer.Exit(EXIT_REFUSED)
+            if wants_finish:
+                resume = previous
+            else:
+                reset = True
+        elif finish:
+            err.print(
+                "[bold red]refused:[/] there is no interrupted demo to finish here "
+                f"({_describe_prefix(settings.prefix)}).",
+                highlight=False,
+            )
+            raise typer.Exit(EXIT_REFUSED)
+        clear = False
+        if resume is None and _holds_training_data(store):
             scope = f"{store.where}, {_describe_prefix(settings.prefix)}"
             # The embedded store is the demo's sandbox, so a previous demo there is replaced
             # without asking; anything else (a server given by URL, or courses of the user's
@@ -559,44 +900,140 @@ def demo(
                     highlight=False,
                 )
                 raise typer.Exit(EXIT_REFUSED)
-            removed = _clear_training_data(store)
-            err.print(
-                f"Cleared the previous training data ({removed:,} keys) from {escape(scope)}."
-            )
-        started = time.monotonic()
-        with _progress() as progress:
-            # The bar pulses while the programme is generated (a few seconds for thousands of
-            # learners), then counts events as load_demo records them chunk by chunk.
-            task = progress.add_task(f"Generating {learners:,} learners", total=None)
-
-            def advance(done: int, total: int) -> None:
-                progress.update(task, description="Recording events", completed=done, total=total)
-
-            summary = load_demo(
-                store.analytics,
-                learners=learners,
-                seed=seed,
-                now=end,
-                progress=advance,
-            )
-        elapsed = time.monotonic() - started
-        err.print(
-            f"Loaded {summary.courses} courses, {learners:,} learners and {summary.events:,} "
-            f"events in {elapsed:.1f} s: {summary.result.applied:,} applied, "
-            f"{summary.result.unchanged:,} unchanged, {len(summary.result.rejected):,} rejected.",
-            highlight=False,
+            clear = True
+        if resume is not None:
+            plan = resume
+            err.print(f"Finishing the interrupted demo ({plan.describe()}).", highlight=False)
+        else:
+            zone = settings.tz if settings.tz_given else "UTC"
+            plan = DemoRecord(seed, learners, end, zone, events=0, recorded=0, complete=False)
+        store = store.with_tz(plan.tz)
+        generating = time.monotonic()
+        try:
+            with err.status(f"Generating {plan.learners:,} learners…"):
+                programme = generate(plan.now, plan.learners, plan.seed)
+        except KeyboardInterrupt:
+            _interrupted("while generating the programme; nothing was written.")
+        plan = replace(plan, events=len(programme[1]))
+        _load_demo_interruptibly(
+            store,
+            plan,
+            programme,
+            clear=clear,
+            resume=resume is not None,
+            generated_in=time.monotonic() - generating,
         )
-        for rejected in summary.result.rejected[:5]:
-            err.print(
-                f"[yellow]rejected event {rejected.index}:[/] {rejected.error}: "
-                f"{escape(rejected.message)}"
-            )
-        report = collect_report(store.analytics)
+        report = collect_report(store.analytics, as_of=plan.now)
         if as_json:
             _emit_json(report)
         else:
             out.print()
             print_report(report, store)
+
+
+def _load_demo_interruptibly(
+    store: Store,
+    plan: DemoRecord,
+    programme: tuple[list[dict[str, Any]], list[Any]],
+    *,
+    clear: bool,
+    resume: bool = False,
+    generated_in: float = 0.0,
+) -> None:
+    """Clear (if asked), then record ``plan``'s events from ``plan.recorded``, marking progress.
+
+    The marker says "loading" until the last event is recorded. Ctrl-C stops after the batch in
+    flight; the command then says what was recorded and what was not, and exits with 130.
+    """
+    marker = store.analytics.keys.demo_marker()
+    recorded = plan.recorded
+    marked = False
+    started = time.monotonic()
+    with _deferred_interrupt() as stop:
+        try:
+            if clear:
+                removed = _clear_training_data(store)
+                err.print(
+                    f"Cleared the previous training data ({removed:,} keys) from "
+                    f"{escape(store.where)}, {_describe_prefix(store.settings.prefix)}.",
+                    highlight=False,
+                )
+                _compact_embedded_store(store)
+            if stop():
+                _interrupted(
+                    "the previous training data was removed; nothing of the new demo was "
+                    "recorded. Run `training-analytics demo` to load it."
+                )
+            plan.write(store)
+            marked = True
+            store.analytics.record_time_zone()
+            with _progress() as progress:
+                task = progress.add_task("Recording events", total=plan.events)
+
+                def advance(done: int, total: int) -> None:
+                    nonlocal recorded
+                    recorded = done
+                    store.client.hset(marker, "recorded", done)
+                    progress.update(task, completed=done, total=total)
+
+                summary = load_demo(
+                    store.analytics,
+                    learners=plan.learners,
+                    seed=plan.seed,
+                    now=plan.now,
+                    progress=advance,
+                    start=plan.recorded,
+                    resume=resume,
+                    should_stop=stop,
+                    programme=programme,
+                )
+        except KeyboardInterrupt:
+            if not marked:
+                _interrupted(
+                    "nothing of the new demo was recorded"
+                    + ("; the previous training data may be partly removed" if clear else "")
+                    + ". Run `training-analytics demo --reset` to load it."
+                )
+            summary = None
+        if summary is None or summary.interrupted:
+            rest = plan.events - recorded
+            _interrupted(
+                f"{recorded:,} of the programme's {plan.events:,} events are recorded, "
+                f"{rest:,} are not. The store holds an incomplete demo, marked as such "
+                f"({store.analytics.keys.demo_marker()}): `training-analytics report` warns "
+                "about it, `training-analytics demo --finish` records the rest (the same "
+                "programme), `training-analytics demo --reset` deletes it and starts again."
+            )
+        store.client.hset(marker, mapping={"recorded": summary.recorded, "state": "complete"})
+    elapsed = time.monotonic() - started
+    err.print(
+        f"Loaded {summary.courses} courses, {plan.learners:,} learners and "
+        f"{summary.events - plan.recorded:,} events in {elapsed:.1f} s (generated in "
+        f"{generated_in:.1f} s): "
+        f"{summary.result.applied:,} applied, {summary.result.unchanged:,} unchanged, "
+        f"{len(summary.result.rejected):,} rejected.",
+        highlight=False,
+    )
+    if resume and summary.result.rejected:
+        err.print(
+            "[dim]Finishing replays the batch that was in flight when the demo was stopped; "
+            "a replayed certificate whose status has moved on since is refused, and nothing "
+            "is counted twice.[/]",
+            highlight=False,
+        )
+    for rejected in summary.result.rejected[:5]:
+        err.print(
+            f"[yellow]rejected event {rejected.index}:[/] {rejected.error}: "
+            f"{escape(rejected.message)}"
+        )
+
+
+def _compact_embedded_store(store: Store) -> None:
+    """After a reset, rewrite the embedded server's append-only file (its history is gone)."""
+    if not store.embedded:
+        return  # someone else's server: its persistence is theirs to run
+    with err.status("Compacting the embedded store's append-only file…"):
+        compact_append_only_file(store.client)
 
 
 def _progress() -> Progress:
@@ -620,21 +1057,47 @@ def report(
     url: UrlOption = None,
     course: Annotated[
         str | None,
-        typer.Option("--course", help="Only this course (id) in the course section and series."),
+        typer.Option(
+            "--course",
+            metavar="ID",
+            help="Only this course: its analytics, drop-off and daily series. The programme "
+            "overview and the certificates cover every course and are left out.",
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print JSON instead of tables.")
+    ] = False,
     prefix: PrefixOption = None,
     tz: TzOption = None,
 ) -> None:
     """Print the overview, per-course analytics with drop-off, certificates and recent days."""
-    settings = _settings(ctx, prefix, tz)
+    settings = _settings(ctx, prefix, tz, url)
     with _friendly_errors():
-        store = _open_store(settings, url)
-        data = collect_report(store.analytics, course_id=course)
+        store = _open_store(settings)
+        demo_record = DemoRecord.read(store)
+        _warn_incomplete_demo(store, demo_record)
+        data = collect_report(
+            store.analytics,
+            course_id=course,
+            as_of=demo_record.now if demo_record is not None else None,
+        )
         if as_json:
             _emit_json(data)
         else:
             print_report(data, store)
+
+
+#: What the reindex table calls each count (ReindexReport's fields); others are named after theirs.
+REINDEX_LABELS = {
+    "courses": "Courses",
+    "learners": "Enrolments",
+    "enrollment_events": "Enrolment events (series)",
+    "completion_events": "Completion events (series)",
+    "certifications": "Certificates",
+    "removed_dangling_certifications": "Dangling certificate ids removed",
+    "unenrolled_progress": "Progress saved before enrolling",
+    "skipped_course_ids": "Skipped course ids",
+}
 
 
 @app.command()
@@ -646,34 +1109,46 @@ def reindex(
     tz: TzOption = None,
 ) -> None:
     """Rebuild this library's derived keys from the base keys (after the older system wrote)."""
-    settings = _settings(ctx, prefix, tz)
+    settings = _settings(ctx, prefix, tz, url)
     with _friendly_errors():
-        store = _open_store(settings, url)
+        store = _open_store(settings)
         started = time.monotonic()
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("Reindexing", total=None)
+        stage = "starting"
+        try:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("Reindexing", total=None)
 
-            def advance(stage: str, done: int) -> None:
-                progress.update(task, description=f"Reindexing: {stage} ({done:,})")
+                def advance(step: str, done: int) -> None:
+                    nonlocal stage
+                    stage = f"{step} ({done:,})"
+                    progress.update(task, description=f"Reindexing: {stage}")
 
-            result = store.analytics.reindex(progress=advance)
+                result = store.analytics.reindex(progress=advance)
+        except KeyboardInterrupt:
+            _interrupted(
+                f"reindex stopped at: {stage}. The derived keys are incomplete and the store "
+                "is marked as not indexed, so writes and the reads that need them are refused "
+                "(nothing is counted wrong) until `training-analytics reindex` runs to the end."
+            )
+        store.analytics.record_time_zone()
         elapsed = time.monotonic() - started
         out.print(
-            f"Reindexed {escape(store.where)} ({_describe_prefix(settings.prefix)}) "
-            f"in {elapsed:.1f} s.",
+            f"Reindexed {escape(store.where)}; {_describe_prefix(settings.prefix)}; days in "
+            f"{escape(store.settings.tz)}; {elapsed:.1f} s.",
             highlight=False,
         )
         table = Table(show_header=False)
         table.add_column("What")
         table.add_column("Count", justify="right")
         for name, value in result.model_dump(by_alias=False).items():
-            table.add_row(name.replace("_", " ").capitalize(), _report_value(value))
+            label = REINDEX_LABELS.get(name, name.replace("_", " ").capitalize())
+            table.add_row(label, _report_value(value))
         out.print(table)
 
 
@@ -688,43 +1163,27 @@ def _report_value(value: object) -> str:
     return escape(f"{len(value):,}: {shown}{more}" if value else "0")
 
 
-BenchMain = Callable[[list[str] | None], int]
-
-
-def _benchmarks_main() -> BenchMain | None:
-    """``main`` of the ``benchmarks`` package (installed with this one), if it can be imported."""
-    for name in ("benchmarks", "benchmarks.__main__"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name in {"benchmarks", "benchmarks.__main__"}:
-                continue  # not there: try the next place, then explain
-            raise  # the benchmarks are there but need something missing: show what
-        entry = getattr(module, "main", None)
-        if callable(entry):
-            found: BenchMain = entry
-            return found
-    return None
-
-
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,
 )
 def bench(ctx: typer.Context) -> None:
-    """Run the benchmarks (arguments go to them; try `bench --help`)."""
+    """Run the quick benchmark suite; --full for every size (arguments go to it; try --help)."""
     try:
-        entry = _benchmarks_main()
+        # Imported here: the suite is only needed by this command.
+        from .bench.__main__ import main as bench_main  # noqa: PLC0415
     except ImportError as exc:
-        _fail(f"the benchmarks cannot be imported: {exc}", EXIT_REFUSED)
-    if entry is None:
         _fail(
-            "the benchmarks are not installed here. Reinstall the package (`pip install "
-            "'training-analytics[bench]'`), or run `python -m benchmarks [ARGS]` in the root "
-            "of a checkout.",
+            f"the benchmarks cannot be imported: {exc}. Install their extras with "
+            "`pip install 'training-analytics[bench]'`.",
             EXIT_REFUSED,
         )
-    code = entry(list(ctx.args))
+    try:
+        code = bench_main(list(ctx.args))
+    except KeyboardInterrupt:
+        # Its throwaway servers are stopped on the way out; a store of the user's is only
+        # written when --flush allowed it, and then holds benchmark data in any case.
+        _interrupted("the benchmark stopped; nothing was printed or saved for this run.")
     raise typer.Exit(code or 0)
 
 

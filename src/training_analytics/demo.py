@@ -3,7 +3,8 @@
 ``generate(now, learners, seed)`` builds a partner-training programme as a training admin would
 see it after about three months: eight courses (sales, technical, legal, product; titles in
 English, Spanish and Portuguese; two of them unpublished drafts), and ``learners`` people who
-enrolled over the last ~90 days. The same ``seed`` and ``now`` always give the same programme.
+enrolled over the last ~90 days. The same ``seed`` and ``now`` always give the same programme;
+``now`` defaults to the fixed :data:`DEFAULT_NOW`, not the current time.
 
 How the learners behave, and why the figures look the way they do:
 
@@ -56,6 +57,7 @@ from .types import (
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_LEARNERS",
+    "DEFAULT_NOW",
     "DEFAULT_SEED",
     "DEMO_COURSE_IDS",
     "PERIOD_DAYS",
@@ -69,6 +71,9 @@ DEFAULT_LEARNERS: Final = 5_000
 DEFAULT_SEED: Final = 42
 #: Enrolments start this many days before ``now``.
 PERIOD_DAYS: Final = 90
+#: The default end of the generated activity. A fixed moment, not the current time, so that the
+#: same seed gives the same programme (the same counts) on every run, whatever the day.
+DEFAULT_NOW: Final = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
 #: Events per ``record_many`` call in :func:`load_demo` (one progress step each).
 DEFAULT_CHUNK_SIZE: Final = 2_000
 
@@ -884,7 +889,13 @@ class DemoSummary:
     courses: int
     learners: int
     events: int
+    """Events in the whole programme."""
     result: BatchResult
+    """Outcomes of the events recorded by this call (indexes count from the programme's start)."""
+    recorded: int = 0
+    """Events of the programme in the store now: recorded earlier (``start``) and by this call."""
+    interrupted: bool = False
+    """``should_stop`` answered True before every event was recorded."""
 
 
 def load_demo(
@@ -895,23 +906,41 @@ def load_demo(
     now: datetime | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[int, int], None] | None = None,
+    start: int = 0,
+    resume: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    programme: tuple[list[dict[str, Any]], list[DemoEvent]] | None = None,
 ) -> DemoSummary:
     """Create the demo courses and record its events; ``progress(done, total)`` after each chunk.
 
     The store should hold no training data under the facade's prefix (the courses are created,
-    and CourseExistsError is raised if one exists).
+    and CourseExistsError is raised if one exists). ``resume`` finishes an interrupted load:
+    courses that exist are kept, and the programme's first ``start`` events are taken as
+    recorded.
+    ``should_stop()`` is asked before each course and chunk; when it answers True the load stops
+    there, between two chunks (never inside one), and the summary says how far it got.
+    ``programme`` is what ``generate`` returned for these arguments, if the caller has it.
     """
-    moment = now if now is not None else datetime.now(UTC)
-    courses, events = generate(moment, learners, seed)
-    for course in courses:
-        analytics.create_training_course(course)
+    moment = now if now is not None else DEFAULT_NOW
+    courses, events = programme if programme is not None else generate(moment, learners, seed)
     total = len(events)
     result = BatchResult()
+
+    def summary(recorded: int, interrupted: bool) -> DemoSummary:
+        return DemoSummary(len(courses), learners, total, result, recorded, interrupted)
+
+    for course in courses:
+        if should_stop is not None and should_stop():
+            return summary(start, True)
+        if not resume or analytics.get_training_course(str(course["id"])) is None:
+            analytics.create_training_course(course)
     if progress is not None:
-        progress(0, total)
-    for start in range(0, total, chunk_size):
-        chunk = events[start : start + chunk_size]
-        result.merge(analytics.record_many(chunk), start)
+        progress(start, total)
+    for offset in range(start, total, chunk_size):
+        if should_stop is not None and should_stop():
+            return summary(offset, True)
+        chunk = events[offset : offset + chunk_size]
+        result.merge(analytics.record_many(chunk), offset)
         if progress is not None:
-            progress(start + len(chunk), total)
-    return DemoSummary(courses=len(courses), learners=learners, events=total, result=result)
+            progress(offset + len(chunk), total)
+    return summary(total, False)

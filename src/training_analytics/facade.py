@@ -29,6 +29,7 @@ from . import (
     ingest,
     reindex,
     timeseries,
+    zone,
 )
 from ._context import Context, utc_now
 from ._exec import arun, run
@@ -159,6 +160,9 @@ class _Operations(_Facade[ClientT]):
     # bulk and maintenance
     record_many = operation(ingest.record_many)
     reindex = operation(reindex.reindex)
+
+    get_recorded_time_zone = operation(zone.get_recorded_time_zone)
+    record_time_zone = operation(zone.record_time_zone)
 
 
 class TrainingAnalytics(_Operations[redis.Redis]):

@@ -225,3 +225,12 @@ class TrainingKeys:
         """Every key the library (and the older system) writes under the prefix."""
         escaped = glob_escape(self.prefix)
         return [f"{escaped}training:*", f"{escaped}cache:training:*"]
+
+    # --- facts about the store, not derived from the base keys (kept by reindex) -------------
+    def time_zone_marker(self) -> str:
+        """String: the IANA zone the store's day buckets were written in (see ``zone``)."""
+        return f"{self.prefix}training:meta:time-zone"
+
+    def demo_marker(self) -> str:
+        """Hash: the generated demo programme in this store and how far its loading got."""
+        return f"{self.prefix}training:meta:demo"

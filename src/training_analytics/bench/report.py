@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .results import SYSTEMS, WORKLOADS, Measurement, Run, advantage
@@ -36,7 +37,7 @@ def results_table(run: Run) -> Table:
             f"medians of {meta.get('repeat', '?')} repetitions "
             f"({meta.get('slow_repeat', '?')} for calls over ~1 s and for writes)"
         ),
-        caption=f"PostgreSQL: {meta.get('postgres', '?')}",
+        caption=escape(f"PostgreSQL: {meta.get('postgres', '?')}"),
         title_justify="left",
     )
     table.add_column("workload")

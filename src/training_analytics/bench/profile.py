@@ -1,4 +1,4 @@
-"""``python -m benchmarks.profile``: where the time of a workload goes, client and server side.
+"""``python -m training_analytics.bench.profile``: where a workload's time goes, client and server.
 
 For each scenario it resets the server's command statistics, runs the workload under
 pyinstrument, and prints the server's own time per command (INFO commandstats) next to the
@@ -170,7 +170,7 @@ SCENARIO_RUNNERS: dict[str, Callable[[redis.Redis, ta.TrainingAnalytics, int], N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile")
+    parser = argparse.ArgumentParser(prog="python -m training_analytics.bench.profile")
     # Checked below, not with ``choices``: Python 3.11's argparse rejects an empty list then.
     parser.add_argument(
         "scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)} (default: all)"

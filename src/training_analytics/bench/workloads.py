@@ -22,7 +22,7 @@ from rich.console import Console
 import training_analytics as ta
 from training_analytics import ingest as ta_ingest
 
-from . import data
+from . import data, startup
 from ._redis import command, queue
 from .baseline_seed import CourseFigures, CredentialFigures, OverviewFigures, SeedModel
 from .data import MODULES, NOW, NOW_MS, Learner
@@ -52,6 +52,7 @@ class Plan:
     slow_repeat: int  # repetitions of calls that take a second or more
     learners_per_overview_course: int = 20
     batch_size: int = 1000
+    startup_learners: int = 20_000  # learners in the store whose start is timed (startup phase)
 
 
 QUICK = Plan(
@@ -78,9 +79,10 @@ FULL = Plan(
     memory_learners=100_000,
     repeat=11,
     slow_repeat=3,
+    startup_learners=1_000_000,
 )
 
-PHASES = ("course", "credentials", "overview", "writes", "memory")
+PHASES = ("course", "credentials", "overview", "writes", "memory", "startup")
 
 
 def course_figures(result: ta.CourseDetailedAnalytics) -> CourseFigures:
@@ -587,6 +589,10 @@ class Bench:
         return Timing(tuple(rates), ops)
 
     # --- phase: memory and a mixed stream -------------------------------------------------------
+
+    def startup_phase(self) -> None:
+        # Its own module: it runs an embedded server of its own, not this run's server.
+        startup.startup_phase(self)
 
     def memory_phase(self) -> None:
         plan = self.plan

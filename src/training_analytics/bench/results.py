@@ -21,6 +21,9 @@ WORKLOADS: dict[str, tuple[str, str]] = {
     "bulk_ingest_stream": ("Bulk ingest, streamed (enrolments)", "events"),
     "bulk_ingest_mixed": ("Bulk ingest (mixed stream)", "events"),
     "memory": ("Memory per enrolled learner", "learners"),
+    "start_as_written": ("Embedded server start, AOF never rewritten", "learners"),
+    "start_compacted": ("Embedded server start, AOF rewritten", "learners"),
+    "command_compacted": ("A CLI command, whole (report, AOF rewritten)", "learners"),
 }
 
 SYSTEMS = ("library", "seed", "postgres", "ceiling")
