@@ -34,6 +34,7 @@ from .errors import (
     StoreError,
     StoreFullError,
     StoreUnavailableError,
+    TimeZoneMismatchError,
     TrainingAnalyticsError,
 )
 from .facade import AsyncTrainingAnalytics, TrainingAnalytics
@@ -124,6 +125,7 @@ __all__ = [
     "StoreFullError",
     "StoreUnavailableError",
     "TimeSeriesDataPoint",
+    "TimeZoneMismatchError",
     "TrainingAnalytics",
     "TrainingAnalyticsError",
     "TrainingCertificationRecord",

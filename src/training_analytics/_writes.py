@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from . import zone
 from ._codec import (
     PROGRESS_FIELDS,
     PROGRESS_FIGURE_FIELDS,
@@ -86,10 +87,8 @@ class EventBatch:
         # key into positions.
         self.events: list[list[Any]] = []
         memo = ctx.memo
-        if not memo:
-            memo.update(groups={}, days={})
-        self._groups: dict[tuple[str, ...], _Group] = memo["groups"]
-        self._days: dict[int, str] = memo["days"]
+        self._groups: dict[tuple[str, ...], _Group] = memo.setdefault("groups", {})
+        self._days: dict[int, str] = memo.setdefault("days", {})
         self._call: ScriptCall | None = None
         self._sequence: tuple[str, int] | None = None
         self.first_index = 0
@@ -401,8 +400,11 @@ def send(events: EventBatch) -> Op[list[Any]]:
 
 def apply_one(events: EventBatch) -> Op[bool]:
     """A batch of one event: its error raised, else whether it changed the store."""
+    yield from zone.check_before_write(events.ctx)
     replies = yield request(events)
     outcome = _outcome(replies[0][0])
     if isinstance(outcome, TrainingAnalyticsError):
         raise outcome
+    if outcome:
+        yield from zone.remember_after_write(events.ctx)
     return outcome

@@ -32,6 +32,11 @@ class InvalidDateError(InvalidInputError):
     falls outside the years 1-9999 in the configured time zone."""
 
 
+class TimeZoneMismatchError(InvalidInputError):
+    """A write would put day buckets in another time zone than the one the store's were written
+    in (``training:meta:time-zone``); nothing was written."""
+
+
 class InvalidDateRangeError(InvalidInputError):
     """A date range ends before it starts, or is longer than the configured maximum."""
 

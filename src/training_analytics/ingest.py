@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from . import zone
 from ._context import Context
 from ._protocol import Await, Op, Submit, single
 from ._writes import EventBatch, first_reply, outcomes, request
@@ -130,6 +131,7 @@ def record_many(
     if isinstance(events, str | bytes | dict) or not isinstance(events, Iterable):
         kind = type(events).__name__
         raise InvalidInputError(f"events must be an iterable of events, not {kind}")
+    yield from zone.check_before_write(ctx)
     tally = _Tally()
     if not stream:
         batches = list(_batches(ctx, events, batch_size))
@@ -142,6 +144,8 @@ def record_many(
                 doubt = events_batch.size if isinstance(exc, StoreUnavailableError) else 0
                 raise _aborted(exc, tally, tally.seen + doubt) from exc
             tally.add(first_reply(replies))
+        if tally.applied:
+            yield from zone.remember_after_write(ctx)
         return tally.result()
     return (yield from _stream(ctx, events, batch_size, tally))
 
@@ -182,6 +186,8 @@ def _stream(ctx: Context, events: Iterable[Any], batch_size: int, tally: _Tally)
                 break
     if failure is None:
         yield from _forget(key)
+        if tally.applied:
+            yield from zone.remember_after_write(ctx)
         return tally.result()
     applied = tally.seen
     unapplied = ends[-1] if isinstance(failure, StoreUnavailableError) else applied

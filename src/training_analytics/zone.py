@@ -3,8 +3,10 @@
 Day counters (``training:enrollment:date:{YYYY-MM-DD}`` and the per-course ones) are keyed by
 local dates, so they cannot be re-read in another zone: asking for "Europe/Madrid days" from UTC
 buckets would only relabel them. The zone is recorded once, under
-``training:meta:time-zone``, by whoever writes the first day buckets through the command line
-(``demo``, ``reindex``) or by :func:`record_time_zone`; readers compare it with their own.
+``training:meta:time-zone``, by whoever writes the first day buckets: the library's first write
+that changes the store (:func:`remember_after_write`), the command line's ``demo`` and
+``reindex``, or :func:`record_time_zone`. Readers compare it with their own, and writers refuse
+to add buckets in another zone (:func:`check_before_write`): a store never mixes zones.
 It sits outside ``training:agg:`` because it is not derived from the base keys (reindex drops
 and rebuilds that namespace).
 """
@@ -13,8 +15,18 @@ from __future__ import annotations
 
 from ._context import Context
 from ._protocol import Op, batch, cmd, single
+from .errors import TimeZoneMismatchError
 
-__all__ = ["get_recorded_time_zone", "record_time_zone"]
+__all__ = [
+    "check_before_write",
+    "get_recorded_time_zone",
+    "record_time_zone",
+    "remember_after_write",
+]
+
+#: ``ctx.memo`` entry: "recorded" once the store's zone is known to be the facade's, "absent"
+#: while the store has none recorded (the first write that changes the store records it).
+_STATE = "time-zone"
 
 
 def get_recorded_time_zone(ctx: Context) -> Op[str | None]:
@@ -31,3 +43,29 @@ def record_time_zone(ctx: Context) -> Op[str]:
     key = ctx.keys.time_zone_marker()
     _, zone = yield batch(cmd("SET", key, ctx.tz.key, "NX"), cmd("GET", key))
     return str(zone)
+
+
+def check_before_write(ctx: Context) -> Op[None]:
+    """Refuse (TimeZoneMismatchError, nothing written) a write whose day buckets would be in
+    another zone than the store's. One GET on a facade's first write, none after that: the
+    recorded zone is set once and only replaced by resetting the store."""
+    if ctx.memo.get(_STATE) == "recorded":
+        return
+    recorded = yield from get_recorded_time_zone(ctx)
+    if recorded is None:
+        ctx.memo[_STATE] = "absent"
+    elif recorded == ctx.tz.key:
+        ctx.memo[_STATE] = "recorded"
+    else:
+        raise TimeZoneMismatchError(
+            f"this store's day buckets are in {recorded}, and this facade writes them in "
+            f"{ctx.tz.key}: daily counts of the two zones cannot be mixed; use tz={recorded!r}"
+        )
+
+
+def remember_after_write(ctx: Context) -> Op[None]:
+    """After a write that changed the store: record the facade's zone if none was recorded."""
+    if ctx.memo.get(_STATE) != "absent":
+        return
+    yield from record_time_zone(ctx)
+    ctx.memo[_STATE] = "recorded"
