@@ -27,6 +27,7 @@ from . import (
     enhanced,
     enrollments,
     ingest,
+    outcomes,
     reindex,
     timeseries,
 )
@@ -158,6 +159,7 @@ class _Operations(_Facade[ClientT]):
     unpublish_training_course = operation(catalog.unpublish_training_course)
     # bulk and maintenance
     record_many = operation(ingest.record_many)
+    record_each = operation(outcomes.record_each)
     reindex = operation(reindex.reindex)
 
 
