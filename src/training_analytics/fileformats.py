@@ -30,7 +30,7 @@ FORMATS: tuple[Format, ...] = ("jsonl", "csv")
 
 MAX_LINE_BYTES = 1 << 20
 """A line longer than this (1 MiB) is rejected without being read into memory."""
-CHUNK_LINES = 1000
+CHUNK_LINES = 10_000
 CHUNK_BYTES = 8 << 20
 
 #: CSV columns, in the order export would write them. ``kind`` is required; the others are the

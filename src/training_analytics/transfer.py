@@ -26,8 +26,8 @@ from .catalog import put_training_course
 from .errors import ConflictError, InvalidIdError, InvalidInputError, StoreError
 from .ingest import DEFAULT_BATCH_SIZE
 from .keys import check_id
-from .outcomes import record_each
-from .types import EventOutcome, EventOutcomes, SeedModel, TrainingCourse
+from .outcomes import OutcomeTally, apply_each
+from .types import EventOutcomes, SeedModel, TrainingCourse
 
 COURSE_KIND = "course"
 
@@ -73,13 +73,7 @@ def _is_course(record: Any) -> bool:
     return isinstance(record, Mapping) and record.get("kind") == COURSE_KIND
 
 
-def _rejected(index: int, error: Exception) -> EventOutcome:
-    return EventOutcome.model_construct(
-        index=index, status="rejected", error=type(error).__name__, message=str(error)
-    )
-
-
-def _put_course(ctx: Context, index: int, record: Any) -> Op[EventOutcome]:
+def _put_course(ctx: Context, record: Any, tally: OutcomeTally) -> Op[None]:
     try:
         if isinstance(record, CourseRecord):
             course: Any = record.course
@@ -96,9 +90,9 @@ def _put_course(ctx: Context, index: int, record: Any) -> Op[EventOutcome]:
     except (InvalidInputError, ConflictError, StoreError) as exc:
         # This record only: a malformed course, one that kept changing under the write, or a
         # key of another type in its place. A store that cannot be reached still raises.
-        return _rejected(index, exc)
-    status: Literal["applied", "unchanged"] = "applied" if changed else "unchanged"
-    return EventOutcome.model_construct(index=index, status=status, error=None, message=None)
+        tally.reject(exc)
+        return
+    tally.done(changed)
 
 
 def import_records(
@@ -106,48 +100,26 @@ def import_records(
 ) -> Op[EventOutcomes]:
     """Apply import records in order; one outcome per record, as ``record_each`` reports them.
 
-    Events go through ``record_each`` (a run of consecutive events per call, batch by batch);
-    a course record creates the course or replaces it with exactly the record's fields, and is
-    ``unchanged`` when the stored course already has them. A malformed record is rejected with
-    its index; the others are applied.
+    Events go through ``record_each``'s path (a run of consecutive events at a time, batch by
+    batch); a course record creates the course or replaces it with exactly the record's
+    fields, and is ``unchanged`` when the stored course already has them. A malformed record
+    is rejected with its index; the others are applied.
     """
     if batch_size < 1:
         raise InvalidInputError("batch_size must be at least 1")
-    results: list[EventOutcome] = []
-    applied = unchanged = rejected = 0
+    tally = OutcomeTally()
     start = 0
     while start < len(records):
         end = start
         while end < len(records) and not _is_course(records[end]):
             end += 1
         if end > start:
-            run = yield from record_each(ctx, records[start:end], batch_size=batch_size)
-            for outcome in run.results:
-                results.append(
-                    EventOutcome.model_construct(
-                        index=outcome.index + start,
-                        status=outcome.status,
-                        error=outcome.error,
-                        message=outcome.message,
-                    )
-                )
-            applied += run.applied
-            unchanged += run.unchanged
-            rejected += run.rejected
+            yield from apply_each(ctx, records[start:end], tally, batch_size=batch_size)
         if end < len(records):
-            outcome = yield from _put_course(ctx, end, records[end])
-            results.append(outcome)
-            if outcome.status == "applied":
-                applied += 1
-            elif outcome.status == "unchanged":
-                unchanged += 1
-            else:
-                rejected += 1
+            yield from _put_course(ctx, records[end], tally)
             end += 1
         start = end
-    return EventOutcomes.model_construct(
-        results=results, applied=applied, unchanged=unchanged, rejected=rejected
-    )
+    return tally.result()
 
 
 # --- export ------------------------------------------------------------------------------------
