@@ -11,11 +11,15 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import training_analytics as ta
 from training_analytics.transfer import ExportCursor
 
+from . import test_properties as properties
 from .factories import NOW, Factory, certification, course, snapshot
+from .model import Model
 
 COURSES = ("c1", "c2", "c3", "ghost")  # ghost: events but no catalog entry
 START, END = "2025-04-01", "2025-06-20"
@@ -285,3 +289,45 @@ def test_export_pages_resume_from_a_serialised_cursor(analytics: Any) -> None:
         cursor = ExportCursor.model_validate_json(page.next.model_dump_json())
     assert sorted(seen) == [f"u{i}" for i in range(9)]
     assert len(seen) == 9
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    stream=st.lists(properties.events, max_size=40),
+    batch_size=st.integers(min_value=1, max_value=15),
+    page=st.integers(min_value=1, max_value=7),
+)
+def test_random_streams_round_trip(
+    make_analytics: Factory,
+    client: redis.Redis,
+    stream: list[tuple[Any, ...]],
+    batch_size: int,
+    page: int,
+) -> None:
+    """record_each reports what the plain-Python model expects of each event; export then
+    import of the result rebuilds every key (caches aside)."""
+    client.flushdb()
+    original = make_analytics()
+    properties._setup(original)
+    model = Model(modules=properties.COURSES)
+    expected = [properties._apply_model(model, event) for event in stream]
+    result = original.record_each([properties._as_event(e) for e in stream], batch_size=batch_size)
+    assert [(o.status, o.error) for o in result.results] == [
+        ("rejected", outcome.__name__)
+        if isinstance(outcome, type)
+        else ("applied" if outcome else "unchanged", None)
+        for outcome in expected
+    ]
+
+    records = export_all(original, page)
+    copy = make_analytics(prefix="copy:")
+    imported = copy.import_records(records, batch_size=batch_size)
+    assert imported.rejected == 0, imported.results
+    state = snapshot(client)
+    assert _without_prefix(state, "copy:") == {
+        key: value for key, value in state.items() if not key.startswith(("copy:", "cache:"))
+    }
