@@ -10,8 +10,10 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import redis
@@ -236,3 +238,29 @@ def test_import_shows_a_progress_bar_on_a_terminal(
     assert b"\x1b[" in seen  # drawn, then cleared
     assert "3,000 applied" in summary
     assert _facade(client).get_course_enrollment_count("c1") == 3000
+
+
+def test_an_interrupted_import_says_how_far_it_got(client: redis.Redis, redis_url: str) -> None:
+    """Ctrl-C while the import waits for more input: exit 130, and the lines applied so far."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "training_analytics", "import", "-", "--url", redis_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    ) as process:
+        assert process.stdin is not None and process.stderr is not None
+        process.stdin.write(_enrolments(10_005))  # one full chunk, and 5 lines of the next
+        process.stdin.flush()
+        analytics = _facade(client)
+        deadline = time.monotonic() + 60
+        while analytics.get_course_enrollment_count("c1") < 10_000:
+            assert time.monotonic() < deadline, "the first chunk was never applied"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "lines 1-10,000 were imported (10,000 applied, 0 unchanged, 0 rejected)" in (
+        stderr.decode()
+    )
+    assert analytics.get_course_enrollment_count("c1") == 10_000

@@ -748,6 +748,8 @@ def bench(ctx: typer.Context) -> None:
 
 #: ``import`` read the file and applied what it could, but refused some lines (listed on stderr).
 EXIT_REJECTED = 3
+#: ``import`` was interrupted (Ctrl-C), as shells report SIGINT.
+EXIT_INTERRUPTED = 130
 
 
 def _one_line(text: str) -> str:
@@ -787,7 +789,8 @@ def import_(
 
     Exit status: 0 when every line was applied or unchanged, 3 when some lines were rejected
     (each is listed on stderr with its line number; the others were imported), 2 when the file
-    cannot be read or the store cannot be reached, 1 when the store refused the import.
+    cannot be read or the store cannot be reached, 1 when the store refused the import, 130 when
+    interrupted (the message says up to which line everything was imported).
     """
     settings = _settings(ctx, prefix, tz)
     with _friendly_errors(), contextlib.ExitStack() as stack:
@@ -828,14 +831,32 @@ def import_(
                 soft_wrap=True,
             )
 
-        summary = fileformats.import_stream(
-            stream,
-            fmt,
-            store.analytics.import_records,
-            on_rejected=rejected,
-            on_progress=lambda done: progress.update(task, completed=done),
-            max_line_bytes=max_line_bytes,
-        )
+        summary = fileformats.ImportSummary()
+        try:
+            fileformats.import_stream(
+                stream,
+                fmt,
+                store.analytics.import_records,
+                on_rejected=rejected,
+                on_progress=lambda done: progress.update(task, completed=done),
+                max_line_bytes=max_line_bytes,
+                summary=summary,
+            )
+        except (KeyboardInterrupt, ta.StoreUnavailableError) as exc:
+            progress.stop()
+            # Say how far it got: importing the file again is safe (what was applied reports
+            # unchanged), or the lines after this one can be imported alone.
+            err.print(
+                f"[bold yellow]stopped:[/] lines 1-{summary.last_line:,} were imported "
+                f"({summary.applied:,} applied, {summary.unchanged:,} unchanged, "
+                f"{summary.rejected:,} rejected); lines after that may be partly imported. "
+                "Importing the same file again is safe.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            if isinstance(exc, KeyboardInterrupt):
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise
         elapsed = time.monotonic() - started
     if as_json:
         out.print_json(

@@ -262,6 +262,9 @@ class ImportSummary:
     unchanged: int = 0
     rejected: int = 0
     bytes_read: int = 0
+    last_line: int = 0
+    """The last line of the last chunk applied in full: an interrupted import applied every
+    line up to it (and maybe some of the chunk after)."""
 
 
 def settle(chunk: list[Line], outcomes: EventOutcomes) -> Iterator[RejectedLine]:
@@ -292,16 +295,18 @@ def import_stream(
     on_progress: Callable[[int], None] | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
     chunk_lines: int = CHUNK_LINES,
+    summary: ImportSummary | None = None,
 ) -> ImportSummary:
     """Read the stream chunk by chunk and ``apply`` each chunk's records, in order.
 
     ``apply`` is ``TrainingAnalytics.import_records`` (or anything with its contract: one
     outcome per record, in order). Rejected lines go to ``on_rejected`` as they are found;
     ``on_progress`` gets the bytes read so far after each chunk. Errors of the store (it
-    cannot be reached) propagate: the chunks before were applied.
+    cannot be reached) propagate: the chunks before were applied, and ``summary`` (when given,
+    it is filled in as chunks complete) says up to which line.
     """
     reader = LineReader(stream, max_line_bytes)
-    summary = ImportSummary()
+    summary = summary if summary is not None else ImportSummary()
     for chunk in chunks(read_lines(reader, fmt), chunk_lines):
         records = [line.record for line in chunk if line.record is not None]
         outcomes = apply(records) if records else EventOutcomes()
@@ -313,6 +318,7 @@ def import_stream(
             if on_rejected is not None:
                 on_rejected(rejection)
         summary.bytes_read = reader.bytes_read
+        summary.last_line = chunk[-1].number
         if on_progress is not None:
             on_progress(reader.bytes_read)
     summary.bytes_read = reader.bytes_read
