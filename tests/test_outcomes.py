@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 
 import training_analytics as ta
+from training_analytics._context import Context
+from training_analytics._protocol import Await, Batch, Submit
+from training_analytics.outcomes import record_each
 
-from .factories import certification, snapshot
+from .factories import NOW, certification, snapshot
 
 AT = "2025-06-10T10:00:00Z"
 
@@ -159,3 +164,44 @@ def test_record_each_applies_what_record_many_applies(analytics: Any, client: re
     client.flushdb()
     analytics.record_many(events, batch_size=1000)
     assert snapshot(client) == mine
+
+
+def _requests(count: int, batch_size: int) -> list[str]:
+    """What record_each asks the executor for, driven by hand (no server)."""
+    ctx = Context(keys=ta.TrainingKeys(), tz=ZoneInfo("UTC"), clock=lambda: NOW)
+    events = [ta.EnrollmentEvent(user_id=f"u{i}", course_id="c1") for i in range(count)]
+    op = record_each(ctx, events, batch_size=batch_size)
+    asked: list[str] = []
+    sizes: dict[int, int] = {}
+    reply: Any = None
+
+    def events_in(batch: Batch) -> int:
+        args = batch.calls[0].args
+        # One event goes out flat (many arguments); more as one JSON document [groups, events].
+        return 1 if len(args) > 1 else len(json.loads(str(args[0]))[1])
+
+    try:
+        while True:
+            request = op.send(reply)
+            if isinstance(request, Batch):
+                asked.append("batch")
+                reply = [[1] * events_in(request)]
+            elif isinstance(request, Submit):
+                asked.append("submit")
+                reply = len(sizes)
+                sizes[reply] = events_in(request.batch)
+            else:
+                assert isinstance(request, Await)
+                asked.append("await")
+                reply = [[1] * sizes[request.ticket]]
+    except StopIteration as done:
+        assert done.value.applied == count
+    return asked
+
+
+def test_one_batch_is_one_plain_round_trip_and_more_are_pipelined() -> None:
+    assert _requests(1000, 1000) == ["batch"]
+    assert _requests(1, 1000) == ["batch"]
+    assert _requests(0, 1000) == []
+    assert _requests(1001, 1000) == ["submit", "submit", "await", "await"]
+    assert _requests(3000, 1000) == ["submit", "submit", "await", "submit", "await", "await"]

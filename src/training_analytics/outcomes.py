@@ -120,14 +120,17 @@ def apply_each(
 ) -> Op[None]:
     """``record_each`` into an existing tally: the events' outcomes follow what it holds.
 
-    Full batches are submitted without waiting (as ``record_many(stream=True)`` does), one on
-    the server while the next is encoded; all are acknowledged before this returns, so what the
-    caller sends next applies after them.
+    When there is more than one batch, they are submitted without waiting (as
+    ``record_many(stream=True)`` does), one on the server while the next is encoded; a single
+    batch (the usual HTTP request) is one plain round trip. Every batch is acknowledged before
+    this returns, so what the caller sends next applies after them.
     """
     if batch_size < 1:
         raise InvalidInputError("batch_size must be at least 1")
     current = EventBatch(ctx)
     positions: list[int] = []
+    # A full batch waits here until another event proves it is not the only one.
+    full: tuple[EventBatch, list[int]] | None = None
     in_flight: deque[tuple[Any, list[int]]] = deque()
     for event in events:
         try:
@@ -138,17 +141,24 @@ def apply_each(
             tally.reject(exc)
             continue
         positions.append(tally.pending())
-        if current.size >= batch_size:
-            in_flight.append(((yield Submit(request(current))), positions))
-            current, positions = EventBatch(ctx), []
+        if full is not None:
+            in_flight.append(((yield Submit(request(full[0]))), full[1]))
+            full = None
             if len(in_flight) > 1:
                 ticket, done = in_flight.popleft()
                 tally.settle(done, first_reply((yield Await(ticket))))
-    if current.size:
-        if in_flight:
-            in_flight.append(((yield Submit(request(current))), positions))
-        else:  # a single batch: one plain round trip
+        if current.size >= batch_size:
+            full, current, positions = (current, positions), EventBatch(ctx), []
+    if full is not None:  # then nothing followed it: current is empty
+        if not in_flight:
+            tally.settle(full[1], (yield from send(full[0])))
+        else:
+            in_flight.append(((yield Submit(request(full[0]))), full[1]))
+    elif current.size:
+        if not in_flight:
             tally.settle(positions, (yield from send(current)))
+        else:
+            in_flight.append(((yield Submit(request(current))), positions))
     while in_flight:
         ticket, done = in_flight.popleft()
         tally.settle(done, first_reply((yield Await(ticket))))
