@@ -61,6 +61,7 @@ def test_export_then_import_into_another_prefix_answers_the_same(
         "certification_issued",
     }
     assert not list(tmp_path.glob(".export-*")), "the temporary file was left behind"
+    assert dump.stat().st_mode & 0o777 == 0o600  # learners' names and e-mails
     # The same records on stdout.
     piped = runner.invoke(app, ["export", "--url", redis_url])
     assert piped.exit_code == 0, piped.output

@@ -924,7 +924,7 @@ def export(
         progress = stack.enter_context(
             Progress(
                 SpinnerColumn(),
-                TextColumn("Exporting: {task.completed:,} records"),
+                TextColumn("Exporting: {task.completed:,.0f} records"),
                 TimeElapsedColumn(),
                 console=err,
                 transient=True,
