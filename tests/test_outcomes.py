@@ -205,3 +205,34 @@ def test_one_batch_is_one_plain_round_trip_and_more_are_pipelined() -> None:
     assert _requests(0, 1000) == []
     assert _requests(1001, 1000) == ["submit", "submit", "await", "await"]
     assert _requests(3000, 1000) == ["submit", "submit", "await", "submit", "await", "await"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 1000])
+def test_text_that_is_not_unicode_refuses_its_event_only(
+    analytics: Any, client: redis.Redis, batch_size: int
+) -> None:
+    """JSON's \\ud800 escape yields a lone surrogate, which no server can be sent."""
+    events = json.loads(
+        "["
+        '{"kind":"enrollment","userId":"u1","courseId":"c1"},'
+        '{"kind":"enrollment","userId":"\\ud800","courseId":"c1"},'
+        '{"kind":"module_start","userId":"u2","courseId":"\\udfff","moduleId":"m1"},'
+        '{"kind":"certification_issued","certification":{"id":"k1","userId":"u1",'
+        '"courseId":"c1","userName":"\\ud83d","issuedAt":"2025-06-01T10:00:00Z"}},'
+        '{"kind":"enrollment","userId":"\\ud83d\\ude00","courseId":"c1"},'
+        '{"kind":"enrollment","userId":"u3","courseId":"c1"}'
+        "]"
+    )
+    result = analytics.record_each(events, batch_size=batch_size)
+    assert [(r.status, r.error) for r in result.results] == [
+        ("applied", None),
+        ("rejected", "InvalidInputError"),
+        ("rejected", "InvalidInputError"),
+        ("rejected", "InvalidInputError"),
+        ("applied", None),  # a valid pair: one emoji
+        ("applied", None),
+    ]
+    assert "not valid Unicode" in (result.results[1].message or "")
+    assert sorted(analytics.get_course_enrollments("c1")) == ["u1", "u3", "\U0001f600"]
+    assert analytics.get_training_certification("k1") is None
+    assert client.keys("*module*") == []

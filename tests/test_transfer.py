@@ -331,3 +331,16 @@ def test_random_streams_round_trip(
     assert _without_prefix(state, "copy:") == {
         key: value for key, value in state.items() if not key.startswith(("copy:", "cache:"))
     }
+
+
+def test_a_course_with_text_that_is_not_unicode_is_refused(analytics: Any) -> None:
+    bad = course("c1")
+    bad["title"] = {"en": "\ud800"}
+    result = analytics.import_records(
+        [{"kind": "course", "course": bad}, {"kind": "course", "course": course("c2")}]
+    )
+    assert [(r.status, r.error) for r in result.results] == [
+        ("rejected", "InvalidInputError"),
+        ("applied", None),
+    ]
+    assert [c.id for c in analytics.get_all_training_courses()] == ["c2"]

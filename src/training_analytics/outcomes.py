@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._context import Context
-from ._protocol import Await, Op, Submit
-from ._writes import EventBatch, first_reply, outcomes, request, send
+from ._protocol import Await, Batch, Call, Op, ScriptCall, Submit
+from ._writes import EventBatch, first_reply, outcomes, request
 from .errors import InvalidInputError, StoreError
 from .ingest import DEFAULT_BATCH_SIZE, encode
 from .types import EventOutcome, EventOutcomes
@@ -55,6 +55,11 @@ class OutcomeTally:
         else:
             self.results.append(EventOutcome(index=index, status="unchanged"))
             self.unchanged += 1
+
+    def reject_reserved(self, index: int, error: Exception) -> None:
+        """Refuse an event whose position was reserved (``pending``) before it was sent."""
+        self.results[index] = _rejected(index, error)
+        self.rejected += 1
 
     def pending(self) -> int:
         """Reserve the next position for an outcome the server will give; returns it."""
@@ -115,6 +120,59 @@ def record_each(
     return tally.result()
 
 
+def _unencodable(call: Call) -> InvalidInputError | None:
+    """Why the call's text cannot be sent (a lone surrogate, which JSON's ``\\ud800`` escape
+    lets through), or None. Checked here because the client would fail while sending, outside
+    the operation, and the whole call with it."""
+    try:
+        for part in (*call.keys, *call.args) if isinstance(call, ScriptCall) else call.args:
+            if isinstance(part, str):
+                part.encode()
+    except UnicodeEncodeError as exc:
+        return InvalidInputError(f"text that is not valid Unicode ({exc.reason})")
+    return None
+
+
+class _Pending:
+    """A batch being filled: the events as given (to encode again one by one if the batch
+    cannot be sent as a whole) and the positions of their outcomes."""
+
+    __slots__ = ("batch", "events", "positions")
+
+    def __init__(self, ctx: Context) -> None:
+        self.batch = EventBatch(ctx)
+        self.events: list[Any] = []
+        self.positions: list[int] = []
+
+
+def _sendable(ctx: Context, pending: _Pending, tally: OutcomeTally) -> tuple[Batch, list[int]]:
+    """The round trip for a batch, without the events whose text cannot be sent (each refused
+    on its own; then the batch is encoded again from the others)."""
+    try:
+        batch = request(pending.batch)
+        problem = _unencodable(batch.calls[0])
+    except InvalidInputError as exc:  # refused while encoding the whole call
+        problem = exc
+    if problem is None:
+        return batch, pending.positions
+    kept = _Pending(ctx)
+    for event, position in zip(pending.events, pending.positions, strict=True):
+        alone = EventBatch(ctx)
+        encode(alone, event)
+        try:
+            error = _unencodable(request(alone).calls[0])
+        except InvalidInputError as exc:
+            error = exc
+        if error is not None:
+            tally.reject_reserved(position, error)
+            continue
+        encode(kept.batch, event)
+        kept.positions.append(position)
+    if not kept.positions:
+        return Batch(()), []
+    return request(kept.batch), kept.positions
+
+
 def apply_each(
     ctx: Context, events: Iterable[Any], tally: OutcomeTally, *, batch_size: int
 ) -> Op[None]:
@@ -127,38 +185,38 @@ def apply_each(
     """
     if batch_size < 1:
         raise InvalidInputError("batch_size must be at least 1")
-    current = EventBatch(ctx)
-    positions: list[int] = []
+    current = _Pending(ctx)
     # A full batch waits here until another event proves it is not the only one.
-    full: tuple[EventBatch, list[int]] | None = None
+    full: tuple[Batch, list[int]] | None = None
     in_flight: deque[tuple[Any, list[int]]] = deque()
     for event in events:
+        plain = _plain(event)
         try:
             # encode appends to the batch only once the event is valid, so a refusal leaves
             # the batch as it was.
-            encode(current, _plain(event))
+            encode(current.batch, plain)
         except InvalidInputError as exc:
             tally.reject(exc)
             continue
-        positions.append(tally.pending())
+        current.events.append(plain)
+        current.positions.append(tally.pending())
         if full is not None:
-            in_flight.append(((yield Submit(request(full[0]))), full[1]))
+            if full[1]:
+                in_flight.append(((yield Submit(full[0])), full[1]))
             full = None
             if len(in_flight) > 1:
                 ticket, done = in_flight.popleft()
                 tally.settle(done, first_reply((yield Await(ticket))))
-        if current.size >= batch_size:
-            full, current, positions = (current, positions), EventBatch(ctx), []
-    if full is not None:  # then nothing followed it: current is empty
-        if not in_flight:
-            tally.settle(full[1], (yield from send(full[0])))
+        if current.batch.size >= batch_size:
+            full, current = _sendable(ctx, current, tally), _Pending(ctx)
+    last = full
+    if last is None and current.batch.size:
+        last = _sendable(ctx, current, tally)
+    if last is not None and last[1]:
+        if not in_flight:  # a single batch: one plain round trip
+            tally.settle(last[1], first_reply((yield last[0])))
         else:
-            in_flight.append(((yield Submit(request(full[0]))), full[1]))
-    elif current.size:
-        if not in_flight:
-            tally.settle(positions, (yield from send(current)))
-        else:
-            in_flight.append(((yield Submit(request(current))), positions))
+            in_flight.append(((yield Submit(last[0])), last[1]))
     while in_flight:
         ticket, done = in_flight.popleft()
         tally.settle(done, first_reply((yield Await(ticket))))

@@ -13,12 +13,13 @@ loops, holding one page at a time, so an export needs constant memory whatever t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import Field
 
-from ._codec import certification_from_hash, course_from_hash, progress_from_hash
+from ._codec import certification_from_hash, coerce, course_from_hash, progress_from_hash
 from ._context import Context
 from ._protocol import Op, cmd, pipeline, single
 from ._time import from_epoch_ms, to_iso
@@ -83,7 +84,13 @@ def _put_course(ctx: Context, record: Any, tally: OutcomeTally) -> Op[None]:
             course = record["course"]
             if not isinstance(course, Mapping | TrainingCourse):
                 raise InvalidInputError("a course record's 'course' must be an object")
-        changed = yield from put_training_course(ctx, course)
+        model: TrainingCourse = coerce(TrainingCourse, course, "course")
+        try:
+            json.dumps(model.model_dump(mode="json"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            # A lone surrogate (JSON's \\ud800 escape): the client would fail while sending.
+            raise InvalidInputError(f"text that is not valid Unicode ({exc.reason})") from exc
+        changed = yield from put_training_course(ctx, model)
     except (InvalidInputError, ConflictError, StoreError) as exc:
         # This record only: a malformed course, one that kept changing under the write, or a
         # key of another type in its place. A store that cannot be reached still raises.
