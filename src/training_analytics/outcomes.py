@@ -112,8 +112,10 @@ def record_each(
     id or date) is rejected with its index and the error's class name and message, and writes
     nothing; the others are applied, batch after batch, each batch atomic. Events the server
     refuses (an illegal status change, a certificate that does not exist) are rejected the same
-    way. Errors of the store itself (unreachable, not indexed) still raise: the batches before
-    were applied.
+    way. Errors of the store itself (unreachable, not indexed, out of memory) still raise: the
+    batches before the failed one were applied, and with several batches one more may have been
+    (the next is sent while one is applied). Replays change nothing, so sending the same events
+    again completes the work.
     """
     tally = OutcomeTally()
     yield from apply_each(ctx, events, tally, batch_size=batch_size)
