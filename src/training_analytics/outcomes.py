@@ -1,5 +1,5 @@
-"""Events applied one by one as far as the caller can tell: one outcome per event, never a raise
-for a malformed one.
+"""``record_each``: events from outside applied in order, one outcome per event; a malformed
+event is rejected with its index, never raised.
 
 ``record_many`` is for trusted bulk input: a malformed event raises before anything is sent.
 Input from outside (the HTTP service's ``POST /events``, a file being imported) is different: a
