@@ -789,8 +789,9 @@ def import_(
 
     Exit status: 0 when every line was applied or unchanged, 3 when some lines were rejected
     (each is listed on stderr with its line number; the others were imported), 2 when the file
-    cannot be read or the store cannot be reached, 1 when the store refused the import, 130 when
-    interrupted (the message says up to which line everything was imported).
+    cannot be read or the store cannot be reached (or needs `reindex` first), 1 when the server
+    refused a command, 130 when interrupted (the message says up to which line everything was
+    imported).
     """
     settings = _settings(ctx, prefix, tz)
     with _friendly_errors(), contextlib.ExitStack() as stack:
