@@ -265,3 +265,18 @@ def test_an_interrupted_import_says_how_far_it_got(client: redis.Redis, redis_ur
         stderr.decode()
     )
     assert analytics.get_course_enrollment_count("c1") == 10_000
+
+
+def test_import_into_an_unindexed_store_says_reindex(
+    client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    # An enrolment as the older system wrote it: base keys, no index marker.
+    client.sadd("training:enrollments:c1", "old")
+    client.zadd("training:enrollment:timeseries", {"1718000000000:old:c1": 1718000000000})
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(_enrolments(3))
+    result = runner.invoke(app, ["import", str(path), "--url", redis_url])
+    assert result.exit_code == 2, result.output
+    assert "training-analytics reindex" in result.stderr
+    assert "Traceback" not in result.output
+    assert client.smembers("training:enrollments:c1") == {"old"}
