@@ -350,3 +350,23 @@ def test_a_course_with_text_that_is_not_unicode_is_refused(analytics: Any) -> No
         ("applied", None),
     ]
     assert [c.id for c in analytics.get_all_training_courses()] == ["c2"]
+
+
+def test_a_file_of_status_changes_imported_twice_writes_nothing_the_second_time(
+    analytics: Any, client: redis.Redis
+) -> None:
+    records: list[Any] = [
+        {"kind": "certification_issued", "certification": certification("k1")},
+        {"kind": "certification_status", "certId": "k1", "newStatus": "claimed", "at": _at(1)},
+        {"kind": "certification_status", "certId": "k1", "newStatus": "revoked", "at": _at(0)},
+    ]
+    first = analytics.import_records(records)
+    assert (first.applied, first.rejected) == (3, 0)
+    state = snapshot(client)
+    second = analytics.import_records(records)
+    assert [(r.status, r.error) for r in second.results] == [
+        ("rejected", "CertificationExistsError"),  # the stored record has moved on
+        ("rejected", "IllegalTransitionError"),  # revoked -> claimed
+        ("unchanged", None),
+    ]
+    assert snapshot(client) == state

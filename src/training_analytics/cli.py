@@ -847,11 +847,16 @@ def import_(
             progress.stop()
             # Say how far it got: importing the file again is safe (what was applied reports
             # unchanged), or the lines after this one can be imported alone.
+            done = (
+                f"lines 1-{summary.last_line:,} were imported ({summary.applied:,} applied, "
+                f"{summary.unchanged:,} unchanged, {summary.rejected:,} rejected); lines after "
+                "that may be partly imported"
+                if summary.last_line
+                else "the first lines may be partly imported"
+            )
             err.print(
-                f"[bold yellow]stopped:[/] lines 1-{summary.last_line:,} were imported "
-                f"({summary.applied:,} applied, {summary.unchanged:,} unchanged, "
-                f"{summary.rejected:,} rejected); lines after that may be partly imported. "
-                "Importing the same file again is safe.",
+                f"[bold yellow]stopped:[/] {done}. Importing the same file again is safe: "
+                "what was applied reports unchanged (a status change already made, as rejected).",
                 highlight=False,
                 soft_wrap=True,
             )
