@@ -43,6 +43,7 @@ from .helpers import (
 from .keys import CACHE_TTL, TrainingKeys
 from .reindex import ReindexReport
 from .server import async_connect, connect
+from .transfer import CourseRecord, ExportCursor, ExportPage
 from .types import (
     BatchResult,
     CertificationIssuedEvent,
@@ -91,6 +92,7 @@ __all__ = [
     "CourseModule",
     "CourseNotFoundError",
     "CourseQuizQuestion",
+    "CourseRecord",
     "CredentialClaimAnalytics",
     "CredentialStats",
     "EnhancedCourseModule",
@@ -99,6 +101,8 @@ __all__ = [
     "EnrollmentEvent",
     "EventOutcome",
     "EventOutcomes",
+    "ExportCursor",
+    "ExportPage",
     "IllegalTransitionError",
     "InvalidDateError",
     "InvalidDateRangeError",
