@@ -396,3 +396,20 @@ def test_export_skips_and_names_what_it_cannot_address(analytics: Any, client: r
         "address",
         "training:certification:gone: listed but absent",
     ]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        ExportCursor(section="module_starts", keys=["other:training:module:enrolled:c1:m1"]),
+        ExportCursor(section="module_starts", keys=["training:enrollments:c1"]),
+        ExportCursor(section="progress", scan="1 MATCH *"),
+        ExportCursor(section="enrollments", scan="nan"),
+        ExportCursor(section="enrollments", scan="12", skip=-1),
+        ExportCursor(section="certifications", member_scan="x"),
+    ],
+)
+def test_a_forged_export_cursor_is_refused(analytics: Any, cursor: ExportCursor) -> None:
+    """A cursor may come back from a client: it reads nothing outside this export."""
+    with pytest.raises(ta.InvalidInputError):
+        analytics.export_page(cursor)

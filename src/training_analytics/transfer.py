@@ -14,6 +14,7 @@ loops, holding one page at a time, so an export needs constant memory whatever t
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -289,12 +290,21 @@ def _module_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPag
             update={"scan": str(scan), "keys": sorted(set(keys)), "scan_done": done}
         )
         return page
-    key = cursor.keys[0]
-    course_id, _, module_id = key[len(head) :].partition(":")
+    found = cursor.keys[0]
+    if not found.startswith(head):
+        raise InvalidInputError(f"export cursor names a key outside this export: {found!r}")
+    course_id, _, module_id = found[len(head) :].partition(":")
     if not _ids(course_id, module_id):
-        page.skipped.append(f"{key}: not a course and a module this library can address")
+        page.skipped.append(f"{found}: not a course and a module this library can address")
         page.next = cursor.model_copy(update={"keys": cursor.keys[1:], "member_scan": "0"})
         return page
+    # The key is built again from its ids: a cursor that came back from a client reads no
+    # other key than one this section would.
+    key = (
+        k.module_enrollments(course_id, module_id)
+        if starts
+        else k.module_completions(course_id, module_id)
+    )
     scan, members = yield from single("SSCAN", key, cursor.member_scan, "COUNT", count)
     for user_id in members:
         if not _ids(user_id):
@@ -368,6 +378,21 @@ def _certifications_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[E
     return page
 
 
+def _check_cursor(cursor: ExportCursor) -> None:
+    """A cursor is plain data a client may hand back: its numbers must be numbers."""
+    series = cursor.section in ("enrollments", "completions")
+    try:
+        if series:
+            if math.isnan(float(cursor.scan)):
+                raise ValueError(cursor.scan)
+        elif not cursor.scan.isdigit():
+            raise ValueError(cursor.scan)
+        if not cursor.member_scan.isdigit() or cursor.skip < 0:
+            raise ValueError(cursor.member_scan)
+    except ValueError as exc:
+        raise InvalidInputError(f"not an export cursor: {cursor.model_dump_json()}") from exc
+
+
 def export_page(
     ctx: Context, cursor: ExportCursor | None = None, *, count: int = DEFAULT_PAGE_SIZE
 ) -> Op[ExportPage]:
@@ -380,6 +405,7 @@ def export_page(
     if count < 1:
         raise InvalidInputError("count must be at least 1")
     cursor = cursor or ExportCursor()
+    _check_cursor(cursor)
     match cursor.section:
         case "courses":
             return (yield from _courses_page(ctx, cursor, count))
