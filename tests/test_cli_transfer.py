@@ -71,7 +71,14 @@ def test_export_then_import_into_another_prefix_answers_the_same(
     assert result.exit_code == 0, result.output
     assert "Imported 98 lines" in result.stdout
     assert "98 applied, 0 unchanged, 0 rejected" in result.stdout
-    assert answers(_facade(client, "copy:")) == answers(original)
+    expected = answers(original)
+    assert answers(_facade(client, "copy:")) == expected
+
+    # And into the same store, flushed.
+    client.flushdb()
+    result = runner.invoke(app, ["import", str(dump), "--url", redis_url])
+    assert result.exit_code == 0, result.output
+    assert answers(_facade(client)) == expected
 
 
 def test_import_reports_bad_lines_by_number_and_imports_the_others(
