@@ -67,12 +67,26 @@ def test_a_server_before_redis_7_gets_the_plain_script() -> None:
     assert APPLY.source.startswith("#!lua\n")
 
 
-def test_code_lost_again_and_again_gives_up_with_a_clear_error() -> None:
-    # Each time: the library loads, and is gone again when the call arrives.
-    answers = [["OK", NOT_FOUND]] * MAX_RELOADS
+def test_code_lost_between_load_and_call_is_loaded_again_in_a_transaction() -> None:
+    # The library loads, and is gone again when the call arrives (another client flushed in
+    # between): the next round sends both in MULTI/EXEC, where nothing can come between them.
+    answers: list[list[Any]] = [["OK", NOT_FOUND], ["OK", "QUEUED", "QUEUED", ["OK", [1]]]]
+    sent, replies, mode = _drive(load_and_retry([CALL], [NOT_FOUND], "functions"), answers)
+    assert sent[0][0][:2] == ("FUNCTION", "LOAD")
+    assert sent[1][0] == ("MULTI",) and sent[1][-1] == ("EXEC",)
+    assert sent[1][1][:2] == ("FUNCTION", "LOAD") and sent[1][2][0] == "FCALL"
+    assert (replies, mode) == ([[1]], "functions")
+
+
+def test_without_transactions_code_lost_again_and_again_gives_up_with_a_clear_error() -> None:
+    # MULTI refused to this user: the commands ran one by one (and lost the code again); EXEC
+    # fails without MULTI. From then on the rounds go without a transaction.
+    first: list[list[Any]] = [["OK", NOT_FOUND], [NOPERM, "OK", NOT_FOUND, NOPERM]]
+    answers = first + [["OK", NOT_FOUND]] * (MAX_RELOADS - 2)
     sent, replies, mode = _drive(load_and_retry([CALL], [NOT_FOUND], "functions"), answers)
     assert len(sent) == MAX_RELOADS
-    assert all(commands[0][:2] == ("FUNCTION", "LOAD") for commands in sent)
+    assert sent[1][0] == ("MULTI",)
+    assert all(commands[0][:2] == ("FUNCTION", "LOAD") for commands in sent[2:])
     assert mode == "functions"
     assert isinstance(replies[0], ta.StoreError)
     assert "lost this library's code 10 times" in str(replies[0])

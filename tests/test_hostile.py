@@ -175,8 +175,44 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
         batch_size=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
         stream=st.booleans(),
     ),
+    "record_each": _args(
+        st.one_of(st.lists(events, max_size=4), st.none(), st.integers()),
+        batch_size=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
+    ),
+    "import_records": _args(
+        st.one_of(
+            st.lists(
+                st.one_of(
+                    events,
+                    st.fixed_dictionaries(
+                        {"kind": st.just("course"), "course": _mutated(course("c3"))}
+                    ),
+                ),
+                max_size=4,
+            ),
+            st.none(),
+        ),
+        batch_size=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
+    ),
+    "put_training_course": _args(_mutated(course("c2"))),
     "invalidate_course_cache": _args(ids),
     # reads
+    "export_page": _args(
+        st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "section": st.one_of(ids, st.sampled_from(["courses", "progress"])),
+                    "scan": hostile,
+                    "skip": numbers,
+                    "keys": st.lists(ids, max_size=2),
+                    "memberScan": hostile,
+                },
+            ),
+        ),
+        count=st.one_of(st.integers(min_value=-2, max_value=5), st.text(max_size=2)),
+    ),
     "get_course_enrollments": _args(ids),
     "get_course_enrollment_count": _args(ids),
     "get_course_completions": _args(ids),

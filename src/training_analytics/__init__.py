@@ -48,6 +48,7 @@ from .helpers import (
 from .keys import CACHE_TTL, TrainingKeys
 from .reindex import ReindexReport
 from .server import async_connect, connect
+from .transfer import CourseRecord, ExportCursor, ExportPage
 from .types import (
     BatchResult,
     CertificationIssuedEvent,
@@ -62,6 +63,8 @@ from .types import (
     EnhancedTrainingCourse,
     EnhancedTrainingProgress,
     EnrollmentEvent,
+    EventOutcome,
+    EventOutcomes,
     Lesson,
     LocalizedString,
     ModuleCompletionEvent,
@@ -96,12 +99,17 @@ __all__ = [
     "CourseModule",
     "CourseNotFoundError",
     "CourseQuizQuestion",
+    "CourseRecord",
     "CredentialClaimAnalytics",
     "CredentialStats",
     "EnhancedCourseModule",
     "EnhancedTrainingCourse",
     "EnhancedTrainingProgress",
     "EnrollmentEvent",
+    "EventOutcome",
+    "EventOutcomes",
+    "ExportCursor",
+    "ExportPage",
     "IllegalTransitionError",
     "InvalidDateError",
     "InvalidDateRangeError",

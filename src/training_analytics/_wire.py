@@ -191,15 +191,30 @@ def _to_retry(calls: Sequence[Call], replies: list[Any], sent_as: Mode) -> list[
     return retry
 
 
+def _transaction_replies(sent: list[Any], count: int) -> tuple[list[Any], bool]:
+    """The replies of ``count`` commands sent between MULTI and EXEC, and whether transactions
+    work for this user. MULTI refused (an ACL without transactions): the commands ran one by one
+    and EXEC failed, so their own replies count. EXEC failed otherwise (the transaction was
+    discarded): none of them ran, and each gets that error."""
+    if isinstance(sent[0], BaseException):
+        return sent[1 : 1 + count], False
+    outcome = sent[-1]
+    if isinstance(outcome, BaseException):
+        return [outcome] * count, True
+    return list(outcome), True
+
+
 def load_and_retry(
     calls: Sequence[Call], replies: list[Any], mode: Mode
 ) -> Generator[Commands, list[Any], tuple[list[Any], Mode]]:
     """After ``calls`` were sent and replied ``replies``: load the code the server lacked and
-    send the calls that failed for it again, in their order, in the same round trip as the load
-    (so that another client's FUNCTION FLUSH rarely falls between them), up to MAX_RELOADS
-    times. Yields the commands of each round trip; returns the calls' replies (errors as
-    exception objects: the calls still failing get a typed error that says why) and the mode
-    the connection pool goes on with.
+    send the calls that failed for it again, in their order, in the same round trip as the load,
+    up to MAX_RELOADS times. If the code vanishes again between a load that worked and the calls
+    (another client's FUNCTION FLUSH, which can fall between the writes that carry a large
+    library), the next round goes in a MULTI/EXEC transaction, where nothing runs in between
+    (unless this user may not use transactions). Yields the commands of each round trip;
+    returns the calls' replies (errors as exception objects: the calls still failing get a
+    typed error that says why) and the mode the connection pool goes on with.
 
     The way code is loaded adapts: FCALL or FUNCTION LOAD unknown (before Redis 7) switches the
     pool to scripts; either not permitted to this user, or FUNCTION LOAD refused by a server at
@@ -210,6 +225,7 @@ def load_and_retry(
     to is used)."""
     sending = mode  # how this exchange's calls go out; ``mode`` is what the pool keeps
     keep_scripts = False
+    loaded_once, atomic = False, True
     for _ in range(MAX_RELOADS):
         retry = _to_retry(calls, replies, sending)
         if not retry:
@@ -222,7 +238,15 @@ def load_and_retry(
                 sending, keep_scripts = "scripts", True
         scripts = {c.script.name: c.script for i in retry if isinstance(c := calls[i], ScriptCall)}
         loads = [_load_command(script, sending) for script in scripts.values()]
-        sent = yield [*loads, *(command_args(calls[i], sending) for i in retry)]
+        resend = [*loads, *(command_args(calls[i], sending) for i in retry)]
+        if loaded_once and atomic:
+            # The code vanished between our load and our calls (another client flushing): a
+            # large library goes out in several writes, so the server may run the flush in
+            # between. In a transaction nothing runs between them.
+            sent = yield [("MULTI",), *resend, ("EXEC",)]
+            sent, atomic = _transaction_replies(sent, len(resend))
+        else:
+            sent = yield resend
         for i, reply in zip(retry, sent[len(loads) :], strict=True):
             replies[i] = reply
         failed = [
@@ -231,6 +255,7 @@ def load_and_retry(
             if isinstance(reply, BaseException) and "already exists" not in str(reply)
         ]
         if not failed:
+            loaded_once = True
             if keep_scripts and sending == "scripts":
                 mode = "scripts"
             continue

@@ -14,7 +14,12 @@ from ._codec import check_course, coerce, course_from_hash, course_to_fields
 from ._context import Context
 from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
 from ._time import to_iso
-from .errors import ConcurrentUpdateError, CourseNotFoundError, InvalidInputError
+from .errors import (
+    ConcurrentUpdateError,
+    CourseExistsError,
+    CourseNotFoundError,
+    InvalidInputError,
+)
 from .types import TrainingCourse
 
 CATALOG = load_script("catalog.lua")
@@ -109,6 +114,41 @@ def update_training_course(ctx: Context, course_id: str, updates: dict[str, Any]
             continue
         return
     raise ConcurrentUpdateError(f"course {course_id} kept changing; update not applied")
+
+
+def put_training_course(ctx: Context, course: TrainingCourse | dict[str, Any]) -> Op[bool]:
+    """Create the course, or replace the stored one with exactly this record (its timestamps
+    included, as an import restores them); False when the stored course already is this record.
+    """
+    model: TrainingCourse = coerce(TrainingCourse, course, "course")
+    check_course(model)
+    for _ in range(_MAX_ATTEMPTS):
+        current = yield from get_training_course(ctx, model.id)
+        if current is None:
+            try:
+                yield from create_training_course(ctx, model)
+            except CourseExistsError:
+                continue  # created meanwhile: replace it
+            return True
+        fields, stored = course_to_fields(model), course_to_fields(current)
+        # Timestamps the record leaves out are not a difference: they keep or get their value.
+        missing = {name for name in ("createdAt", "updatedAt") if not fields[name]}
+        if all(value == stored.get(name) for name, value in fields.items() if name not in missing):
+            return False
+        if missing:
+            model = model.model_copy(
+                update={
+                    "created_at": model.created_at or current.created_at,
+                    "updated_at": model.updated_at or to_iso(ctx.now()),
+                }
+            )
+            fields = course_to_fields(model)
+        try:
+            yield batch(_save_call(ctx, "update", model, current.category, fields))
+        except (ConcurrentUpdateError, CourseNotFoundError):
+            continue  # changed or deleted between the read and the write: read again
+        return True
+    raise ConcurrentUpdateError(f"course {model.id} kept changing; not replaced")
 
 
 def _aliased(updates: dict[str, Any]) -> dict[str, Any]:

@@ -21,10 +21,12 @@ command quietly with 141, as a Unix tool killed by SIGPIPE.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -40,12 +42,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
@@ -53,6 +57,7 @@ from typer.models import CommandFunctionType
 
 import training_analytics as ta
 
+from . import fileformats
 from ._time import parse_instant
 from .demo import (
     DEFAULT_LEARNERS,
@@ -1185,6 +1190,231 @@ def bench(ctx: typer.Context) -> None:
         # written when --flush allowed it, and then holds benchmark data in any case.
         _interrupted("the benchmark stopped; nothing was printed or saved for this run.")
     raise typer.Exit(code or 0)
+
+
+# --- import and export ---------------------------------------------------------------------------
+
+#: ``import`` read the file and applied what it could, but refused some lines (listed on stderr).
+EXIT_REJECTED = 3
+#: ``import`` was interrupted (Ctrl-C), as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[
+        str, typer.Argument(help="JSON Lines or CSV file, one record a line; '-' reads stdin.")
+    ],
+    *,
+    file_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="jsonl or csv. Default: from the extension (.jsonl, .ndjson, .csv); jsonl "
+            "for stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on stdout.")
+    ] = False,
+    max_line_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-line-bytes", min=1, help="Longer lines are rejected without being read."
+        ),
+    ] = fileformats.MAX_LINE_BYTES,
+    url: UrlOption = None,
+    prefix: PrefixOption = None,
+    tz: TzOption = None,
+) -> None:
+    """Import events and courses (docs/formats.md), streaming; bad lines are reported, not fatal.
+
+    Exit status: 0 when every line was applied or unchanged, 3 when some lines were rejected
+    (each is listed on stderr with its line number; the others were imported), 2 when the file
+    cannot be read or the store cannot be reached (or needs `reindex` first), 1 when the server
+    refused a command, 130 when interrupted (the message says up to which line everything was
+    imported).
+    """
+    settings = _settings(ctx, prefix, tz)
+    with _friendly_errors(), contextlib.ExitStack() as stack:
+        fmt = fileformats.detect_format(
+            file, file_format if file_format or file != "-" else "jsonl"
+        )
+        if file == "-":
+            stream: Any = sys.stdin.buffer
+            total: int | None = None
+        else:
+            try:
+                stream = stack.enter_context(open(file, "rb"))
+            except OSError as exc:
+                _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
+            size = os.fstat(stream.fileno()).st_size
+            total = size if size and os.path.isfile(file) else None
+        store = _open_store(settings, url)
+        started = time.monotonic()
+        progress = stack.enter_context(
+            Progress(
+                SpinnerColumn(),
+                TextColumn("Importing"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+                disable=not err.is_terminal,
+            )
+        )
+        task = progress.add_task("import", total=total)
+
+        def rejected(line: fileformats.RejectedLine) -> None:
+            progress.console.print(
+                f"[yellow]line {line.line}:[/] {line.error}: {escape(_one_line(line.message))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+        summary = fileformats.ImportSummary()
+        try:
+            fileformats.import_stream(
+                stream,
+                fmt,
+                store.analytics.import_records,
+                on_rejected=rejected,
+                on_progress=lambda done: progress.update(task, completed=done),
+                max_line_bytes=max_line_bytes,
+                summary=summary,
+            )
+        except (KeyboardInterrupt, ta.StoreUnavailableError) as exc:
+            progress.stop()
+            # Say how far it got: importing the file again is safe (what was applied reports
+            # unchanged), or the lines after this one can be imported alone.
+            done = (
+                f"lines 1-{summary.last_line:,} were imported ({summary.applied:,} applied, "
+                f"{summary.unchanged:,} unchanged, {summary.rejected:,} rejected); lines after "
+                "that may be partly imported"
+                if summary.last_line
+                else "the first lines may be partly imported"
+            )
+            err.print(
+                f"[bold yellow]stopped:[/] {done}. Importing the same file again is safe: "
+                "what was applied reports unchanged (a status change already made, as rejected).",
+                highlight=False,
+                soft_wrap=True,
+            )
+            if isinstance(exc, KeyboardInterrupt):
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise
+        elapsed = time.monotonic() - started
+    if as_json:
+        out.print_json(
+            data={
+                "lines": summary.lines,
+                "applied": summary.applied,
+                "unchanged": summary.unchanged,
+                "rejected": summary.rejected,
+                "seconds": round(elapsed, 3),
+            }
+        )
+    else:
+        out.print(
+            f"Imported {summary.lines:,} lines into {escape(store.where)} "
+            f"({_describe_prefix(settings.prefix)}) in {elapsed:.1f} s: {summary.applied:,} "
+            f"applied, {summary.unchanged:,} unchanged, {summary.rejected:,} rejected.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if summary.rejected:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    *,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (replaced only once the export is complete). Default: stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    url: UrlOption = None,
+    prefix: PrefixOption = None,
+    tz: TzOption = None,
+) -> None:
+    """Write every course and event that rebuilds the store's analytics, as JSON Lines.
+
+    `export` then `import` into an empty store gives the same answers to every analytics call
+    (docs/formats.md says what round-trips and what does not).
+    """
+    settings = _settings(ctx, prefix, tz)
+    to_stdout = output is None or output == "-"
+    with _friendly_errors(), contextlib.ExitStack() as stack:
+        store = _open_store(settings, url)
+        if to_stdout:
+            sink: Any = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
+            # Flushed, then detached rather than closed: stdout itself stays open.
+            stack.callback(sink.detach)
+            stack.callback(sink.flush)
+        else:
+            assert output is not None
+            target = os.path.abspath(output)
+            try:
+                handle, temporary = tempfile.mkstemp(
+                    prefix=".export-", suffix=".jsonl.part", dir=os.path.dirname(target)
+                )
+            except OSError as exc:
+                _fail(f"cannot write next to {output}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
+            sink = stack.enter_context(open(handle, "w", encoding="utf-8", newline="\n"))
+        progress = stack.enter_context(
+            Progress(
+                SpinnerColumn(),
+                TextColumn("Exporting: {task.completed:,.0f} records"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+                disable=not err.is_terminal,
+            )
+        )
+        task = progress.add_task("export", total=None)
+        started = time.monotonic()
+        try:
+            summary = fileformats.export_stream(
+                store.analytics.export_page,
+                sink,
+                on_skipped=lambda reason: progress.console.print(
+                    f"[yellow]skipped:[/] {escape(reason)}", highlight=False, soft_wrap=True
+                ),
+                on_progress=lambda done: progress.update(task, completed=done),
+            )
+            if not to_stdout:
+                sink.flush()
+                os.fsync(sink.fileno())
+        except BaseException:
+            if not to_stdout:
+                sink.close()
+                os.unlink(temporary)
+            raise
+    if not to_stdout:
+        os.replace(temporary, target)
+    elapsed = time.monotonic() - started
+    kinds = ", ".join(f"{n:,} {kind}" for kind, n in summary.by_kind.items())
+    err.print(
+        f"Exported {summary.records:,} records ({kinds or 'none'}) from {escape(store.where)} "
+        f"({_describe_prefix(settings.prefix)}) to {escape(output or 'stdout')} "
+        f"in {elapsed:.1f} s.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

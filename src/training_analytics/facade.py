@@ -27,8 +27,10 @@ from . import (
     enhanced,
     enrollments,
     ingest,
+    outcomes,
     reindex,
     timeseries,
+    transfer,
     zone,
 )
 from ._context import Context, utc_now
@@ -157,8 +159,12 @@ class _Operations(_Facade[ClientT]):
     delete_training_course = operation(catalog.delete_training_course)
     publish_training_course = operation(catalog.publish_training_course)
     unpublish_training_course = operation(catalog.unpublish_training_course)
+    put_training_course = operation(catalog.put_training_course)
     # bulk and maintenance
     record_many = operation(ingest.record_many)
+    record_each = operation(outcomes.record_each)
+    import_records = operation(transfer.import_records)
+    export_page = operation(transfer.export_page)
     reindex = operation(reindex.reindex)
 
     get_recorded_time_zone = operation(zone.get_recorded_time_zone)

@@ -97,6 +97,16 @@ class _Tally:
         return BatchResult(applied=self.applied, unchanged=self.unchanged, rejected=self.rejected)
 
 
+def check_batch_arguments(events: object, batch_size: object) -> None:
+    """InvalidInputError unless ``events`` is an iterable of events (not text or a single
+    mapping) and ``batch_size`` an integer of at least 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    if isinstance(events, str | bytes | dict) or not isinstance(events, Iterable):
+        kind = type(events).__name__
+        raise InvalidInputError(f"events must be an iterable of events, not {kind}")
+
+
 def record_many(
     ctx: Context,
     events: Iterable[Any],
@@ -126,11 +136,7 @@ def record_many(
     not be asked afterwards which batches it applied. Resending from ``first_unapplied`` (or from
     ``applied``: replays change nothing) completes the import.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-    if isinstance(events, str | bytes | dict) or not isinstance(events, Iterable):
-        kind = type(events).__name__
-        raise InvalidInputError(f"events must be an iterable of events, not {kind}")
+    check_batch_arguments(events, batch_size)
     yield from zone.check_before_write(ctx)
     tally = _Tally()
     if not stream:
@@ -185,7 +191,7 @@ def _stream(ctx: Context, events: Iterable[Any], batch_size: int, tally: _Tally)
                 failure = refused
                 break
     if failure is None:
-        yield from _forget(key)
+        yield from forget_sequence(key)
         if tally.applied:
             yield from zone.remember_after_write(ctx)
         return tally.result()
@@ -199,7 +205,7 @@ def _stream(ctx: Context, events: Iterable[Any], batch_size: int, tally: _Tally)
             pass
         else:
             applied = unapplied = max(applied, ends[min(int(last or 0), len(ends) - 1)])
-    yield from _forget(key)
+    yield from forget_sequence(key)
     raise _aborted(failure, tally, unapplied, applied) from failure
 
 
@@ -215,7 +221,7 @@ def _collect(
     return None
 
 
-def _forget(key: str) -> Generator[Any, Any, None]:
+def forget_sequence(key: str) -> Generator[Any, Any, None]:
     """Delete a stream's sequence key (best effort: it expires anyway)."""
     with contextlib.suppress(TrainingAnalyticsError):
         yield from single("DEL", key)

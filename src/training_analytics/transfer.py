@@ -1,0 +1,421 @@
+"""Import and export as sans-I/O operations: records in, records out, a page per call.
+
+A *record* is the JSON form of one line of an import or export file (``docs/formats.md``): an
+event of ``record_many`` with its ``kind`` (camelCase or snake_case field names), or a course
+(``{"kind": "course", "course": {...}}``), which import creates or replaces.
+
+``import_records`` applies records in order and reports one outcome per record (courses
+included), through ``record_each`` for the events. ``export_page`` walks the store one page at a
+time (a SCAN, SSCAN, ZSCAN or ZRANGEBYSCORE page, then one pipeline reading that page's hashes)
+and returns the records that rebuild its analytics, with the cursor of the next page: the caller
+loops, holding one page at a time, so an export needs constant memory whatever the store's size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ._codec import certification_from_hash, coerce, course_from_hash, progress_from_hash
+from ._context import Context
+from ._protocol import Op, cmd, pipeline, single
+from ._time import from_epoch_ms, to_iso
+from .catalog import put_training_course
+from .errors import ConflictError, InvalidIdError, InvalidInputError, StoreError
+from .ingest import DEFAULT_BATCH_SIZE, check_batch_arguments
+from .keys import check_id, glob_escape
+from .outcomes import OutcomeTally, apply_each
+from .types import EventOutcomes, SeedModel, TrainingCourse
+
+COURSE_KIND = "course"
+
+#: What one export page asks the server for (SCAN's COUNT, the LIMIT of a series page).
+DEFAULT_PAGE_SIZE = 500
+
+Section = Literal[
+    "courses",
+    "enrollments",
+    "completions",
+    "module_starts",
+    "module_completions",
+    "progress",
+    "certifications",
+]
+#: Export order. Enrolments come before completions (a completion enrols a learner not enrolled
+#: yet, at the completion's time: the enrolment's own time must be applied first), and in time
+#: order (the first enrolment of a learner in a course is the one the day counts keep).
+SECTIONS: tuple[Section, ...] = (
+    "courses",
+    "enrollments",
+    "completions",
+    "module_starts",
+    "module_completions",
+    "progress",
+    "certifications",
+)
+
+
+class CourseRecord(SeedModel):
+    """A course line of an import or export file: import creates it or replaces it."""
+
+    kind: Literal["course"] = "course"
+    course: TrainingCourse
+
+
+# --- import ------------------------------------------------------------------------------------
+
+
+def _is_course(record: Any) -> bool:
+    if isinstance(record, CourseRecord):
+        return True
+    return isinstance(record, Mapping) and record.get("kind") == COURSE_KIND
+
+
+def _put_course(ctx: Context, record: Any, tally: OutcomeTally) -> Op[None]:
+    try:
+        if isinstance(record, CourseRecord):
+            course: Any = record.course
+        else:
+            if "course" not in record:
+                raise InvalidInputError("a course record needs its 'course' object")
+            course = record["course"]
+            if not isinstance(course, Mapping | TrainingCourse):
+                raise InvalidInputError("a course record's 'course' must be an object")
+        model: TrainingCourse = coerce(TrainingCourse, course, "course")
+        try:
+            json.dumps(model.model_dump(mode="json"), ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            # A lone surrogate (JSON's \\ud800 escape): the client would fail while sending.
+            raise InvalidInputError(f"text that is not valid Unicode ({exc.reason})") from exc
+        changed = yield from put_training_course(ctx, model)
+    except (InvalidInputError, ConflictError, StoreError) as exc:
+        # This record only: a malformed course, one that kept changing under the write, or a
+        # key of another type in its place. A store that cannot be reached still raises.
+        tally.reject(exc)
+        return
+    tally.done(changed)
+
+
+def import_records(
+    ctx: Context, records: Sequence[Any], *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Op[EventOutcomes]:
+    """Apply import records in order; one outcome per record, as ``record_each`` reports them.
+
+    Events go through ``record_each``'s path (a run of consecutive events at a time, batch by
+    batch); a course record creates the course or replaces it with exactly the record's
+    fields, and is ``unchanged`` when the stored course already has them. A malformed record
+    is rejected with its index; the others are applied.
+    """
+    check_batch_arguments(records, batch_size)
+    if not isinstance(records, Sequence):
+        raise InvalidInputError(f"records must be a sequence, not {type(records).__name__}")
+    tally = OutcomeTally()
+    start = 0
+    while start < len(records):
+        end = start
+        while end < len(records) and not _is_course(records[end]):
+            end += 1
+        if end > start:
+            yield from apply_each(ctx, records[start:end], tally, batch_size=batch_size)
+        if end < len(records):
+            yield from _put_course(ctx, records[end], tally)
+            end += 1
+        start = end
+    return tally.result()
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+class ExportCursor(SeedModel):
+    """Where an export stands: the section, and the server's cursor within it.
+
+    Plain data (JSON-serialisable), so an export can also be resumed across requests.
+    """
+
+    section: Section = "courses"
+    scan: str = "0"
+    """The section's SCAN/SSCAN/ZSCAN cursor; for the two series, the score (epoch ms) that the
+    next page starts at."""
+    skip: int = 0
+    """Series only: members at score ``scan`` already exported."""
+    keys: list[str] = Field(default_factory=list)
+    """Module sections: set keys found by the SCAN, not exported yet (the first one in part)."""
+    member_scan: str = "0"
+    """Module sections: the SSCAN cursor within ``keys[0]``."""
+    scan_done: bool = False
+    """Module sections: the SCAN of keys is complete (only ``keys`` remain)."""
+
+
+class ExportPage(SeedModel):
+    """One page of an export: records in file order, and where the next page starts."""
+
+    records: list[dict[str, Any]] = Field(default_factory=list)
+    next: ExportCursor | None = None
+    """None when the export is complete."""
+    skipped: list[str] = Field(default_factory=list)
+    """Keys or members that cannot be exported (ids this library cannot address, malformed
+    records), each with the reason."""
+
+
+def _head(full: str, tail: str) -> str:
+    """A key's fixed start (``training:progress:`` of ``training:progress:x:y``, tail ``x:y``)."""
+    return full[: -len(tail)]
+
+
+def _after(cursor: ExportCursor) -> ExportCursor | None:
+    """The first cursor of the section after ``cursor``'s, or None after the last one."""
+    position = SECTIONS.index(cursor.section) + 1
+    if position == len(SECTIONS):
+        return None
+    return ExportCursor(section=SECTIONS[position])
+
+
+def _resume(cursor: ExportCursor, scan: Any) -> ExportCursor | None:
+    """After a SCAN-family page: the same section at the server's cursor, or the next section."""
+    scan = str(scan)  # redis-py parses some cursors to int
+    return _after(cursor) if scan == "0" else cursor.model_copy(update={"scan": scan})
+
+
+def _pairs(entries: list[Any]) -> list[tuple[str, str]]:
+    """(member, score) pairs of a WITHSCORES or ZSCAN reply, RESP2 (flat) or RESP3 (pairs)."""
+    if entries and isinstance(entries[0], list | tuple):
+        return [(str(pair[0]), str(pair[1])) for pair in entries]
+    return [(str(m), str(s)) for m, s in zip(entries[0::2], entries[1::2], strict=True)]
+
+
+def _score_ms(score: str) -> int:
+    return int(float(score))
+
+
+def _js_numbers(value: Any) -> Any:
+    """Whole numbers as JavaScript prints them (``82``, not ``82.0``), as the store holds them."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _js_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_js_numbers(v) for v in value]
+    return value
+
+
+def _dump(model: Any) -> Any:
+    return _js_numbers(model.model_dump(mode="json", exclude_none=True))
+
+
+def _ids(*values: str) -> bool:
+    try:
+        for value in values:
+            check_id(value)
+    except InvalidIdError:
+        return False
+    return True
+
+
+def _courses_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
+    k = ctx.keys
+    scan, entries = yield from single(
+        "ZSCAN", k.all_training_courses(), cursor.scan, "COUNT", count
+    )
+    ids = [member for member, _ in _pairs(entries)]
+    replies = yield from pipeline([cmd("HGETALL", k.training_course(i)) for i in ids])
+    page = ExportPage()
+    for course_id, data in zip(ids, replies, strict=True):
+        try:
+            course = course_from_hash(data)
+        except StoreError as exc:
+            page.skipped.append(f"{k.training_course(course_id)}: {exc}")
+            continue
+        if course is None:
+            page.skipped.append(f"{k.training_course(course_id)}: listed but absent")
+            continue
+        page.records.append({"kind": COURSE_KIND, "course": _dump(course)})
+    page.next = _resume(cursor, scan)
+    return page
+
+
+def _series_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
+    """A page of the enrolment or completion series in time order, resumed by (score, skip)
+    rather than by rank, so members added meanwhile do not shift it."""
+    k = ctx.keys
+    enrollments = cursor.section == "enrollments"
+    key = k.enrollment_timeseries() if enrollments else k.completion_timeseries()
+    kind = "enrollment" if enrollments else "completion"
+    low = "-inf" if cursor.scan == "0" and not cursor.skip else cursor.scan
+    entries = yield from single(
+        "ZRANGEBYSCORE", key, low, "+inf", "WITHSCORES", "LIMIT", cursor.skip, count
+    )
+    pairs = _pairs(entries)
+    page = ExportPage()
+    for member, score in pairs:
+        _, user_id, course_id = [*member.split(":", 2), "", ""][:3]
+        if not _ids(user_id, course_id):
+            page.skipped.append(f"{key} member {member!r}: not a learner and a course")
+            continue
+        at = to_iso(from_epoch_ms(_score_ms(score)))
+        page.records.append({"kind": kind, "userId": user_id, "courseId": course_id, "at": at})
+    if len(pairs) < count:
+        page.next = _after(cursor)
+        return page
+    last = pairs[-1][1]
+    same = sum(1 for _, score in pairs if score == last)
+    skip = cursor.skip + same if same == len(pairs) and low == last else same
+    page.next = cursor.model_copy(update={"scan": last, "skip": skip})
+    return page
+
+
+def _module_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
+    k = ctx.keys
+    starts = cursor.section == "module_starts"
+    kind = "module_start" if starts else "module_completion"
+    sample = k.module_enrollments("x", "y") if starts else k.module_completions("x", "y")
+    head = _head(sample, "x:y")
+    page = ExportPage()
+    if not cursor.keys:
+        if cursor.scan_done:
+            page.next = _after(cursor)
+            return page
+        scan, keys = yield from single(
+            "SCAN", cursor.scan, "MATCH", glob_escape(head) + "*", "COUNT", count, "TYPE", "set"
+        )
+        done = str(scan) == "0"
+        page.next = cursor.model_copy(
+            update={"scan": str(scan), "keys": sorted(set(keys)), "scan_done": done}
+        )
+        return page
+    found = cursor.keys[0]
+    if not found.startswith(head):
+        raise InvalidInputError(f"export cursor names a key outside this export: {found!r}")
+    course_id, _, module_id = found[len(head) :].partition(":")
+    if not _ids(course_id, module_id):
+        page.skipped.append(f"{found}: not a course and a module this library can address")
+        page.next = cursor.model_copy(update={"keys": cursor.keys[1:], "member_scan": "0"})
+        return page
+    # The key is built again from its ids: a cursor that came back from a client reads no
+    # other key than one this section would.
+    key = (
+        k.module_enrollments(course_id, module_id)
+        if starts
+        else k.module_completions(course_id, module_id)
+    )
+    scan, members = yield from single("SSCAN", key, cursor.member_scan, "COUNT", count)
+    for user_id in members:
+        if not _ids(user_id):
+            page.skipped.append(f"{key} member {user_id!r}: not a learner id")
+            continue
+        page.records.append(
+            {"kind": kind, "userId": user_id, "courseId": course_id, "moduleId": module_id}
+        )
+    if str(scan) == "0":
+        page.next = cursor.model_copy(update={"keys": cursor.keys[1:], "member_scan": "0"})
+    else:
+        page.next = cursor.model_copy(update={"member_scan": str(scan)})
+    return page
+
+
+def _progress_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
+    k = ctx.keys
+    head = _head(k.user_course_progress("x", "y"), "x:y")
+    scan, keys = yield from single(
+        "SCAN", cursor.scan, "MATCH", glob_escape(head) + "*", "COUNT", count, "TYPE", "hash"
+    )
+    page = ExportPage()
+    found: list[tuple[str, str, str]] = []
+    for key in sorted(set(keys)):
+        user_id, _, course_id = key[len(head) :].partition(":")
+        if _ids(user_id, course_id):
+            found.append((key, user_id, course_id))
+        else:
+            page.skipped.append(f"{key}: not a learner and a course this library can address")
+    replies = yield from pipeline([cmd("HGETALL", key) for key, _, _ in found])
+    for (_, user_id, course_id), data in zip(found, replies, strict=True):
+        progress = progress_from_hash(user_id, course_id, data)
+        if progress is not None:  # deleted since the SCAN
+            page.records.append(
+                {
+                    "kind": "progress",
+                    "progress": _dump(progress),
+                }
+            )
+    page.next = _resume(cursor, scan)
+    return page
+
+
+def _certifications_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
+    k = ctx.keys
+    scan, ids = yield from single(
+        "SSCAN", k.all_training_certifications(), cursor.scan, "COUNT", count
+    )
+    ids = sorted(set(ids))
+    replies = yield from pipeline([cmd("HGETALL", k.training_certification(i)) for i in ids])
+    page = ExportPage()
+    for cert_id, data in zip(ids, replies, strict=True):
+        try:
+            record = certification_from_hash(data)
+        except StoreError as exc:
+            page.skipped.append(f"{k.training_certification(cert_id)}: {exc}")
+            continue
+        if record is None:
+            page.skipped.append(f"{k.training_certification(cert_id)}: listed but absent")
+            continue
+        line: dict[str, Any] = {
+            "kind": "certification_issued",
+            "certification": _dump(record),
+        }
+        if record.status == "claimed" and not record.claimed_at:
+            # Issuing a claimed record without a claim time stamps it with the event's time.
+            # The issue time keeps the claim out of the average claim time, as it is here.
+            line["at"] = record.issued_at
+        page.records.append(line)
+    page.next = _resume(cursor, scan)
+    return page
+
+
+def _check_cursor(cursor: ExportCursor) -> None:
+    """A cursor is plain data a client may hand back: its numbers must be numbers."""
+    series = cursor.section in ("enrollments", "completions")
+    try:
+        if series:
+            if math.isnan(float(cursor.scan)):
+                raise ValueError(cursor.scan)
+        elif not cursor.scan.isdigit():
+            raise ValueError(cursor.scan)
+        if not cursor.member_scan.isdigit() or cursor.skip < 0:
+            raise ValueError(cursor.member_scan)
+    except ValueError as exc:
+        raise InvalidInputError(f"not an export cursor: {cursor.model_dump_json()}") from exc
+
+
+def export_page(
+    ctx: Context,
+    cursor: ExportCursor | Mapping[str, Any] | None = None,
+    *,
+    count: int = DEFAULT_PAGE_SIZE,
+) -> Op[ExportPage]:
+    """One page of the records that rebuild this store's analytics (``docs/formats.md``).
+
+    Start with no cursor and pass each page's ``next`` until it is None. A page may hold no
+    records (SCAN pages can be empty); each costs one or two round trips, and ``count`` bounds
+    what the server returns per page (SCAN may return a little more).
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidInputError(f"count must be an integer >= 1; got {count!r}")
+    position: ExportCursor = (
+        ExportCursor() if cursor is None else coerce(ExportCursor, cursor, "cursor")
+    )
+    _check_cursor(position)
+    match position.section:
+        case "courses":
+            return (yield from _courses_page(ctx, position, count))
+        case "enrollments" | "completions":
+            return (yield from _series_page(ctx, position, count))
+        case "module_starts" | "module_completions":
+            return (yield from _module_page(ctx, position, count))
+        case "progress":
+            return (yield from _progress_page(ctx, position, count))
+        case "certifications":
+            return (yield from _certifications_page(ctx, position, count))
