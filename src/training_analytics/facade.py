@@ -20,6 +20,7 @@ import redis.asyncio
 
 from . import (
     analytics,
+    apikeys,
     catalog,
     certifications,
     courses,
@@ -27,6 +28,7 @@ from . import (
     enhanced,
     enrollments,
     ingest,
+    pages,
     reindex,
     timeseries,
 )
@@ -156,6 +158,15 @@ class _Operations(_Facade[ClientT]):
     delete_training_course = operation(catalog.delete_training_course)
     publish_training_course = operation(catalog.publish_training_course)
     unpublish_training_course = operation(catalog.unpublish_training_course)
+    # listings (cursor-paginated) and the HTTP service's API keys
+    list_certifications = operation(pages.list_certifications)
+    get_expiring_certifications = operation(pages.get_expiring_certifications)
+    list_course_analytics = operation(pages.list_course_analytics)
+    create_api_key = operation(apikeys.create_api_key)
+    list_api_keys = operation(apikeys.list_api_keys)
+    has_api_keys = operation(apikeys.has_api_keys)
+    revoke_api_key = operation(apikeys.revoke_api_key)
+    verify_api_key = operation(apikeys.verify_api_key)
     # bulk and maintenance
     record_many = operation(ingest.record_many)
     reindex = operation(reindex.reindex)

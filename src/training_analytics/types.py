@@ -249,6 +249,27 @@ class EnhancedTrainingCourse(SeedModel):
     created_by: str | None = None
 
 
+# --- pages of listings (cursor-paginated) ------------------------------------------------------
+
+
+class CertificationPage(SeedModel):
+    items: list[TrainingCertificationRecord]
+    next_cursor: str | None = None
+    """Pass it back as ``cursor`` for the next page; None at the end."""
+
+
+class CourseAnalyticsItem(SeedModel):
+    id: str
+    title: LocalizedString
+    status: Literal["published", "draft"]
+    analytics: CourseDetailedAnalytics
+
+
+class CourseAnalyticsPage(SeedModel):
+    items: list[CourseAnalyticsItem]
+    next_cursor: str | None = None
+
+
 # --- events for record_many --------------------------------------------------------------------
 
 
