@@ -30,6 +30,7 @@ from . import (
     ingest,
     pages,
     reindex,
+    series,
     timeseries,
 )
 from ._context import Context, utc_now
@@ -162,6 +163,9 @@ class _Operations(_Facade[ClientT]):
     list_certifications = operation(pages.list_certifications)
     get_expiring_certifications = operation(pages.get_expiring_certifications)
     list_course_analytics = operation(pages.list_course_analytics)
+    find_training_courses = operation(catalog.find_training_courses)
+    change_certification_status = operation(certifications.change_certification_status)
+    get_series_report = operation(series.get_series_report)
     create_api_key = operation(apikeys.create_api_key)
     list_api_keys = operation(apikeys.list_api_keys)
     has_api_keys = operation(apikeys.has_api_keys)

@@ -270,6 +270,20 @@ class CourseAnalyticsPage(SeedModel):
     next_cursor: str | None = None
 
 
+class SeriesSummary(SeedModel):
+    total: int
+    average: float
+    """Per day over the range, two decimals."""
+    peak: int
+    peak_date: str | None
+    """The first day with the peak count; None when every day is zero."""
+
+
+class SeriesReport(SeedModel):
+    points: list[TimeSeriesDataPoint]
+    summary: SeriesSummary
+
+
 # --- events for record_many --------------------------------------------------------------------
 
 
