@@ -28,6 +28,7 @@ from . import (
     enhanced,
     enrollments,
     ingest,
+    outcomes,
     pages,
     reindex,
     series,
@@ -173,6 +174,7 @@ class _Operations(_Facade[ClientT]):
     verify_api_key = operation(apikeys.verify_api_key)
     # bulk and maintenance
     record_many = operation(ingest.record_many)
+    record_each = operation(outcomes.record_each)
     reindex = operation(reindex.reindex)
 
 

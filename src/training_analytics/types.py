@@ -369,3 +369,27 @@ class BatchResult(SeedModel):
             RejectedEvent(index=r.index + offset, error=r.error, message=r.message)
             for r in other.rejected
         )
+
+
+# --- one outcome per event (record_each) -------------------------------------------------------
+
+
+class EventOutcome(SeedModel):
+    """What became of one event of a ``record_each`` call."""
+
+    index: int
+    """Position of the event in the input (0-based)."""
+    status: Literal["applied", "unchanged", "rejected"]
+    """``applied`` changed the store, ``unchanged`` was a replay, ``rejected`` wrote nothing."""
+    error: str | None = None
+    """For a rejected event: the error class the single-event call would raise."""
+    message: str | None = None
+
+
+class EventOutcomes(SeedModel):
+    """What ``record_each`` did: one outcome per event, in input order, and the totals."""
+
+    results: list[EventOutcome] = Field(default_factory=list)
+    applied: int = 0
+    unchanged: int = 0
+    rejected: int = 0
