@@ -15,7 +15,7 @@ from ._context import Context
 from ._index import require_index
 from ._protocol import Op, batch, cardinalities, cmd, single
 from .analytics import module_dropoffs
-from .errors import StoreError
+from .errors import CourseNotFoundError, StoreError
 from .helpers import calculate_percentage, js_round, round_to, safe_parse_json
 from .types import CourseDetailedAnalytics, CourseModule, TrainingOverviewMetrics
 
@@ -28,10 +28,24 @@ def _int(value: Any) -> int:
 
 
 def get_course_detailed_analytics(ctx: Context, course_id: str) -> Op[CourseDetailedAnalytics]:
-    """Enrolments, completions, completion rate, average score and hours to complete, drop-off."""
+    """Enrolments, completions, completion rate, average score and hours to complete, drop-off.
+
+    Raises :class:`CourseNotFoundError` for a course that is neither in the catalog nor has any
+    recorded activity (a typo would otherwise read as a course nobody took). A course with
+    events but no catalog entry, as the older system's stores have, still answers.
+    """
     k = ctx.keys
-    indexed, modules_json, enrolled, completed, stats = yield batch(
+    indexed, known, modules_json, enrolled, completed, stats = yield batch(
         cmd("EXISTS", k.index_marker()),
+        # One EXISTS over the course's own keys: the catalog entry, or any trace of activity.
+        cmd(
+            "EXISTS",
+            k.training_course(course_id),
+            k.course_enrollments(course_id),
+            k.course_completions(course_id),
+            k.course_stats(course_id),
+            k.course_unenrolled_progress(course_id),
+        ),
         cmd("HGET", k.training_course(course_id), "modules"),
         cmd("SCARD", k.course_enrollments(course_id)),
         cmd("SCARD", k.course_completions(course_id)),
@@ -46,6 +60,10 @@ def get_course_detailed_analytics(ctx: Context, course_id: str) -> Op[CourseDeta
     )
     if not indexed:
         yield from require_index(ctx)
+    if not known:
+        raise CourseNotFoundError(
+            f"no course {course_id!r}: it is not in the catalog and has no recorded activity"
+        )
     try:
         modules = _MODULES.validate_python(safe_parse_json(modules_json, []))
     except ValidationError as exc:

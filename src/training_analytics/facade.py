@@ -27,6 +27,7 @@ from . import (
     credentials,
     enhanced,
     enrollments,
+    health,
     ingest,
     outcomes,
     pages,
@@ -167,6 +168,7 @@ class _Operations(_Facade[ClientT]):
     find_training_courses = operation(catalog.find_training_courses)
     change_certification_status = operation(certifications.change_certification_status)
     get_series_report = operation(series.get_series_report)
+    ping_store = operation(health.ping_store)
     create_api_key = operation(apikeys.create_api_key)
     list_api_keys = operation(apikeys.list_api_keys)
     has_api_keys = operation(apikeys.has_api_keys)

@@ -1,0 +1,69 @@
+"""The body of ``POST /events``: one event (a JSON object), a JSON array of them, or JSON lines
+(``application/x-ndjson``). Parsing only: each event is checked by ``record_each``, which
+rejects a malformed one by its index without stopping the others."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from fastapi import Request
+
+from .problems import ApiError
+from .settings import ServiceSettings
+
+JSON_LINES: Final = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
+
+
+class UnparsableLine:
+    """Stands for a JSON line that does not parse: ``record_each`` rejects it (not an event)
+    and the reason shows in its message."""
+
+    def __init__(self, line: int, error: ValueError) -> None:
+        self.text = f"line {line} is not JSON ({error})"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+async def read_events(request: Request, settings: ServiceSettings) -> list[Any]:
+    body = await request.body()
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    events: list[Any]
+    if media in JSON_LINES:
+        events = []
+        for number, line in enumerate(body.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(json.loads(line))
+            except ValueError as exc:
+                events.append(UnparsableLine(number, exc))
+    elif media == "application/json" or media.endswith("+json"):
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise ApiError(400, "json", "Malformed JSON", "the body is not valid JSON") from exc
+        if isinstance(document, dict):
+            events = [document]
+        elif isinstance(document, list):
+            events = document
+        else:
+            raise ApiError(
+                422, "events", "Invalid input", "the body must be an event or an array of events"
+            )
+    else:
+        raise ApiError(
+            415,
+            "media-type",
+            "Unsupported media type",
+            "send application/json (an event or an array) or application/x-ndjson",
+        )
+    if len(events) > settings.max_batch_events:
+        raise ApiError(
+            413,
+            "batch-too-large",
+            "Content too large",
+            f"{len(events)} events; at most {settings.max_batch_events} per request",
+        )
+    return events
