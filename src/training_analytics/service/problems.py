@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
 from .settings import ServiceSettings
+from .state import metrics_of
 
 PROBLEM_JSON: Final = "application/problem+json"
 _TYPE_BASE: Final = "urn:training-analytics:problem:"
@@ -82,6 +83,14 @@ _STATUS_MESSAGES: Final = {
 }
 
 
+_STORE_ERRORS: Final = (
+    errors.StoreUnavailableError,
+    errors.StoreError,
+    errors.EmbeddedServerError,
+    errors.NotIndexedError,
+)
+
+
 def problem(
     status: int,
     title: str,
@@ -144,6 +153,8 @@ def _validation(exc: RequestValidationError) -> JSONResponse:
 def install(app: FastAPI, settings: ServiceSettings) -> None:
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.TrainingAnalyticsError)
+        if isinstance(exc, _STORE_ERRORS):
+            metrics_of(request).store_errors.labels(type(exc).__name__).inc()
         return for_error(exc, settings)
 
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
