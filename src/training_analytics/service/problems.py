@@ -191,6 +191,8 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
     components.update(components["Problem"].pop("$defs", {}))
     for path in schema.get("paths", {}).values():
         for operation in path.values():
+            if "requestBody" in operation:  # a body that is not JSON at all
+                operation["responses"].setdefault("400", {"description": "Malformed JSON body"})
             for status, response in operation.get("responses", {}).items():
                 if status[0] in "45":
                     response["content"] = {
@@ -210,6 +212,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found",
         409: "Conflict with the stored state",
         413: "Body or batch too large",
+        415: "Unsupported media type",
         422: "Invalid parameters or body",
         502: "The store refused an operation",
         503: "The store cannot be reached (Retry-After) or is not indexed",

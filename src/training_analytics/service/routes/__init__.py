@@ -7,3 +7,6 @@ the full template."""
 from typing import Final
 
 API_PREFIX: Final = "/api/v1"
+#: What an id may be (``keys.check_id``): no ':', braces, glob characters, backslashes,
+#: whitespace or control characters; at most 200 characters.
+ID_PATTERN: Final = r"^[^:{}*?\[\]\\\s\x00-\x1f\x7f]{1,200}$"

@@ -10,11 +10,11 @@ from ...types import TrainingCourse
 from ..auth import Admin, Viewer
 from ..problems import ApiError, responses
 from ..state import analytics_of
-from . import API_PREFIX
+from . import API_PREFIX, ID_PATTERN
 
 router = APIRouter(prefix=API_PREFIX, tags=["courses"], responses=responses(401, 403, 503))
 
-CourseId = Annotated[str, Path(alias="courseId", min_length=1, max_length=200)]
+CourseId = Annotated[str, Path(alias="courseId", pattern=ID_PATTERN)]
 
 
 def not_found(course_id: str) -> ApiError:
@@ -25,7 +25,7 @@ def not_found(course_id: str) -> ApiError:
 async def list_courses(
     request: Request,
     status: Literal["published", "draft"] | None = None,
-    category: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    category: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> list[TrainingCourse]:
     """The catalog by ``order``, optionally only published or draft courses of a category."""
     return await analytics_of(request).find_training_courses(status=status, category=category)

@@ -18,11 +18,11 @@ from ...types import (
 from ..auth import Ingest, Viewer
 from ..problems import ApiError, responses
 from ..state import analytics_of
-from . import API_PREFIX
+from . import API_PREFIX, ID_PATTERN
 
 router = APIRouter(prefix=API_PREFIX, tags=["certifications"], responses=responses(401, 403, 503))
 
-CertId = Annotated[str, Path(alias="certId", min_length=1, max_length=200)]
+CertId = Annotated[str, Path(alias="certId", pattern=ID_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
@@ -51,7 +51,7 @@ async def issue(
 async def list_certifications(
     request: Request,
     status: CertificationStatus | None = None,
-    course_id: Annotated[str | None, Query(alias="courseId", min_length=1, max_length=200)] = None,
+    course_id: Annotated[str | None, Query(alias="courseId", pattern=ID_PATTERN)] = None,
     limit: Limit = DEFAULT_CERTIFICATION_PAGE,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> CertificationPage:

@@ -13,12 +13,12 @@ from ..auth import Ingest, Viewer
 from ..events import read_events
 from ..problems import ApiError, responses
 from ..state import analytics_of, metrics_of, settings_of
-from . import API_PREFIX
+from . import API_PREFIX, ID_PATTERN
 
 router = APIRouter(prefix=API_PREFIX, responses=responses(401, 403, 503))
 
-UserId = Annotated[str, Path(alias="userId", min_length=1, max_length=200)]
-CourseId = Annotated[str, Path(alias="courseId", min_length=1, max_length=200)]
+UserId = Annotated[str, Path(alias="userId", pattern=ID_PATTERN)]
+CourseId = Annotated[str, Path(alias="courseId", pattern=ID_PATTERN)]
 
 _EVENT_SCHEMA = TypeAdapter[Any](TrainingEvent).json_schema(
     ref_template="#/components/schemas/{model}"
@@ -34,7 +34,7 @@ _EVENT_REF = {"$ref": "#/components/schemas/TrainingEvent"}
     "/events",
     tags=["events"],
     dependencies=[Ingest],
-    responses=responses(400, 413),
+    responses=responses(400, 413, 415, 422),
     openapi_extra={
         "requestBody": {
             "required": True,

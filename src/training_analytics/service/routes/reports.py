@@ -18,11 +18,11 @@ from ...types import (
 from ..auth import Viewer
 from ..problems import responses
 from ..state import analytics_of
-from . import API_PREFIX
+from . import API_PREFIX, ID_PATTERN
 
 router = APIRouter(prefix=API_PREFIX, dependencies=[Viewer], responses=responses(401, 403, 503))
 
-CourseId = Annotated[str, Path(alias="courseId", min_length=1, max_length=200)]
+CourseId = Annotated[str, Path(alias="courseId", pattern=ID_PATTERN)]
 
 
 @router.get("/overview", tags=["analytics"])
@@ -55,7 +55,7 @@ async def series(
     kind: Literal["enrollments", "completions"],
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
-    course_id: Annotated[str | None, Query(alias="courseId", min_length=1, max_length=200)] = None,
+    course_id: Annotated[str | None, Query(alias="courseId", pattern=ID_PATTERN)] = None,
 ) -> SeriesReport:
     """Daily counts from ``from`` to ``to`` (default: the 30 days ending today) with their
     total, mean per day and peak."""
