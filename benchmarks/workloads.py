@@ -80,7 +80,7 @@ FULL = Plan(
     slow_repeat=3,
 )
 
-PHASES = ("course", "credentials", "overview", "writes", "memory")
+PHASES = ("course", "credentials", "overview", "writes", "memory", "service")
 
 
 def course_figures(result: ta.CourseDetailedAnalytics) -> CourseFigures:
@@ -157,6 +157,12 @@ class Bench:
 
     def flush(self) -> None:
         command(self.client, "FLUSHDB", "SYNC")
+
+    def service_phase(self) -> None:
+        """The HTTP service under load: see ``benchmarks/service.py``."""
+        from .service import service_phase  # noqa: PLC0415 - imports this module
+
+        service_phase(self)
 
     def used_memory(self) -> int:
         info: dict[str, Any] = self.client.info("memory")

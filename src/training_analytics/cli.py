@@ -768,6 +768,9 @@ def serve(
         int, typer.Option("--max-batch", min=1, help="Most events in one POST /events.")
     ] = 10_000,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log each request's line.")
+    ] = True,
     url: UrlOption = None,
     prefix: PrefixOption = None,
     tz: TzOption = None,
@@ -803,7 +806,9 @@ def serve(
         max_body_bytes=max_body_mib * 1024 * 1024,
         max_batch_events=max_batch,
     )
-    listen = runner.Listen(host=host, port=port, workers=workers, log_level=log_level)
+    listen = runner.Listen(
+        host=host, port=port, workers=workers, log_level=log_level, access_log=access_log
+    )
     base = runner.base_url(listen)
     out.print(f"Serving {base}/api/v1 (docs: {base}/docs)", highlight=False, soft_wrap=True)
     if new_key is not None:
