@@ -418,3 +418,23 @@ def test_json_is_camel_case(api: httpx.Client) -> None:
         "expiringIn30Days",
     }
     assert json.loads(api.get("/certifications").text) == {"items": [], "nextCursor": None}
+
+
+def test_cors_allows_only_the_configured_origins(
+    redis_url: str, keys: dict[str, str], tmp_path: Path
+) -> None:
+    server = ServiceProcess(
+        redis_url, tmp_path / "cors.log", "--cors-origin", "https://app.example"
+    )
+    try:
+        headers = {"Authorization": f"Bearer {keys['viewer']}"}
+        allowed = httpx.get(
+            server.base + "/api/v1/overview", headers={**headers, "Origin": "https://app.example"}
+        )
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        other = httpx.get(
+            server.base + "/api/v1/overview", headers={**headers, "Origin": "https://evil.example"}
+        )
+        assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+    finally:
+        assert server.terminate() == 0
