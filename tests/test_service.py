@@ -438,3 +438,25 @@ def test_cors_allows_only_the_configured_origins(
         assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
     finally:
         assert server.terminate() == 0
+
+
+def test_serve_demo_with_two_workers(redis_url: str, tmp_path: Path) -> None:
+    """`serve --demo --workers 2`: the demo is loaded first, a key is created and printed once,
+    and /metrics counts the requests whichever worker served them."""
+    log = tmp_path / "demo.log"
+    server = ServiceProcess(redis_url, log, "--prefix", "demo:", "--demo", "--workers", "2")
+    try:
+        printed = [line for line in server.output().splitlines() if line.startswith("ta_")]
+        assert len(printed) == 1
+        headers = {"Authorization": f"Bearer {printed[0]}"}
+        with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
+            for _ in range(20):
+                overview = http.get("/api/v1/overview").json()
+                assert overview["totalCourses"] == 8 and overview["totalEnrollments"] > 0
+            text = http.get("/metrics").text
+        counted = 'route="/api/v1/overview",status="200"} 20.0'  # over both workers' files
+        assert counted in text
+        assert f"Serving {server.base}/api/v1" in server.output()
+    finally:
+        assert server.terminate() == 0
+    assert printed[0] not in log.read_text().replace(printed[0], "", 1)  # printed once

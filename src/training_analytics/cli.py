@@ -785,7 +785,9 @@ def serve(
         store = _open_store(settings, url)
         # Workers reach the embedded server through its socket, which this process keeps up.
         resolved = url or os.environ.get(REDIS_URL_ENV) or embedded_server_url()
-        if demo and not _holds_training_data(store):
+        if demo and _holds_training_data(store):
+            err.print("The store holds training data already: --demo loads nothing.")
+        elif demo:
             with err.status("Loading the demo programme…"):
                 load_demo(store.analytics)
         new_key = None
