@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPMethod
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,6 +27,14 @@ from .routes.learning import EVENT_DEFINITIONS
 
 __all__ = ["API_PREFIX", "app_from_env", "create_app"]
 from .settings import ServiceSettings
+
+_CORS_METHODS = (
+    HTTPMethod.GET,
+    HTTPMethod.POST,
+    HTTPMethod.PUT,
+    HTTPMethod.PATCH,
+    HTTPMethod.DELETE,
+)
 
 DESCRIPTION = """Training analytics over HTTP: the same operations as the Python library, JSON in
 the seed's camelCase. Send an API key as `Authorization: Bearer <key>`; roles nest: `viewer`
@@ -85,7 +94,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_methods=[m.value for m in _CORS_METHODS],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
