@@ -18,7 +18,7 @@ import redis
 import training_analytics as ta
 
 from .factories import certification, course
-from .service_process import ServiceProcess
+from .service_process import ServiceProcess, free_port
 
 PROBLEM = "application/problem+json"
 LATER = "2040-01-01T00:00:00.000Z"  # the service runs on the real clock
@@ -460,3 +460,18 @@ def test_serve_demo_with_two_workers(redis_url: str, tmp_path: Path) -> None:
     finally:
         assert server.terminate() == 0
     assert printed[0] not in log.read_text().replace(printed[0], "", 1)  # printed once
+
+
+def test_metrics_port_serves_metrics_without_a_key(
+    redis_url: str, keys: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    server = ServiceProcess(redis_url, tmp_path / "m.log", "--metrics-port", str(port))
+    try:
+        headers = {"Authorization": f"Bearer {keys['viewer']}"}
+        assert httpx.get(server.base + "/api/v1/overview", headers=headers).status_code == 200
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'route="/api/v1/overview",status="200"} 1.0' in text
+        assert httpx.get(server.base + "/metrics").status_code == 401  # the API's still needs one
+    finally:
+        assert server.terminate() == 0

@@ -771,6 +771,15 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log each request's line.")
     ] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port", min=1, max=65535, help="Also serve /metrics here, without a key."
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address of the --metrics-port listener.")
+    ] = "127.0.0.1",
     url: UrlOption = None,
     prefix: PrefixOption = None,
     tz: TzOption = None,
@@ -809,7 +818,13 @@ def serve(
         max_batch_events=max_batch,
     )
     listen = runner.Listen(
-        host=host, port=port, workers=workers, log_level=log_level, access_log=access_log
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     base = runner.base_url(listen)
     out.print(f"Serving {base}/api/v1 (docs: {base}/docs)", highlight=False, soft_wrap=True)

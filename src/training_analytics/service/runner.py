@@ -31,6 +31,9 @@ class Listen:
     workers: int = 1
     log_level: str = "info"
     access_log: bool = True
+    metrics_port: int | None = None
+    """Also serve ``/metrics`` here, without a key (for a scraper that has none)."""
+    metrics_host: str = "127.0.0.1"
 
 
 def is_loopback(host: str) -> bool:
@@ -61,6 +64,9 @@ def run(settings: ServiceSettings, listen: Listen) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     import uvicorn  # noqa: PLC0415 - after the environment above is in place
 
+    if listen.metrics_port is not None:
+        _serve_metrics(listen.metrics_host, listen.metrics_port)
+
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers
     # it found: these make that a normal exit, so the cleanup below runs.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -84,3 +90,13 @@ def run(settings: ServiceSettings, listen: Listen) -> None:
 
 def _stopped(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(0)
+
+
+def _serve_metrics(host: str, port: int) -> None:
+    """Every worker's metrics on their own port, from a thread of this (the parent) process."""
+    from prometheus_client import CollectorRegistry, start_http_server  # noqa: PLC0415
+    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=host, registry=registry)
