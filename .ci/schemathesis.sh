@@ -31,7 +31,8 @@ for _ in $(seq 300); do
 done
 
 status=0
-schemathesis run "http://127.0.0.1:$port/openapi.json" \
+# From the temporary directory: schemathesis keeps state in ./.schemathesis.
+(cd "$workdir" && schemathesis run "http://127.0.0.1:$port/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing \
@@ -40,7 +41,8 @@ schemathesis run "http://127.0.0.1:$port/openapi.json" \
   --workers 1 \
   --request-timeout 30 \
   --suppress-health-check too_slow,filter_too_much \
-  --no-color || status=$?
+  --generation-database none \
+  --no-color) || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- serve log (last 50 lines)"
   tail -50 "$workdir/serve.log"
