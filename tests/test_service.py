@@ -358,6 +358,8 @@ def test_hostile_bodies_are_refused_not_crashed_on(api: httpx.Client) -> None:
     problem_of(api.post("/events", content=lone_surrogate, headers=json_headers), 422)
     course_body = b'{"id": "\\ud800", "title": {"en": "x"}, "category": "sales"}'
     problem_of(api.post("/courses", content=course_body, headers=json_headers), 422)
+    for dates in ({"to": "0001-01-05"}, {"from": "9999-12-30", "to": "9999-12-31"}):
+        problem_of(api.get("/series/enrollments", params=dates), 422)
 
 
 def test_bodies_and_batches_over_the_limits(api: httpx.Client) -> None:

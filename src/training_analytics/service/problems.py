@@ -181,6 +181,13 @@ def install(app: FastAPI, settings: ServiceSettings) -> None:
             slug="unicode",
         )
 
+    async def on_out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # Date arithmetic past year 9999 or before year 1 on a client's dates; the core words
+        # these as InvalidDate(Range)Error where it checks, this catches the rest.
+        return problem(
+            422, "Invalid input", "a date or number in the request is out of range", slug="range"
+        )
+
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         # A bug: the traceback goes to the log (requests carry no secret in their path or
         # query), the client gets no detail.
@@ -192,6 +199,7 @@ def install(app: FastAPI, settings: ServiceSettings) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(UnicodeEncodeError, on_unencodable)
+    app.add_exception_handler(OverflowError, on_out_of_range)
     app.add_exception_handler(Exception, on_bug)
 
 
