@@ -63,9 +63,17 @@ def test_listing_checks_its_arguments(analytics: Any) -> None:
     for bad in (0, 1001, True):
         with pytest.raises(ta.InvalidInputError, match="limit"):
             analytics.list_certifications(limit=bad)
-    for cursor in ("!!", "e30", "bm90IGpzb24"):
+    crafted = [
+        pages.encode_cursor({"scan": 2**64, "after": None}),
+        pages.encode_cursor({"scan": True, "after": None}),
+        pages.encode_cursor({"scan": 0, "after": 5}),
+    ]
+    for cursor in ("!!", "e30", "bm90IGpzb24", *crafted):
         with pytest.raises(ta.InvalidInputError, match="cursor"):
             analytics.list_certifications(cursor=cursor)
+    for state in ({"after": "c1", "order": 10**400}, {"after": 1, "order": 0}):
+        with pytest.raises(ta.InvalidInputError, match="cursor"):
+            analytics.list_course_analytics(cursor=pages.encode_cursor(state))
     with pytest.raises(ta.InvalidIdError):
         analytics.list_certifications(status="lost")
     with pytest.raises(ta.InvalidIdError):

@@ -91,7 +91,13 @@ def list_certifications(
     if cursor is not None:
         state = decode_cursor(cursor, ("scan", "after"))
         scan, after = state["scan"], state["after"]
-        if not isinstance(scan, int) or scan < 0 or not isinstance(after, str | None):
+        # SCAN cursors are unsigned 64-bit; a bool is an int to Python but not to the server.
+        if (
+            isinstance(scan, bool)
+            or not isinstance(scan, int)
+            or not 0 <= scan < 2**64
+            or not isinstance(after, str | None)
+        ):
             raise InvalidInputError("malformed cursor")
     items: list[TrainingCertificationRecord] = []
     for _ in range(_SCAN_BUDGET):
@@ -170,7 +176,13 @@ def list_course_analytics(
     if cursor is not None:
         state = decode_cursor(cursor, ("after", "order"))
         after, order = state["after"], state["order"]
-        if not isinstance(after, str) or isinstance(order, bool) or not isinstance(order, int):
+        # Scores are doubles on the server: an order past 2**63 cannot be one we wrote.
+        if (
+            not isinstance(after, str)
+            or isinstance(order, bool)
+            or not isinstance(order, int)
+            or not -(2**63) <= order < 2**63
+        ):
             raise InvalidInputError("malformed cursor")
         # Resume after the last course shown; if it was deleted meanwhile, after where it
         # stood (courses are ordered by ``order``, then id).
