@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from datetime import timedelta
 from typing import Any, Final
 
@@ -155,6 +156,13 @@ def get_expiring_certifications(
     return found[:limit]
 
 
+def _finite(number: int) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
+
+
 def _found_or_none(op: Op[Any]) -> Op[Any]:
     try:
         return (yield from op)
@@ -176,12 +184,12 @@ def list_course_analytics(
     if cursor is not None:
         state = decode_cursor(cursor, ("after", "order"))
         after, order = state["after"], state["order"]
-        # Scores are doubles on the server: an order past 2**63 cannot be one we wrote.
+        # Scores are doubles on the server: an order no double holds cannot be one we wrote.
         if (
             not isinstance(after, str)
             or isinstance(order, bool)
             or not isinstance(order, int)
-            or not -(2**63) <= order < 2**63
+            or not _finite(order)
         ):
             raise InvalidInputError("malformed cursor")
         # Resume after the last course shown; if it was deleted meanwhile, after where it
