@@ -196,7 +196,40 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
     ),
     "put_training_course": _args(_mutated(course("c2"))),
     "invalidate_course_cache": _args(ids),
+    "change_certification_status": _args(
+        ids,
+        st.sampled_from(["claimed", "revoked", "expired", "pending", 1]),
+        claimed_at=moments,
+        at=moments,
+    ),
+    "create_api_key": _args(ids, st.one_of(st.sampled_from(["viewer", "ingest", "admin"]), ids)),
+    "revoke_api_key": _args(ids),
+    "verify_api_key": _args(st.one_of(ids, st.just("ta_" + "x" * 43))),
     # reads
+    "list_certifications": _args(
+        status=st.one_of(st.none(), st.sampled_from(["issued", "claimed"]), ids),
+        course_id=st.one_of(st.none(), ids),
+        limit=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
+        cursor=st.one_of(st.none(), ids),
+    ),
+    "get_expiring_certifications": _args(
+        days=st.one_of(numbers, st.text(max_size=2)),
+        limit=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
+    ),
+    "list_course_analytics": _args(
+        limit=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
+        cursor=st.one_of(st.none(), ids),
+    ),
+    "find_training_courses": _args(
+        status=st.one_of(st.none(), st.sampled_from(["draft", "published"]), ids),
+        category=st.one_of(st.none(), ids),
+    ),
+    "get_series_report": _args(
+        st.one_of(st.sampled_from(["enrollments", "completions"]), ids),
+        days,
+        days,
+        course_id=st.one_of(st.none(), ids),
+    ),
     "export_page": _args(
         st.one_of(
             st.none(),
@@ -240,6 +273,9 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
     "get_all_training_courses": _args(),
     "get_published_training_courses": _args(),
     "get_recorded_time_zone": _args(),
+    "ping_store": _args(),
+    "has_api_keys": _args(),
+    "list_api_keys": _args(),
     "record_time_zone": _args(),
 }
 

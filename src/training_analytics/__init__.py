@@ -12,6 +12,8 @@ atomic writes, and reads that do not grow with the number of learners.
 
 from . import errors
 from .errors import (
+    ApiKeyExistsError,
+    ApiKeyNotFoundError,
     BatchAbortedError,
     CertificationExistsError,
     CertificationExpiredError,
@@ -83,6 +85,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CACHE_TTL",
+    "ApiKeyExistsError",
+    "ApiKeyNotFoundError",
     "AsyncTrainingAnalytics",
     "BatchAbortedError",
     "BatchResult",

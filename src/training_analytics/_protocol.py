@@ -175,3 +175,38 @@ def pipeline(calls: Sequence[Call]) -> Generator[Batch, list[Any], list[Any]]:
         return []
     replies = yield Batch(tuple(calls))
     return replies
+
+
+def gather(ops: Sequence[Op[T]]) -> Op[list[T]]:
+    """Run read operations side by side: each step sends every unfinished one's next batch in
+    one round trip, so N operations of k steps cost k round trips, not N * k.
+
+    Only for operations that yield plain batches (no Submit/Await). A server error in a step is
+    thrown into the combined operation: the reads this serves raise rather than recover.
+    """
+    results: list[Any] = [None] * len(ops)
+    pending: dict[int, Batch] = {}
+
+    def advance(index: int, request: Request) -> None:
+        if not isinstance(request, Batch):
+            raise TypeError("gather() runs operations that yield plain batches only")
+        pending[index] = request
+
+    for index, op in enumerate(ops):
+        try:
+            advance(index, next(op))
+        except StopIteration as done:
+            results[index] = done.value
+    while pending:
+        order = list(pending)
+        calls = [call for index in order for call in pending[index].calls]
+        replies = yield Batch(tuple(calls))
+        position = 0
+        for index in order:
+            size = len(pending.pop(index).calls)
+            part, position = replies[position : position + size], position + size
+            try:
+                advance(index, ops[index].send(part))
+            except StopIteration as done:
+                results[index] = done.value
+    return results

@@ -82,8 +82,10 @@ def _save_call(
     )
 
 
-def create_training_course(ctx: Context, course: TrainingCourse | dict[str, Any]) -> Op[None]:
-    """Store a new course; CourseExistsError if the id is taken."""
+def create_training_course(
+    ctx: Context, course: TrainingCourse | dict[str, Any]
+) -> Op[TrainingCourse]:
+    """Store a new course and return it as stored; CourseExistsError if the id is taken."""
     if isinstance(course, dict):
         _aliased({k: v for k, v in course.items() if k not in ("id",)})  # unknown names refused
     model: TrainingCourse = check_course(coerce(TrainingCourse, course, "course"))
@@ -93,10 +95,15 @@ def create_training_course(ctx: Context, course: TrainingCourse | dict[str, Any]
             update={"created_at": model.created_at or now, "updated_at": model.updated_at or now}
         )
     yield batch(_save_call(ctx, "create", model, "", course_to_fields(model)))
+    return model
 
 
-def update_training_course(ctx: Context, course_id: str, updates: dict[str, Any]) -> Op[None]:
-    """Change some fields of a course (camelCase or snake_case names); ``updatedAt`` is set."""
+def update_training_course(
+    ctx: Context, course_id: str, updates: dict[str, Any]
+) -> Op[TrainingCourse]:
+    """Change some fields of a course (camelCase or snake_case names); ``updatedAt`` is set.
+
+    Returns the course as stored now."""
     for _ in range(_MAX_ATTEMPTS):
         current = yield from get_training_course(ctx, course_id)
         if current is None:
@@ -112,7 +119,7 @@ def update_training_course(ctx: Context, course_id: str, updates: dict[str, Any]
             yield batch(_save_call(ctx, "update", model, current.category, fields))
         except ConcurrentUpdateError:
             continue
-        return
+        return model
     raise ConcurrentUpdateError(f"course {course_id} kept changing; update not applied")
 
 
@@ -120,8 +127,7 @@ def put_training_course(ctx: Context, course: TrainingCourse | dict[str, Any]) -
     """Create the course, or replace the stored one with exactly this record (its timestamps
     included, as an import restores them); False when the stored course already is this record.
     """
-    model: TrainingCourse = coerce(TrainingCourse, course, "course")
-    check_course(model)
+    model: TrainingCourse = check_course(coerce(TrainingCourse, course, "course"))
     for _ in range(_MAX_ATTEMPTS):
         current = yield from get_training_course(ctx, model.id)
         if current is None:
@@ -181,9 +187,30 @@ def delete_training_course(ctx: Context, course_id: str) -> Op[None]:
     raise ConcurrentUpdateError(f"course {course_id} kept changing; delete not applied")
 
 
-def publish_training_course(ctx: Context, course_id: str) -> Op[None]:
-    yield from update_training_course(ctx, course_id, {"isPublished": True})
+def publish_training_course(ctx: Context, course_id: str) -> Op[TrainingCourse]:
+    return (yield from update_training_course(ctx, course_id, {"isPublished": True}))
 
 
-def unpublish_training_course(ctx: Context, course_id: str) -> Op[None]:
-    yield from update_training_course(ctx, course_id, {"isPublished": False})
+def unpublish_training_course(ctx: Context, course_id: str) -> Op[TrainingCourse]:
+    return (yield from update_training_course(ctx, course_id, {"isPublished": False}))
+
+
+def find_training_courses(
+    ctx: Context, *, status: str | None = None, category: str | None = None
+) -> Op[list[TrainingCourse]]:
+    """Courses by ``order``, optionally only ``published`` / ``draft`` ones of a category."""
+    if status not in (None, "published", "draft"):
+        raise InvalidInputError(f"unknown course status {status!r}; use published or draft")
+    k = ctx.keys
+    ids, published, in_category = yield batch(
+        cmd("ZRANGE", k.all_training_courses(), 0, -1),
+        cmd("SMEMBERS", k.published_training_courses()),
+        cmd("SMEMBERS", k.training_courses_by_category(category or "-")),
+    )
+    chosen = [
+        i
+        for i in ids
+        if (status is None or (i in published) == (status == "published"))
+        and (category is None or i in in_category)
+    ]
+    return (yield from _load_courses(ctx, chosen))

@@ -17,6 +17,7 @@ from ._index import ensure_fresh, require_index
 from ._protocol import Command, Op, batch, cmd, pipeline, single
 from ._time import epoch_ms
 from ._writes import EventBatch, apply_one
+from .errors import CertificationNotFoundError
 from .keys import CERTIFICATION_STATUSES
 from .types import CredentialStats, TrainingCertificationRecord
 
@@ -131,3 +132,19 @@ def update_certification_status(
     events = EventBatch(ctx)
     events.certification_status(cert_id, new_status, claimed_at, at)
     return (yield from apply_one(events))
+
+
+def change_certification_status(
+    ctx: Context,
+    cert_id: str,
+    new_status: str,
+    *,
+    claimed_at: datetime | str | None = None,
+    at: datetime | str | None = None,
+) -> Op[TrainingCertificationRecord]:
+    """``update_certification_status``, then the record as it is now (one more round trip)."""
+    yield from update_certification_status(ctx, cert_id, new_status, claimed_at=claimed_at, at=at)
+    record = yield from get_training_certification(ctx, cert_id)
+    if record is None:  # deleted by someone else in between
+        raise CertificationNotFoundError(f"no certification {cert_id}")
+    return record

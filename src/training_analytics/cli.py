@@ -1417,6 +1417,177 @@ def export(
     )
 
 
+# --- the HTTP service: serve, keys ---------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    *,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (beyond loopback: keys needed).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    demo: Annotated[
+        bool,
+        typer.Option("--demo", help="Load the demo programme first if the store has no data."),
+    ] = False,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin", help="An origin allowed by CORS (repeatable). Default: none."
+        ),
+    ] = None,
+    max_body_mib: Annotated[
+        int, typer.Option("--max-body-mib", min=1, help="Largest request body, in MiB.")
+    ] = 16,
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", min=1, help="Most events in one POST /events.")
+    ] = 10_000,
+    max_concurrency: Annotated[
+        int, typer.Option("--max-concurrency", min=1, help="Requests a worker serves at once.")
+    ] = 256,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log each request's line.")
+    ] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port", min=1, max=65535, help="Also serve /metrics here, without a key."
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address of the --metrics-port listener.")
+    ] = "127.0.0.1",
+    url: UrlOption = None,
+    prefix: PrefixOption = None,
+    tz: TzOption = None,
+) -> None:
+    """Serve the HTTP API (JSON under /api/v1, docs at /docs) until SIGINT or SIGTERM."""
+    # The web stack is imported by this command only.
+    from .server import embedded_server_url  # noqa: PLC0415
+    from .service import ServiceSettings, runner  # noqa: PLC0415
+
+    settings = _settings(ctx, prefix, tz)
+    with _friendly_errors():
+        store = _open_store(settings, url)
+        # Workers reach the embedded server through its socket, which this process keeps up.
+        resolved = url or os.environ.get(REDIS_URL_ENV) or embedded_server_url()
+        if demo and _holds_training_data(store):
+            err.print("The store holds training data already: --demo loads nothing.")
+        elif demo:
+            with err.status("Loading the demo programme…"):
+                load_demo(store.analytics)
+        new_key = None
+        if not store.analytics.has_api_keys():
+            if not runner.is_loopback(host):
+                _fail(
+                    f"refusing to listen on {host}: no API key exists in this store, so the API "
+                    "would be open to the network. Create one first with "
+                    "`training-analytics keys create --role admin`.",
+                    EXIT_REFUSED,
+                )
+            new_key = store.analytics.create_api_key(_key_name("admin"), "admin")
+    service_settings = ServiceSettings(
+        redis_url=resolved,
+        prefix=settings.prefix,
+        tz=settings.tz,
+        cors_origins=cors_origin or [],
+        max_body_bytes=max_body_mib * 1024 * 1024,
+        max_batch_events=max_batch,
+        max_concurrent_requests=max_concurrency,
+    )
+    listen = runner.Listen(
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+    )
+    base = runner.base_url(listen)
+    out.print(f"Serving {base}/api/v1 (docs: {base}/docs)", highlight=False, soft_wrap=True)
+    if new_key is not None:
+        out.print(
+            f"No API key existed: created admin key {new_key.info.name!r}, shown only now:\n"
+            f"{new_key.key}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    sys.stdout.flush()
+    runner.run(service_settings, listen)
+
+
+def _key_name(role: str) -> str:
+    return f"{role}-{os.urandom(3).hex()}"
+
+
+keys_app = typer.Typer(
+    help="API keys of the HTTP service (kept hashed in the store).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    *,
+    role: Annotated[str, typer.Option("--role", help="viewer, ingest or admin.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="A name to list and revoke it by.")
+    ] = None,
+    url: UrlOption = None,
+    prefix: PrefixOption = None,
+    tz: TzOption = None,
+) -> None:
+    """Create a key and print it alone on stdout (the only time it is shown)."""
+    settings = _settings(ctx, prefix, tz)
+    with _friendly_errors():
+        store = _open_store(settings, url)
+        created = store.analytics.create_api_key(name or _key_name(role), role)
+    sys.stdout.write(created.key + "\n")
+    err.print(f"Created {created.info.role} key {escape(created.info.name)!r}.", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(
+    ctx: typer.Context,
+    *,
+    url: UrlOption = None,
+    prefix: PrefixOption = None,
+    tz: TzOption = None,
+) -> None:
+    """Names, roles, creation and last use of every key (never the keys)."""
+    settings = _settings(ctx, prefix, tz)
+    with _friendly_errors():
+        store = _open_store(settings, url)
+        keys = store.analytics.list_api_keys()
+    table = Table("Name", "Role", "Created", "Last used")
+    for info in keys:
+        table.add_row(escape(info.name), info.role, info.created_at, info.last_used_at or "never")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    *,
+    url: UrlOption = None,
+    prefix: PrefixOption = None,
+    tz: TzOption = None,
+) -> None:
+    """Revoke a key; every worker refuses it from the next request."""
+    settings = _settings(ctx, prefix, tz)
+    with _friendly_errors():
+        store = _open_store(settings, url)
+        store.analytics.revoke_api_key(name)
+    err.print(f"Revoked key {escape(name)!r}.", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point (``training-analytics``)."""
     app(prog_name="training-analytics")

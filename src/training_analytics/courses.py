@@ -137,9 +137,13 @@ def get_training_overview_metrics(ctx: Context) -> Op[TrainingOverviewMetrics]:
     )
 
 
-def invalidate_course_cache(ctx: Context, course_id: str) -> Op[None]:
+def invalidate_course_cache(ctx: Context, course_id: str) -> Op[int]:
+    """Delete a course's cached analytics and the overview; returns how many keys were deleted."""
     k = ctx.keys
-    yield from single("DEL", k.course_analytics_cache(course_id), k.overview_metrics_cache())
+    deleted = yield from single(
+        "DEL", k.course_analytics_cache(course_id), k.overview_metrics_cache()
+    )
+    return int(deleted)
 
 
 def invalidate_all_training_caches(ctx: Context) -> Op[int]:

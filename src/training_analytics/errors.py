@@ -68,6 +68,10 @@ class CourseNotFoundError(NotFoundError):
     """No course with this id."""
 
 
+class ApiKeyNotFoundError(NotFoundError):
+    """No API key with this name."""
+
+
 class ConflictError(TrainingAnalyticsError):
     """The request contradicts what the store holds; nothing was written."""
 
@@ -86,6 +90,10 @@ class CertificationExistsError(ConflictError):
 
 class CourseExistsError(ConflictError):
     """A course with this id exists already."""
+
+
+class ApiKeyExistsError(ConflictError):
+    """An API key with this name exists already."""
 
 
 class ConcurrentUpdateError(ConflictError):

@@ -20,15 +20,19 @@ import redis.asyncio
 
 from . import (
     analytics,
+    apikeys,
     catalog,
     certifications,
     courses,
     credentials,
     enhanced,
     enrollments,
+    health,
     ingest,
     outcomes,
+    pages,
     reindex,
+    series,
     timeseries,
     transfer,
     zone,
@@ -160,6 +164,19 @@ class _Operations(_Facade[ClientT]):
     publish_training_course = operation(catalog.publish_training_course)
     unpublish_training_course = operation(catalog.unpublish_training_course)
     put_training_course = operation(catalog.put_training_course)
+    # listings (cursor-paginated) and the HTTP service's API keys
+    list_certifications = operation(pages.list_certifications)
+    get_expiring_certifications = operation(pages.get_expiring_certifications)
+    list_course_analytics = operation(pages.list_course_analytics)
+    find_training_courses = operation(catalog.find_training_courses)
+    change_certification_status = operation(certifications.change_certification_status)
+    get_series_report = operation(series.get_series_report)
+    ping_store = operation(health.ping_store)
+    create_api_key = operation(apikeys.create_api_key)
+    list_api_keys = operation(apikeys.list_api_keys)
+    has_api_keys = operation(apikeys.has_api_keys)
+    revoke_api_key = operation(apikeys.revoke_api_key)
+    verify_api_key = operation(apikeys.verify_api_key)
     # bulk and maintenance
     record_many = operation(ingest.record_many)
     record_each = operation(outcomes.record_each)

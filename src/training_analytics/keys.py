@@ -234,3 +234,12 @@ class TrainingKeys:
     def demo_marker(self) -> str:
         """Hash: the generated demo programme in this store and how far its loading got."""
         return f"{self.prefix}training:meta:demo"
+
+    # --- the HTTP service's own keys (not derived: reindex leaves them alone) ------------------
+    def api_keys(self) -> str:
+        """Hash: API key name -> SHA-256 (hex) of the key."""
+        return f"{self.prefix}training:service:apikeys"
+
+    def api_key(self, digest: str) -> str:
+        """Hash of one API key, addressed by its SHA-256: name, role, createdAt, lastUsedAt."""
+        return f"{self.prefix}training:service:apikey:{check_id(digest, 'key digest')}"

@@ -278,14 +278,27 @@ def connect(url: str | None = None, *, decode_responses: bool = True) -> redis.R
         raise InvalidInputError(f"not a Redis URL: {_redact(resolved)} ({exc})") from exc
 
 
-def async_connect(url: str | None = None, *, decode_responses: bool = True) -> redis.asyncio.Redis:
-    """Like :func:`connect`, for asyncio.
+def async_connect(
+    url: str | None = None,
+    *,
+    decode_responses: bool = True,
+    socket_timeout: float | None = None,
+    max_connections: int | None = None,
+) -> redis.asyncio.Redis:
+    """Like :func:`connect`, for asyncio. ``socket_timeout`` bounds every command (a server
+    that stops answering then fails a call instead of hanging it). ``max_connections`` sizes
+    the pool (redis-py's own default, 100, fails the 101st concurrent caller).
 
     Starting the embedded server (first use only) blocks for up to a few seconds.
     """
     resolved, client_name = _resolve(url)
+    options = _options(client_name, decode_responses)
+    if socket_timeout is not None:
+        options["socket_timeout"] = socket_timeout
+    if max_connections is not None:
+        options["max_connections"] = max_connections
     try:
-        return redis.asyncio.Redis.from_url(resolved, **_options(client_name, decode_responses))
+        return redis.asyncio.Redis.from_url(resolved, **options)
     except ValueError as exc:
         raise InvalidInputError(f"not a Redis URL: {_redact(resolved)} ({exc})") from exc
 

@@ -280,6 +280,41 @@ class EnhancedTrainingCourse(SeedModel):
     created_by: str | None = None
 
 
+# --- pages of listings (cursor-paginated) ------------------------------------------------------
+
+
+class CertificationPage(SeedModel):
+    items: list[TrainingCertificationRecord]
+    next_cursor: str | None = None
+    """Pass it back as ``cursor`` for the next page; None at the end."""
+
+
+class CourseAnalyticsItem(SeedModel):
+    id: str
+    title: LocalizedString
+    status: Literal["published", "draft"]
+    analytics: CourseDetailedAnalytics
+
+
+class CourseAnalyticsPage(SeedModel):
+    items: list[CourseAnalyticsItem]
+    next_cursor: str | None = None
+
+
+class SeriesSummary(SeedModel):
+    total: int
+    average: float
+    """Per day over the range, two decimals."""
+    peak: int
+    peak_date: str | None
+    """The first day with the peak count; None when every day is zero."""
+
+
+class SeriesReport(SeedModel):
+    points: list[TimeSeriesDataPoint]
+    summary: SeriesSummary
+
+
 # --- events for record_many --------------------------------------------------------------------
 
 

@@ -82,7 +82,7 @@ FULL = Plan(
     startup_learners=1_000_000,
 )
 
-PHASES = ("course", "credentials", "overview", "writes", "memory", "startup")
+PHASES = ("course", "credentials", "overview", "writes", "memory", "startup", "service")
 
 
 def course_figures(result: ta.CourseDetailedAnalytics) -> CourseFigures:
@@ -159,6 +159,12 @@ class Bench:
 
     def flush(self) -> None:
         command(self.client, "FLUSHDB", "SYNC")
+
+    def service_phase(self) -> None:
+        """The HTTP service under load: see ``bench/service.py``."""
+        from .service import service_phase  # noqa: PLC0415 - imports this module
+
+        service_phase(self)
 
     def used_memory(self) -> int:
         info: dict[str, Any] = self.client.info("memory")

@@ -1,0 +1,128 @@
+"""API keys of the HTTP service, kept in the store so every worker and every restart agree.
+
+A key is ``ta_`` and 43 random URL-safe characters (256 bits), shown once when created. The
+store keeps only its SHA-256: a record ``training:service:apikey:{sha256}`` (name, role,
+createdAt, lastUsedAt) and the index ``training:service:apikeys`` (name -> sha256). A fast hash
+is enough: the keys are random, not passwords, so there is nothing to guess from a digest.
+Revocation deletes the record, so the next request with that key is refused.
+
+Roles nest: ``viewer`` reads, ``ingest`` also writes events, progress and certifications,
+``admin`` may do everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Final, Literal, TypeAlias
+
+from ._context import Context
+from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
+from ._time import to_iso
+from .errors import ApiKeyExistsError, ApiKeyNotFoundError, InvalidInputError
+from .keys import check_id
+from .types import SeedModel
+
+Role: TypeAlias = Literal["viewer", "ingest", "admin"]
+ROLES: Final[tuple[Role, ...]] = ("viewer", "ingest", "admin")
+KEY_PREFIX: Final = "ta_"
+_KEY_LENGTH: Final = len(KEY_PREFIX) + 43  # token_urlsafe(32)
+_SCRIPT = load_script("apikeys.lua")
+_MAX_ATTEMPTS = 5
+
+
+class ApiKeyInfo(SeedModel):
+    """What the store knows about a key (never the key itself)."""
+
+    name: str
+    role: Role
+    created_at: str
+    last_used_at: str | None = None
+
+
+class NewApiKey(SeedModel):
+    key: str
+    """The secret: shown this once, stored only as its SHA-256."""
+    info: ApiKeyInfo
+
+
+def role_allows(role: Role, required: Role) -> bool:
+    """Whether ``role`` may do what ``required`` may (roles nest viewer < ingest < admin)."""
+    return ROLES.index(role) >= ROLES.index(required)
+
+
+def check_role(value: str) -> Role:
+    for role in ROLES:
+        if value == role:
+            return role
+    raise InvalidInputError(f"unknown role {value!r}; roles are {', '.join(ROLES)}")
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _call(ctx: Context, digest: str, *args: str) -> ScriptCall:
+    return ScriptCall(_SCRIPT, (ctx.keys.api_keys(), ctx.keys.api_key(digest)), args)
+
+
+def _info(fields: dict[str, str] | list[str]) -> ApiKeyInfo | None:
+    if isinstance(fields, list):  # a script's flat reply
+        fields = dict(zip(fields[0::2], fields[1::2], strict=True))
+    if not fields or fields.get("role") not in ROLES:
+        return None
+    return ApiKeyInfo(
+        name=fields.get("name", ""),
+        role=check_role(fields["role"]),
+        created_at=fields.get("createdAt", ""),
+        last_used_at=fields.get("lastUsedAt") or None,
+    )
+
+
+def create_api_key(ctx: Context, name: str, role: str) -> Op[NewApiKey]:
+    """A new key with ``role``; ApiKeyExistsError if ``name`` is taken."""
+    check_id(name, "key name")
+    checked = check_role(role)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    digest = _digest(key)
+    created = to_iso(ctx.now())
+    replies = yield batch(_call(ctx, digest, "create", name, digest, checked, created))
+    if not int(replies[0]):
+        raise ApiKeyExistsError(f"an API key named {name!r} exists already")
+    return NewApiKey(key=key, info=ApiKeyInfo(name=name, role=checked, created_at=created))
+
+
+def list_api_keys(ctx: Context) -> Op[list[ApiKeyInfo]]:
+    """Every key's name, role, creation and last use, by name."""
+    index = yield from single("HGETALL", ctx.keys.api_keys())
+    names = sorted(index)
+    records = yield from pipeline([cmd("HGETALL", ctx.keys.api_key(index[n])) for n in names])
+    infos = [_info(r) for r in records]
+    return [i for i in infos if i is not None]
+
+
+def has_api_keys(ctx: Context) -> Op[bool]:
+    count = yield from single("HLEN", ctx.keys.api_keys())
+    return bool(int(count))
+
+
+def revoke_api_key(ctx: Context, name: str) -> Op[None]:
+    """Delete a key at once; ApiKeyNotFoundError if no key has that name."""
+    check_id(name, "key name")
+    for _ in range(_MAX_ATTEMPTS):
+        digest = yield from single("HGET", ctx.keys.api_keys(), name)
+        if not digest:
+            raise ApiKeyNotFoundError(f"no API key named {name!r}")
+        replies = yield batch(_call(ctx, digest, "revoke", name, digest))
+        if int(replies[0]):
+            return
+    raise ApiKeyNotFoundError(f"no API key named {name!r}")
+
+
+def verify_api_key(ctx: Context, key: str) -> Op[ApiKeyInfo | None]:
+    """The key's record (its last use set to now), or None for a malformed or unknown key."""
+    if not isinstance(key, str) or len(key) != _KEY_LENGTH or not key.startswith(KEY_PREFIX):
+        return None
+    digest = _digest(key)
+    replies = yield batch(_call(ctx, digest, "touch", to_iso(ctx.now())))
+    return _info(replies[0])

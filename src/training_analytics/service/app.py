@@ -1,0 +1,125 @@
+"""The FastAPI application: ``create_app(settings)``, over one AsyncTrainingAnalytics per worker.
+
+The data flow is client -> route -> facade -> executor -> store, with no second path: routes
+validate, call one facade method and return its model; errors become problem+json in
+``problems``; keys are checked in ``auth``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPMethod
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+from .. import __version__
+from ..facade import AsyncTrainingAnalytics
+from ..server import async_connect
+from . import problems
+from .limits import BodyLimit, ConcurrencyLimit
+from .metrics import MeasureRequests, Metrics
+from .routes import API_PREFIX, catalog, certifications, learning, operations, reports
+from .routes.learning import EVENT_DEFINITIONS
+
+__all__ = ["API_PREFIX", "app_from_env", "create_app"]
+from .settings import ServiceSettings
+
+_CORS_METHODS = (
+    HTTPMethod.GET,
+    HTTPMethod.POST,
+    HTTPMethod.PUT,
+    HTTPMethod.PATCH,
+    HTTPMethod.DELETE,
+)
+
+DESCRIPTION = """Training analytics over HTTP: the same operations as the Python library, JSON in
+the seed's camelCase. Send an API key as `Authorization: Bearer <key>`; roles nest: `viewer`
+reads, `ingest` also writes events, progress and certifications, `admin` may do everything.
+Errors are `application/problem+json` (RFC 9457)."""
+
+
+def create_app(
+    settings: ServiceSettings | None = None, *, analytics: AsyncTrainingAnalytics | None = None
+) -> FastAPI:
+    """The application. Without ``analytics`` it connects to ``settings.redis_url`` (else
+    ``REDIS_URL``, else the embedded server) when it starts, and closes the client when it
+    stops."""
+    settings = settings or ServiceSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if analytics is not None:
+            app.state.analytics = analytics
+            yield
+            return
+        client = async_connect(
+            settings.redis_url,
+            socket_timeout=settings.store_timeout_seconds,
+            # A request holds one connection at a time (two while a batch of events is in
+            # flight); the concurrency limit keeps the pool from running out.
+            max_connections=2 * settings.max_concurrent_requests,
+        )
+        app.state.analytics = AsyncTrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    app = FastAPI(
+        title="training-analytics",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics = Metrics()
+    problems.install(app, settings)
+    for router in (
+        reports.router,
+        catalog.router,
+        learning.router,
+        certifications.router,
+        operations.api_router,
+        operations.router,
+    ):
+        app.include_router(router)
+    # Added last = outermost: the body limit applies before anything reads the body, and the
+    # measurements include everything.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=[m.value for m in _CORS_METHODS],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
+    app.add_middleware(MeasureRequests, metrics=metrics)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(EVENT_DEFINITIONS)
+            app.openapi_schema = problems.document(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app a ``serve`` worker runs (uvicorn ``factory=True``): settings from the
+    environment."""
+    return create_app(ServiceSettings.from_env())
