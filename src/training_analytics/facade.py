@@ -33,6 +33,7 @@ from . import (
     pages,
     reindex,
     series,
+    statements,
     timeseries,
 )
 from ._context import Context, utc_now
@@ -177,6 +178,7 @@ class _Operations(_Facade[ClientT]):
     # bulk and maintenance
     record_many = operation(ingest.record_many)
     record_each = operation(outcomes.record_each)
+    record_statements = operation(statements.record_statements)
     reindex = operation(reindex.reindex)
 
 
