@@ -7,6 +7,7 @@ validate, call one facade method and return its model; errors become problem+jso
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPMethod
@@ -22,7 +23,7 @@ from ..server import async_connect
 from . import problems
 from .limits import BodyLimit
 from .metrics import MeasureRequests, Metrics
-from .routes import API_PREFIX, catalog, certifications, learning, operations, reports
+from .routes import API_PREFIX, catalog, certifications, learning, operations, reports, xapi
 from .routes.learning import EVENT_DEFINITIONS
 
 __all__ = ["API_PREFIX", "app_from_env", "create_app"]
@@ -78,6 +79,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
+    app.state.xapi_rules = xapi.mapping_rules(settings)
     problems.install(app, settings)
     for router in (
         reports.router,
@@ -86,6 +88,7 @@ def create_app(
         certifications.router,
         operations.api_router,
         operations.router,
+        xapi.router,
     ):
         app.include_router(router)
     # Added last = outermost: the body limit applies before anything reads the body, and the
@@ -99,6 +102,7 @@ def create_app(
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MeasureRequests, metrics=metrics)
+    app.add_middleware(xapi.VersionHeader)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -119,4 +123,17 @@ def create_app(
 def app_from_env() -> FastAPI:
     """The app a ``serve`` worker runs (uvicorn ``factory=True``): settings from the
     environment."""
+    _log_to_stderr()
     return create_app(ServiceSettings.from_env())
+
+
+def _log_to_stderr() -> None:
+    """The service's own messages (statements ignored, store errors) next to uvicorn's:
+    uvicorn configures its loggers only, so ours would print warnings and above alone."""
+    logger = logging.getLogger("training_analytics.service")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -7,6 +7,8 @@ from typing import Final
 
 from pydantic import BaseModel, Field
 
+from ..xapi.ids import LEARNER_IDENTIFIERS, ActivityIdRule, LearnerIdentifier
+
 #: The settings of the workers ``serve`` starts (JSON); each worker builds its app from it.
 SETTINGS_ENV: Final = "TRAINING_ANALYTICS_SERVICE_SETTINGS"
 MIB: Final = 1024 * 1024
@@ -31,6 +33,18 @@ class ServiceSettings(BaseModel):
     """A store command taking longer fails (503) instead of hanging the request."""
     store_max_connections: int = Field(default=64, ge=1)
     """Connections to the store per worker."""
+    xapi_statement_retention_days: float = Field(default=90, gt=0)
+    """How long xAPI statement ids are kept: a statement sent again within it counts once."""
+    xapi_course_pattern: str | None = None
+    """xAPI activity IRIs matching it are courses (a named group ``id`` gives the id)."""
+    xapi_module_pattern: str | None = None
+    """xAPI activity IRIs matching it are modules (a named group ``id`` gives the id)."""
+    xapi_activity_id: ActivityIdRule = "last-segment"
+    """A course or module id from an activity IRI: its last path segment, or the whole IRI."""
+    xapi_learner_id: list[LearnerIdentifier] = Field(
+        default_factory=lambda: list(LEARNER_IDENTIFIERS), min_length=1
+    )
+    """Which actor identifier is the learner id, in order of preference."""
 
     def to_env(self) -> str:
         return self.model_dump_json()
