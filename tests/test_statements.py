@@ -24,6 +24,7 @@ from training_analytics.types import (
     TrainingCertificationRecord,
 )
 from training_analytics.xapi import MappingRules, parse_statements, prepare
+from training_analytics.xapi.files import read_statements
 
 from . import xapi_statements as x
 from .factories import Factory, snapshot
@@ -210,3 +211,45 @@ def test_a_store_refusal_is_reported_by_statement(analytics: Any) -> None:
 def test_no_statements(analytics: Any, client: redis.Redis) -> None:
     assert analytics.record_statements([]).new == 0
     assert snapshot(client) == {}
+
+
+def test_import_statements_from_json_lines_and_arrays(analytics: Any, tmp_path: Any) -> None:
+    statements = real_world()
+    lines = [json.dumps(s) for s in statements[:5]]
+    lines.insert(2, "{not json")
+    lines.append(json.dumps({**statements[0], "actor": {}}))  # invalid: no identifier
+    lines.append(json.dumps(statements[1]))  # repeated in the file: counts once
+    lines.append(json.dumps({**statements[3], "timestamp": "2025-04-01T00:00:00Z"}))  # conflict
+    # Text JSON escapes allow but no store can hold (a lone surrogate), in a name and in an
+    # extension's value.
+    surrogate = x.edx_enrollment(UUIDS[50], "u-x", "2025-03-01T10:00:00Z")
+    surrogate["actor"]["account"]["name"] = "u\ud800"
+    lines.append(json.dumps(surrogate))
+    surrogate = x.edx_enrollment(UUIDS[51], "u-y", "2025-03-01T10:00:00Z")
+    surrogate["context"]["extensions"]["https://example.org/note"] = "\ud800"
+    lines.append(json.dumps(surrogate))
+    path = tmp_path / "statements.jsonl"
+    path.write_text("\n".join(lines) + "\n\n")
+    with path.open("rb") as stream:
+        summary = analytics.import_statements(read_statements(stream), batch_size=2)
+    assert (summary.read, summary.new, summary.duplicates) == (11, 5, 1)
+    assert (summary.applied, summary.ignored) == (3, 2)
+    assert [(r.position, r.error) for r in summary.rejected] == [
+        (3, "InvalidStatementError"),
+        (7, "InvalidStatementError"),
+        (9, "StatementConflictError"),
+        (10, "InvalidStatementError"),
+        (11, "InvalidStatementError"),
+    ]
+    assert analytics.get_course_enrollment_count(x.EDX_COURSE_ID) == 3
+    array = tmp_path / "statements.json"
+    array.write_text(json.dumps(statements))
+    with array.open("rb") as stream:
+        again = analytics.import_statements(read_statements(stream))
+    assert (again.read, again.new, again.duplicates, again.rejected) == (21, 16, 5, [])
+    expected = mapped_count(statements)
+    assert again.applied + again.unchanged + summary.applied == expected
+
+
+def mapped_count(statements: list[dict[str, Any]]) -> int:
+    return sum(1 for p in prepared(statements) if p.event is not None)

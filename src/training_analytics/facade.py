@@ -179,6 +179,7 @@ class _Operations(_Facade[ClientT]):
     record_many = operation(ingest.record_many)
     record_each = operation(outcomes.record_each)
     record_statements = operation(statements.record_statements)
+    import_statements = operation(statements.import_statements)
     reindex = operation(reindex.reindex)
 
 

@@ -28,10 +28,12 @@ module's to change). The failure windows, and why they are safe:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Final
 
 from pydantic import Field
+from pydantic_core import PydanticSerializationError
 
 from ._context import Context
 from ._protocol import Op, ScriptCall, batch, load_script, single
@@ -39,7 +41,14 @@ from .errors import InvalidInputError, StatementConflictError
 from .ingest import DEFAULT_BATCH_SIZE
 from .outcomes import record_each
 from .types import EventOutcome, SeedModel
-from .xapi.intake import PreparedStatement
+from .xapi.files import Unreadable
+from .xapi.intake import (
+    InvalidStatementError,
+    PreparedStatement,
+    parse_statement_objects,
+    prepare,
+)
+from .xapi.mapping import MappingRules
 
 DEFAULT_RETENTION_SECONDS: Final = 90 * 24 * 3600
 _REMEMBER = load_script("xapi_statements.lua")
@@ -122,3 +131,135 @@ def record_statements(
             if int(reply) == _DIFFERENT
         ]
     return result
+
+
+class RejectedStatement(SeedModel):
+    position: int
+    """Line number (JSON lines) or 1-based index (a JSON array)."""
+    error: str
+    message: str
+
+
+class ImportedStatements(SeedModel):
+    """What ``import_statements`` did with a file of statements."""
+
+    read: int = 0
+    new: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    rejected: list[RejectedStatement] = Field(default_factory=list)
+
+
+def import_statements(
+    ctx: Context,
+    items: Iterable[tuple[int, Any]],
+    rules: MappingRules | None = None,
+    stored: datetime | None = None,
+    *,
+    retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+    batch_size: int = 500,
+) -> Op[ImportedStatements]:
+    """Statements read from a file (``xapi.files.read_statements``: position and decoded JSON),
+    ``batch_size`` per ``record_statements`` call. Unlike ``POST /xapi/statements``, a bad
+    statement does not stop the others: an invalid one, or one whose id a different statement
+    holds, is rejected with its position; a statement repeated in the file counts once.
+    ``stored`` (default: the facade's clock) is the time of statements without a timestamp."""
+    if batch_size < 1:
+        raise InvalidInputError("batch_size must be at least 1")
+    rules = rules or MappingRules()
+    stored = stored or ctx.now()
+    summary = ImportedStatements()
+    chunk: list[tuple[int, PreparedStatement]] = []
+    seen: dict[str, str] = {}
+
+    def reject(position: int, error: Exception | str, message: str = "") -> None:
+        if isinstance(error, str):
+            name = error
+        else:
+            name = error.name if isinstance(error, _RefusedError) else type(error).__name__
+        summary.rejected.append(
+            RejectedStatement(position=position, error=name, message=message or str(error))
+        )
+
+    for position, item in items:
+        summary.read += 1
+        if isinstance(item, Unreadable):
+            reject(position, "InvalidStatementError", item.message)
+            continue
+        try:
+            [statement] = parse_statement_objects([item])
+            [ready] = prepare([statement], rules, stored)
+        except InvalidStatementError as exc:
+            reject(position, exc)
+            continue
+        except PydanticSerializationError as exc:  # text JSON cannot carry (lone surrogates)
+            reject(position, InvalidStatementError(f"the statement cannot be stored: {exc}"))
+            continue
+        held = seen.get(ready.id)
+        if held is not None:
+            if held == ready.digest:
+                summary.duplicates += 1
+            else:
+                reject(position, StatementConflictError(f"statement id {ready.id} repeats"))
+            continue
+        seen[ready.id] = ready.digest
+        chunk.append((position, ready))
+        if len(chunk) >= batch_size:
+            yield from _import_chunk(ctx, chunk, summary, retention_seconds, reject)
+            chunk, seen = [], {}
+    if chunk:
+        yield from _import_chunk(ctx, chunk, summary, retention_seconds, reject)
+    summary.rejected.sort(key=lambda r: r.position)
+    return summary
+
+
+def _import_chunk(
+    ctx: Context,
+    chunk: list[tuple[int, PreparedStatement]],
+    summary: ImportedStatements,
+    retention_seconds: int,
+    reject: Callable[[int, Exception], None],
+) -> Op[None]:
+    try:
+        parts = [
+            (
+                chunk,
+                (
+                    yield from record_statements(
+                        ctx, [p for _, p in chunk], retention_seconds=retention_seconds
+                    )
+                ),
+            )
+        ]
+    except StatementConflictError:
+        # Some ids are held by other statements: one by one, so only those are rejected.
+        parts = []
+        for one in chunk:
+            try:
+                done = yield from record_statements(
+                    ctx, [one[1]], retention_seconds=retention_seconds
+                )
+            except StatementConflictError as exc:
+                reject(one[0], exc)
+                continue
+            parts.append(([one], done))
+    for part, result in parts:
+        summary.new += result.new
+        summary.duplicates += result.duplicates
+        summary.ignored += result.ignored
+        summary.applied += result.applied
+        summary.unchanged += result.unchanged
+        for refused in result.rejected:
+            reject(
+                part[refused.index][0], _RefusedError(refused.error or "", refused.message or "")
+            )
+
+
+class _RefusedError(Exception):
+    """An event the store refused, reported under its own error name."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
