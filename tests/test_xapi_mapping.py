@@ -230,3 +230,28 @@ def test_duration_minutes() -> None:
     assert duration_minutes("P1DT1M") == 1441
     assert duration_minutes("P1W") == 7 * 24 * 60
     assert duration_minutes(None) is None
+
+
+def test_groups_substatements_and_single_context_activities() -> None:
+    good = x.edx_enrollment(UUIDS[0], "u", "2024-03-05T10:00:00Z")
+    member_with_two = {"mbox": "mailto:a@b.c", "openid": "https://id.example.org/a"}
+    assert "exactly one identifier" in _invalid(
+        {**good, "actor": {"objectType": "Group", "member": [member_with_two]}}
+    )
+    assert "members" in _invalid({**good, "actor": {"objectType": "Group"}})
+    assert "only a group" in _invalid({**good, "actor": {"mbox": "mailto:a@b.c", "member": []}})
+    sub = {
+        "objectType": "SubStatement",
+        "actor": {"mbox": "mailto:a@b.c"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+        "object": {"id": "https://lms.example.org/course/c1"},
+    }
+    assert "not an activity" in mapped({**good, "object": sub}).ignored
+    assert "actor" in _invalid({**good, "object": {**sub, "actor": {}}})
+    assert "verb.id" in _invalid({**good, "object": {**sub, "verb": {"id": "nope"}}})
+    # xAPI 1.0.0 allowed one activity where 1.0.3 has a list.
+    statement = x.cmi5_session("l", UUIDS[:7])[1]
+    statement["context"]["contextActivities"]["grouping"] = statement["context"][
+        "contextActivities"
+    ]["grouping"][1]
+    assert mapped(statement).event.course_id == "safety-101"

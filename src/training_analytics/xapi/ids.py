@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Final, Literal, TypeAlias
 
-from .models import Actor
+from .models import ActorFields as Actor
 
 ActivityIdRule: TypeAlias = Literal["last-segment", "iri"]
 LearnerIdentifier: TypeAlias = Literal["account", "mbox", "mbox_sha1sum", "openid"]
@@ -56,15 +56,15 @@ def activity_id(iri: str, rule: ActivityIdRule) -> str:
 def learner_id(actor: Actor, order: tuple[LearnerIdentifier, ...]) -> str | None:
     """The learner's id from the first identifier of ``order`` the agent has, percent-encoded;
     None for a group (an analytics learner is one person)."""
-    if actor.object_type == "Group":
+    if actor.get("objectType") == "Group":
         return None
     for identifier in order:
-        if identifier == "account" and actor.account is not None:
-            return percent_encode(actor.account.name)
-        if identifier == "mbox" and actor.mbox is not None:
-            return percent_encode(actor.mbox.removeprefix("mailto:"))
-        if identifier == "mbox_sha1sum" and actor.mbox_sha1sum is not None:
-            return actor.mbox_sha1sum.lower()
-        if identifier == "openid" and actor.openid is not None:
-            return percent_encode(actor.openid)
+        if identifier == "account" and "account" in actor:
+            return percent_encode(actor["account"]["name"])
+        if identifier == "mbox" and "mbox" in actor:
+            return percent_encode(actor["mbox"].removeprefix("mailto:"))
+        if identifier == "mbox_sha1sum" and "mbox_sha1sum" in actor:
+            return actor["mbox_sha1sum"].lower()
+        if identifier == "openid" and "openid" in actor:
+            return percent_encode(actor["openid"])
     return None

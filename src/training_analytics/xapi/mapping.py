@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, NamedTuple, TypeAlias
+from typing import Final, Literal, NamedTuple, TypeAlias, cast
 
 from .._time import to_iso
 from ..errors import InvalidInputError
@@ -28,7 +28,7 @@ from ..types import (
 )
 from . import vocabulary as v
 from .ids import LEARNER_IDENTIFIERS, ActivityIdRule, LearnerIdentifier, activity_id, learner_id
-from .models import Activity, Context, Result, Statement
+from .models import Activity, Context, Result, Statement, object_kind
 
 MappedEvent: TypeAlias = (
     EnrollmentEvent
@@ -113,8 +113,13 @@ class _UnmappedError(Exception):
     """Why a statement maps to nothing (caught in ``map_statement``, never raised out)."""
 
 
+def _type(activity: Activity) -> str | None:
+    definition = activity.get("definition")
+    return None if definition is None else definition.get("type")
+
+
 def _role(activity: Activity, rules: MappingRules, cmi5: bool) -> Role | None:
-    kind = activity.type
+    kind = _type(activity)
     if kind is not None:
         if kind in rules.certificate_types:
             return "certificate"
@@ -124,9 +129,9 @@ def _role(activity: Activity, rules: MappingRules, cmi5: bool) -> Role | None:
             return "block"
         if kind in rules.module_types:
             return "module"
-    if rules.course_pattern is not None and rules.course_pattern.search(activity.id):
+    if rules.course_pattern is not None and rules.course_pattern.search(activity["id"]):
         return "course"
-    if rules.module_pattern is not None and rules.module_pattern.search(activity.id):
+    if rules.module_pattern is not None and rules.module_pattern.search(activity["id"]):
         return "module"
     # A cmi5-defined statement's object is an assignable unit unless typed otherwise.
     return "module" if cmi5 else None
@@ -134,7 +139,7 @@ def _role(activity: Activity, rules: MappingRules, cmi5: bool) -> Role | None:
 
 def _id(activity: Activity, role: Role, rules: MappingRules) -> str:
     pattern = rules.course_pattern if role == "course" else rules.module_pattern
-    iri = activity.id
+    iri = activity["id"]
     if pattern is not None and "id" in pattern.groupindex:
         match = pattern.search(iri)
         if match is not None and match.group("id"):
@@ -151,15 +156,16 @@ def _bounded(value: str, role: str) -> str:
 
 
 def _is_cmi5(context: Context | None) -> bool:
-    if context is None or context.context_activities is None:
+    if context is None or "contextActivities" not in context:
         return False
-    return any(a.id == v.CMI5_CATEGORY for a in context.context_activities.category or ())
+    categories = context["contextActivities"].get("category", ())
+    return any(a["id"] == v.CMI5_CATEGORY for a in categories)
 
 
 def _context_course(context: Context | None, rules: MappingRules) -> Activity:
-    if context is not None and context.context_activities is not None:
-        found = context.context_activities
-        for activity in (*(found.parent or ()), *(found.grouping or ())):
+    if context is not None and "contextActivities" in context:
+        found = context["contextActivities"]
+        for activity in (*found.get("parent", ()), *found.get("grouping", ())):
             if _role(activity, rules, cmi5=False) == "course":
                 found_course: Activity = activity
                 return found_course
@@ -174,15 +180,16 @@ def score_percent(result: Result | None) -> int | float | None:
 
 
 def _score(result: Result | None) -> float | None:
-    if result is None or result.score is None:
+    if result is None or "score" not in result:
         return None
-    score = result.score
-    if score.scaled is not None:
-        return round(max(0.0, score.scaled) * 100, 2)
-    if score.raw is not None and score.min is not None and score.max is not None:
-        if score.max == score.min:
+    score = result["score"]
+    if "scaled" in score:
+        return round(max(0.0, score["scaled"]) * 100, 2)
+    if "raw" in score and "min" in score and "max" in score:
+        low, high = score["min"], score["max"]
+        if high == low:
             return None
-        return round((score.raw - score.min) / (score.max - score.min) * 100, 2)
+        return round((score["raw"] - low) / (high - low) * 100, 2)
     return None
 
 
@@ -202,9 +209,10 @@ def duration_minutes(duration: str | None) -> int | float | None:
 
 
 def _progress_percent(result: Result | None) -> float | None:
-    if result is None or not result.extensions or v.CMI5_PROGRESS not in result.extensions:
+    extensions = None if result is None else result.get("extensions")
+    if not extensions or v.CMI5_PROGRESS not in extensions:
         return None
-    value = result.extensions[v.CMI5_PROGRESS]
+    value = extensions[v.CMI5_PROGRESS]
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
         raise _UnmappedError("the cmi5 progress extension is not a number from 0 to 100")
     return float(value)
@@ -220,10 +228,10 @@ def map_statement(statement: Statement, rules: MappingRules, stored: datetime) -
 
 
 def _map(statement: Statement, rules: MappingRules, stored: datetime) -> MappedEvent:
-    target = statement.object
-    verb = statement.verb.id
-    if not isinstance(target, Activity):
+    verb = statement.verb["id"]
+    if object_kind(statement.object) != "Activity":
         raise _UnmappedError(f"the object is not an activity ({verb})")
+    target = cast(Activity, statement.object)
     user = learner_id(statement.actor, rules.learner_id)
     if user is None:
         raise _UnmappedError("the actor is a group or has none of the configured identifiers")
@@ -265,7 +273,7 @@ def _progress(
     result = statement.result
     percent = _progress_percent(result)
     score = score_percent(result)
-    minutes = duration_minutes(None if result is None else result.duration)
+    minutes = duration_minutes(None if result is None else result.get("duration"))
     if percent is None and score is None and minutes is None:
         raise _UnmappedError("progressed with no cmi5 progress extension, score or duration")
     moment = to_iso(at)
@@ -298,16 +306,16 @@ def _certificate(
 ) -> CertificationIssuedEvent:
     course_activity = _context_course(statement.context, rules)
     course = _id(course_activity, "course", rules)
-    certificate = _bounded(activity_id(target.id, rules.activity_id), "certificate")
-    definition = course_activity.definition
+    certificate = _bounded(activity_id(target["id"], rules.activity_id), "certificate")
+    definition = course_activity.get("definition", {})
     actor = statement.actor
     record = TrainingCertificationRecord(
         id=certificate,
         user_id=user,
         course_id=course,
-        course_name=dict(definition.name or {}) if definition is not None else {},
-        user_name=actor.name or "",
-        user_email=actor.mbox.removeprefix("mailto:") if actor.mbox else "",
+        course_name=dict(definition.get("name", {})),
+        user_name=actor.get("name", ""),
+        user_email=actor.get("mbox", "").removeprefix("mailto:"),
         issued_at=to_iso(at),
         score=score_percent(statement.result) or 0,
     )

@@ -2,18 +2,20 @@
 
 Only what a statement may hold is accepted (unknown properties are refused, as the spec asks of
 an LRS); formats that pydantic-core checks in Rust (IRIs, UUIDs, timestamps, durations, mbox) are
-declared as constraints rather than Python validators, so that validation stays a small share
-of a statement's path: the few rules that need Python (an agent has exactly one identifier, a
+declared as constraints rather than Python validators, and a statement's parts are validated
+into plain dicts (``TypedDict``), not model instances, so that validation stays a small share of
+a statement's path: the few rules that need Python (an agent has exactly one identifier, a
 score's raw lies between min and max) run once per agent or score.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal, TypeAlias
+from typing import Annotated, Any, Final, Literal, NotRequired, TypeAlias, TypeVar
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,8 +24,12 @@ from pydantic import (
     StringConstraints,
     Tag,
     TypeAdapter,
-    model_validator,
 )
+
+# pydantic needs typing_extensions' TypedDict before Python 3.12.
+from typing_extensions import TypedDict
+
+T = TypeVar("T")
 
 #: An absolute IRI: a scheme, ':', then no whitespace and none of the characters RFC 3987
 #: excludes. Enough to refuse the usual mistakes (a bare word, a relative path, a space).
@@ -42,127 +48,149 @@ LanguageMap: TypeAlias = dict[str, str]
 Extensions: TypeAlias = dict[IRI, Any]
 
 
-class XapiModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+_FORBID: Final = ConfigDict(extra="forbid")
 
 
-class Account(XapiModel):
-    home_page: IRI = Field(alias="homePage")
+def _forbid(cls: type[T]) -> type[T]:
+    # Unknown properties are refused, as the spec asks of an LRS.
+    cls.__pydantic_config__ = _FORBID  # type: ignore[attr-defined]
+    return cls
+
+
+@_forbid
+class Account(TypedDict):
+    homePage: IRI
     name: Annotated[str, StringConstraints(min_length=1)]
 
 
-class Actor(XapiModel):
-    """An Agent (exactly one identifier) or a Group (members, an identifier, or both)."""
+@_forbid
+class Member(TypedDict, total=False):
+    """A group's member: an agent."""
 
-    object_type: Literal["Agent", "Group"] | None = Field(default=None, alias="objectType")
-    name: str | None = None
-    mbox: MBOX | None = None
-    mbox_sha1sum: SHA1 | None = None
-    openid: IRI | None = None
-    account: Account | None = None
-    member: list[Actor] | None = None
+    objectType: Literal["Agent"]
+    name: str
+    mbox: MBOX
+    mbox_sha1sum: SHA1
+    openid: IRI
+    account: Account
 
-    @model_validator(mode="after")
-    def _one_identifier(self) -> Actor:
-        found = sum(
-            x is not None for x in (self.mbox, self.mbox_sha1sum, self.openid, self.account)
+
+_IDENTIFIERS: Final = ("mbox", "mbox_sha1sum", "openid", "account")
+
+
+def _one_identifier(actor: Any) -> Any:
+    """An agent has exactly one identifier; a group at most one, and members if it has none."""
+    found = sum(key in actor for key in _IDENTIFIERS)
+    if actor.get("objectType") == "Group":
+        if found > 1:
+            raise ValueError("a group has at most one identifier (mbox, mbox_sha1sum...)")
+        if found == 0 and not actor.get("member"):
+            raise ValueError("an anonymous group must list its members")
+        return actor
+    if "member" in actor:
+        raise ValueError("only a group has members")
+    if found != 1:
+        raise ValueError(
+            "an agent needs exactly one identifier: mbox, mbox_sha1sum, openid or account"
         )
-        if self.object_type == "Group":
-            if found > 1:
-                raise ValueError("a group has at most one identifier (mbox, mbox_sha1sum...)")
-            if found == 0 and not self.member:
-                raise ValueError("an anonymous group must list its members")
-            return self
-        if self.member is not None:
-            raise ValueError("only a group has members")
-        if found != 1:
-            raise ValueError(
-                "an agent needs exactly one identifier: mbox, mbox_sha1sum, openid or account"
-            )
-        return self
+    return actor
 
 
-class Verb(XapiModel):
+@_forbid
+class ActorFields(TypedDict, total=False):
+    objectType: Literal["Agent", "Group"]
+    name: str
+    mbox: MBOX
+    mbox_sha1sum: SHA1
+    openid: IRI
+    account: Account
+    member: list[Annotated[Member, AfterValidator(_one_identifier)]]
+
+
+Actor: TypeAlias = Annotated[ActorFields, AfterValidator(_one_identifier)]
+"""An Agent (exactly one identifier) or a Group (members, an identifier, or both)."""
+
+
+@_forbid
+class Verb(TypedDict):
     id: IRI
-    display: LanguageMap | None = None
+    display: NotRequired[LanguageMap]
 
 
-class InteractionComponent(XapiModel):
+@_forbid
+class InteractionComponent(TypedDict):
     id: str
-    description: LanguageMap | None = None
+    description: NotRequired[LanguageMap]
 
 
-class ActivityDefinition(XapiModel):
-    name: LanguageMap | None = None
-    description: LanguageMap | None = None
-    type: IRI | None = None
-    more_info: IRI | None = Field(default=None, alias="moreInfo")
-    extensions: Extensions | None = None
-    interaction_type: (
-        Literal[
-            "true-false",
-            "choice",
-            "fill-in",
-            "long-fill-in",
-            "matching",
-            "performance",
-            "sequencing",
-            "likert",
-            "numeric",
-            "other",
-        ]
-        | None
-    ) = Field(default=None, alias="interactionType")
-    correct_responses_pattern: list[str] | None = Field(
-        default=None, alias="correctResponsesPattern"
-    )
-    choices: list[InteractionComponent] | None = None
-    scale: list[InteractionComponent] | None = None
-    source: list[InteractionComponent] | None = None
-    target: list[InteractionComponent] | None = None
-    steps: list[InteractionComponent] | None = None
+@_forbid
+class ActivityDefinition(TypedDict, total=False):
+    name: LanguageMap
+    description: LanguageMap
+    type: IRI
+    moreInfo: IRI
+    extensions: Extensions
+    interactionType: Literal[
+        "true-false",
+        "choice",
+        "fill-in",
+        "long-fill-in",
+        "matching",
+        "performance",
+        "sequencing",
+        "likert",
+        "numeric",
+        "other",
+    ]
+    correctResponsesPattern: list[str]
+    choices: list[InteractionComponent]
+    scale: list[InteractionComponent]
+    source: list[InteractionComponent]
+    target: list[InteractionComponent]
+    steps: list[InteractionComponent]
 
 
-class Activity(XapiModel):
-    object_type: Literal["Activity"] | None = Field(default=None, alias="objectType")
+@_forbid
+class Activity(TypedDict):
+    objectType: NotRequired[Literal["Activity"]]
     id: IRI
-    definition: ActivityDefinition | None = None
-
-    @property
-    def type(self) -> str | None:
-        return None if self.definition is None else self.definition.type
+    definition: NotRequired[ActivityDefinition]
 
 
-class StatementRef(XapiModel):
-    object_type: Literal["StatementRef"] = Field(alias="objectType")
+@_forbid
+class StatementRef(TypedDict):
+    objectType: Literal["StatementRef"]
     id: UUID
 
 
-class Score(XapiModel):
-    scaled: Annotated[float, Field(ge=-1, le=1)] | None = None
-    raw: float | None = None
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Score:
-        low, high = self.min, self.max
-        if low is not None and high is not None and low > high:
-            raise ValueError("score min is greater than max")
-        if self.raw is not None and (
-            (low is not None and self.raw < low) or (high is not None and self.raw > high)
-        ):
-            raise ValueError("score raw lies outside min..max")
-        return self
+def _ordered(score: Any) -> Any:
+    low, high, raw = score.get("min"), score.get("max"), score.get("raw")
+    if low is not None and high is not None and low > high:
+        raise ValueError("score min is greater than max")
+    if raw is not None and ((low is not None and raw < low) or (high is not None and raw > high)):
+        raise ValueError("score raw lies outside min..max")
+    return score
 
 
-class Result(XapiModel):
-    score: Score | None = None
-    success: bool | None = None
-    completion: bool | None = None
-    response: str | None = None
-    duration: Duration | None = None
-    extensions: Extensions | None = None
+@_forbid
+class ScoreFields(TypedDict, total=False):
+    scaled: Annotated[float, Field(ge=-1, le=1)]
+    raw: float
+    min: float
+    max: float
+
+
+Score: TypeAlias = Annotated[ScoreFields, AfterValidator(_ordered)]
+
+
+@_forbid
+class Result(TypedDict, total=False):
+    score: Score
+    success: bool
+    completion: bool
+    response: str
+    duration: Duration
+    extensions: Extensions
 
 
 def _as_list(value: Any) -> Any:
@@ -173,50 +201,55 @@ def _as_list(value: Any) -> Any:
 ActivityList: TypeAlias = Annotated[list[Activity], BeforeValidator(_as_list)]
 
 
-class ContextActivities(XapiModel):
-    parent: ActivityList | None = None
-    grouping: ActivityList | None = None
-    category: ActivityList | None = None
-    other: ActivityList | None = None
+@_forbid
+class ContextActivities(TypedDict, total=False):
+    parent: ActivityList
+    grouping: ActivityList
+    category: ActivityList
+    other: ActivityList
 
 
-class Context(XapiModel):
-    registration: UUID | None = None
-    instructor: Actor | None = None
-    team: Actor | None = None
-    context_activities: ContextActivities | None = Field(default=None, alias="contextActivities")
-    context_agents: list[dict[str, Any]] | None = Field(default=None, alias="contextAgents")
-    context_groups: list[dict[str, Any]] | None = Field(default=None, alias="contextGroups")
-    revision: str | None = None
-    platform: str | None = None
-    language: str | None = None
-    statement: StatementRef | None = None
-    extensions: Extensions | None = None
+@_forbid
+class Context(TypedDict, total=False):
+    registration: UUID
+    instructor: Actor
+    team: Actor
+    contextActivities: ContextActivities
+    contextAgents: list[dict[str, Any]]
+    contextGroups: list[dict[str, Any]]
+    revision: str
+    platform: str
+    language: str
+    statement: StatementRef
+    extensions: Extensions
 
 
-def _object_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        kind = value.get("objectType", "Activity")
-    else:
-        kind = getattr(value, "object_type", None) or "Activity"
+def object_kind(value: Any) -> str:
+    """What a statement's object is: Activity (the default), Agent, Group, StatementRef or
+    SubStatement."""
+    kind = value.get("objectType", "Activity") if isinstance(value, dict) else "Activity"
     return kind if kind in ("Agent", "Group", "StatementRef", "SubStatement") else "Activity"
 
 
-class SubStatement(XapiModel):
-    object_type: Literal["SubStatement"] = Field(alias="objectType")
+_SUB_OBJECT: TypeAlias = Annotated[
+    Annotated[Activity, Tag("Activity")]
+    | Annotated[Actor, Tag("Agent")]
+    | Annotated[Actor, Tag("Group")]
+    | Annotated[StatementRef, Tag("StatementRef")],
+    Discriminator(object_kind),
+]
+
+
+@_forbid
+class SubStatement(TypedDict):
+    objectType: Literal["SubStatement"]
     actor: Actor
     verb: Verb
-    object: Annotated[
-        Annotated[Activity, Tag("Activity")]
-        | Annotated[Actor, Tag("Agent")]
-        | Annotated[Actor, Tag("Group")]
-        | Annotated[StatementRef, Tag("StatementRef")],
-        Discriminator(_object_kind),
-    ]
-    result: Result | None = None
-    context: Context | None = None
-    timestamp: datetime | None = None
-    attachments: list[dict[str, Any]] | None = None
+    object: _SUB_OBJECT
+    result: NotRequired[Result]
+    context: NotRequired[Context]
+    timestamp: NotRequired[datetime]
+    attachments: NotRequired[list[dict[str, Any]]]
 
 
 StatementObject: TypeAlias = Annotated[
@@ -225,11 +258,16 @@ StatementObject: TypeAlias = Annotated[
     | Annotated[Actor, Tag("Group")]
     | Annotated[StatementRef, Tag("StatementRef")]
     | Annotated[SubStatement, Tag("SubStatement")],
-    Discriminator(_object_kind),
+    Discriminator(object_kind),
 ]
 
 
-class Statement(XapiModel):
+class Statement(BaseModel):
+    """A statement. Its parts are validated into plain dicts (``TypedDict``s, keys as in the
+    JSON): building model instances for every part cost twice as much."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     id: UUID | None = None
     actor: Actor
     verb: Verb
