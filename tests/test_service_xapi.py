@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +204,41 @@ def test_auth(service: ServiceProcess, keys: dict[str, str]) -> None:
 def test_openapi_lists_the_xapi_routes(service: ServiceProcess, tmp_path: Path) -> None:
     paths = httpx.get(service.base + "/openapi.json").json()["paths"]
     assert {"post", "put"} <= set(paths["/xapi/statements"])
+
+
+def test_serve_options_configure_the_mapping(
+    redis_url: str, client: redis.Redis, keys: dict[str, str], tmp_path: Path
+) -> None:
+    server = ServiceProcess(
+        redis_url,
+        tmp_path / "serve.log",
+        "--xapi-course-pattern",
+        r"^https://lms\.example\.org/course/(?P<id>[^/]+)$",
+        "--xapi-learner-id",
+        "mbox,account",
+        "--xapi-retention-days",
+        "1",
+    )
+    try:
+        statement = x.edx_enrollment(UUIDS[0], "u1", "2025-03-01T10:00:00Z")
+        statement["object"] = {"id": x.EDX_COURSE_IRI}  # untyped: the pattern makes it a course
+        statement["actor"] = {"mbox": "mailto:ana@example.org"}
+        reply = httpx.post(
+            server.base + "/xapi/statements",
+            json=statement,
+            headers=basic("ingest", keys["ingest"]),
+        )
+        assert reply.status_code == 200, reply.text
+        assert client.smembers(f"training:enrollments:{x.EDX_COURSE_ID}") == {"ana@example.org"}
+        assert 86_390 <= client.ttl(f"training:xapi:statement:{UUIDS[0]}") <= 86_400
+    finally:
+        assert server.terminate() == 0
+    bad = subprocess.run(
+        [sys.executable, "-m", "training_analytics", "serve", "--xapi-module-pattern", "("],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2 and "--xapi-*" in bad.stderr and "module pattern" in bad.stderr

@@ -255,3 +255,12 @@ def test_groups_substatements_and_single_context_activities() -> None:
         "contextActivities"
     ]["grouping"][1]
     assert mapped(statement).event.course_id == "safety-101"
+
+
+def test_statement_ids_are_case_insensitive() -> None:
+    good = x.edx_enrollment(UUIDS[0].upper().replace("-4000-", "-4ABC-"), "u", "2024-03-05T10:00")
+    [prepared] = prepare(parse_statements(json.dumps(good)), MappingRules(), STORED)
+    assert prepared.id == good["id"].lower()
+    twice = [good, {**good, "id": good["id"].lower()}]
+    with pytest.raises(InvalidStatementError, match="twice"):
+        prepare(parse_statements(json.dumps(twice)), MappingRules(), STORED)

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -783,6 +784,39 @@ def serve(
     metrics_host: Annotated[
         str, typer.Option("--metrics-host", help="Address of the --metrics-port listener.")
     ] = "127.0.0.1",
+    xapi_retention_days: Annotated[
+        float,
+        typer.Option(
+            "--xapi-retention-days", min=0.001, help="How long xAPI statement ids are kept."
+        ),
+    ] = 90,
+    xapi_course_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--xapi-course-pattern",
+            help="Regex: xAPI activity IRIs matching it are courses (group 'id': the id).",
+        ),
+    ] = None,
+    xapi_module_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--xapi-module-pattern",
+            help="Regex: xAPI activity IRIs matching it are modules (group 'id': the id).",
+        ),
+    ] = None,
+    xapi_activity_id: Annotated[
+        str,
+        typer.Option(
+            "--xapi-activity-id", help="last-segment (of the activity IRI) or iri (all of it)."
+        ),
+    ] = "last-segment",
+    xapi_learner_id: Annotated[
+        str,
+        typer.Option(
+            "--xapi-learner-id",
+            help="Actor identifiers that give the learner id, in order (docs/xapi.md).",
+        ),
+    ] = "account,mbox,mbox_sha1sum,openid",
     url: UrlOption = None,
     prefix: PrefixOption = None,
     tz: TzOption = None,
@@ -791,6 +825,7 @@ def serve(
     # The web stack is imported by this command only.
     from .server import embedded_server_url  # noqa: PLC0415
     from .service import ServiceSettings, runner  # noqa: PLC0415
+    from .service.routes import xapi as xapi_routes  # noqa: PLC0415
 
     settings = _settings(ctx, prefix, tz)
     with _friendly_errors():
@@ -812,15 +847,28 @@ def serve(
                     EXIT_REFUSED,
                 )
             new_key = store.analytics.create_api_key(_key_name("admin"), "admin")
-    service_settings = ServiceSettings(
-        redis_url=resolved,
-        prefix=settings.prefix,
-        tz=settings.tz,
-        cors_origins=cors_origin or [],
-        max_body_bytes=max_body_mib * 1024 * 1024,
-        max_batch_events=max_batch,
-        max_concurrent_requests=max_concurrency,
-    )
+    try:
+        # Validated from text: the xAPI choices are checked (and named in errors) by the model.
+        service_settings = ServiceSettings.model_validate(
+            {
+                "redis_url": resolved,
+                "prefix": settings.prefix,
+                "tz": settings.tz,
+                "cors_origins": cors_origin or [],
+                "max_body_bytes": max_body_mib * 1024 * 1024,
+                "max_batch_events": max_batch,
+                "max_concurrent_requests": max_concurrency,
+                "xapi_statement_retention_days": xapi_retention_days,
+                "xapi_course_pattern": xapi_course_pattern,
+                "xapi_module_pattern": xapi_module_pattern,
+                "xapi_activity_id": xapi_activity_id,
+                "xapi_learner_id": [p.strip() for p in xapi_learner_id.split(",") if p.strip()],
+            }
+        )
+        xapi_routes.mapping_rules(service_settings)  # a pattern that does not compile stops here
+    except (ValidationError, ta.InvalidInputError) as exc:
+        message = " ".join(str(exc).split())
+        raise typer.BadParameter(message, param_hint="--xapi-*") from None
     listen = runner.Listen(
         host=host,
         port=port,

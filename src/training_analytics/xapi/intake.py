@@ -35,9 +35,13 @@ class PreparedStatement(NamedTuple):
     ignored: str | None
 
 
+_SERIALIZER: Final = Statement.__pydantic_serializer__
+
+
 def digest(statement: Statement) -> str:
-    body = statement.model_dump_json(exclude=_NOT_COMPARED, exclude_none=True, by_alias=True)
-    return hashlib.sha256(body.encode()).hexdigest()
+    # The serializer itself: model_dump_json's wrapper costs a microsecond a statement.
+    body = _SERIALIZER.to_json(statement, exclude=_NOT_COMPARED, exclude_none=True, by_alias=True)
+    return hashlib.sha256(body).hexdigest()
 
 
 def _describe(error: ValidationError, offset: int = 0, limit: int = 5) -> str:
@@ -87,7 +91,7 @@ def prepare(
         if statement.id is None:
             statement_id = str(uuid.uuid4())
         else:
-            statement_id = str(statement.id)
+            statement_id = statement.id.lower()
             if statement_id in seen:
                 raise InvalidStatementError(f"the batch holds statement id {statement_id} twice")
             seen.add(statement_id)

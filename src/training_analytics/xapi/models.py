@@ -44,6 +44,13 @@ DURATION_PATTERN: Final = (
 )
 Duration: TypeAlias = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
 VERSION_PATTERN: Final = r"^(?:1\.0|2\.0)(?:\.\d+)?$"
+#: A statement id stays text (lower-cased by the caller): a uuid.UUID costs a conversion back.
+StatementId: TypeAlias = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
 LanguageMap: TypeAlias = dict[str, str]
 Extensions: TypeAlias = dict[IRI, Any]
 
@@ -268,7 +275,7 @@ class Statement(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: UUID | None = None
+    id: StatementId | None = None
     actor: Actor
     verb: Verb
     object: StatementObject

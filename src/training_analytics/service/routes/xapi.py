@@ -131,14 +131,14 @@ async def _prepared(request: Request, statement_id: str | None = None) -> list[P
         if len(statements) != 1 or body.lstrip()[:1] == b"[":
             raise ApiError(400, "xapi-statement", "Invalid statement", "PUT takes one statement")
         given = statements[0].id
-        if given is not None and given != wanted:
+        if given is not None and given.lower() != str(wanted):
             raise ApiError(
                 400,
                 "xapi-statement-id",
                 "Bad request",
                 "the statement's id differs from statementId",
             )
-        statements = [statements[0].model_copy(update={"id": wanted})]
+        statements = [statements[0].model_copy(update={"id": str(wanted)})]
     if len(statements) > settings.max_batch_events:
         raise ApiError(
             413,
