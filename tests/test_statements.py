@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 import redis
 
+import training_analytics as ta
+from training_analytics._exec import run
 from training_analytics.errors import StatementConflictError
+from training_analytics.statements import record_statements
 from training_analytics.types import (
     CertificationIssuedEvent,
     CompletionEvent,
@@ -253,3 +256,32 @@ def test_import_statements_from_json_lines_and_arrays(analytics: Any, tmp_path: 
 
 def mapped_count(statements: list[dict[str, Any]]) -> int:
     return sum(1 for p in prepared(statements) if p.event is not None)
+
+
+def _interleaved(op: Any, between: Any) -> Any:
+    """``op`` with ``between()`` run after its first round trip (another writer's moment)."""
+    request = next(op)
+    replies = yield request
+    between()
+    while True:
+        try:
+            request = op.send(replies)
+        except StopIteration as done:
+            return done.value
+        replies = yield request
+
+
+def test_an_id_taken_meanwhile_by_another_statement_is_reported(client: redis.Redis) -> None:
+    lib = ta.TrainingAnalytics(client)
+    statements = prepared(real_world()[:3])
+    key = lib.keys.xapi_statement(UUIDS[2])
+
+    def other_writer() -> None:
+        client.set(key, "f" * 64)
+
+    op = record_statements(lib.context, statements)
+    result = run(_interleaved(op, other_writer), client)
+    assert result.raced == [UUIDS[2]]
+    assert client.get(key) == "f" * 64  # the other statement keeps its id
+    # This batch's events were applied (the window docs/xapi.md describes).
+    assert result.applied == 2 and lib.get_course_enrollment_count(x.EDX_COURSE_ID) == 2
