@@ -40,7 +40,8 @@ _CORS_METHODS = (
 DESCRIPTION = """Training analytics over HTTP: the same operations as the Python library, JSON in
 the seed's camelCase. Send an API key as `Authorization: Bearer <key>`; roles nest: `viewer`
 reads, `ingest` also writes events, progress and certifications, `admin` may do everything.
-Errors are `application/problem+json` (RFC 9457)."""
+Errors are `application/problem+json` (RFC 9457). xAPI statements go to `/xapi/statements`
+(HTTP Basic with the key's name and the key, or the bearer key; role `ingest`)."""
 
 
 def create_app(
