@@ -136,7 +136,7 @@ def test_detect_format() -> None:
     assert ff.detect_format("x.txt", "csv") == "csv"
     with pytest.raises(ta.InvalidInputError, match="--format"):
         ff.detect_format("x.txt")
-    with pytest.raises(ta.InvalidInputError, match="jsonl or csv"):
+    with pytest.raises(ta.InvalidInputError, match="jsonl, csv or xapi"):
         ff.detect_format("x.csv", "xml")
 
 

@@ -195,6 +195,9 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
         batch_size=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
     ),
     "put_training_course": _args(_mutated(course("c2"))),
+    "import_statements": _args(
+        st.lists(st.tuples(st.integers(min_value=1, max_value=9), json_values), max_size=3)
+    ),
     "invalidate_course_cache": _args(ids),
     "change_certification_status": _args(
         ids,
@@ -287,7 +290,13 @@ def test_every_public_operation_is_covered() -> None:
         if isinstance(value, ta.facade.operation)
     }
     # reindex and invalidate_all_training_caches take no input; test_reindex.py covers them.
-    assert public - set(CALLS) == {"reindex", "invalidate_all_training_caches"}
+    # record_statements takes statements xapi.prepare validated (its raw input is the JSON that
+    # import_statements, below, and POST /xapi/statements take).
+    assert public - set(CALLS) == {
+        "reindex",
+        "invalidate_all_training_caches",
+        "record_statements",
+    }
 
 
 def _dump(raw: redis.Redis) -> dict[bytes, Any]:

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -1215,8 +1216,8 @@ def import_(
         str | None,
         typer.Option(
             "--format",
-            help="jsonl or csv. Default: from the extension (.jsonl, .ndjson, .csv); jsonl "
-            "for stdin.",
+            help="jsonl, csv, or xapi (statements: a JSON array or JSON lines, docs/xapi.md). "
+            "Default: from the extension (.jsonl, .ndjson, .csv); jsonl for stdin.",
             show_default=False,
         ),
     ] = None,
@@ -1242,6 +1243,9 @@ def import_(
     imported).
     """
     settings = _settings(ctx, prefix, tz)
+    if file_format == "xapi":
+        _import_statements(settings, file, url, as_json)
+        return
     with _friendly_errors(), contextlib.ExitStack() as stack:
         fmt = fileformats.detect_format(
             file, file_format if file_format or file != "-" else "jsonl"
@@ -1327,6 +1331,54 @@ def import_(
             f"Imported {summary.lines:,} lines into {escape(store.where)} "
             f"({_describe_prefix(settings.prefix)}) in {elapsed:.1f} s: {summary.applied:,} "
             f"applied, {summary.unchanged:,} unchanged, {summary.rejected:,} rejected.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if summary.rejected:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def _import_statements(settings: Settings, file: str, url: str | None, as_json: bool) -> None:
+    """``import --format xapi``: statements through the xAPI mapping (docs/xapi.md)."""
+    from .xapi.files import read_statements  # noqa: PLC0415 - only this format needs it
+
+    with _friendly_errors(), contextlib.ExitStack() as stack:
+        if file == "-":
+            stream: Any = sys.stdin.buffer
+        else:
+            try:
+                stream = stack.enter_context(open(file, "rb"))
+            except OSError as exc:
+                _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
+        store = _open_store(settings, url)
+        started = time.monotonic()
+        try:
+            summary = store.analytics.import_statements(read_statements(stream))
+        except KeyboardInterrupt:
+            err.print(
+                "[bold yellow]stopped:[/] some statements may be imported; importing the same "
+                "file again is safe (statement ids count once).",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        elapsed = time.monotonic() - started
+    for refused in summary.rejected:
+        err.print(
+            f"[yellow]statement {refused.position}:[/] {refused.error}: "
+            f"{escape(_one_line(refused.message))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if as_json:
+        out.print_json(data={**summary.model_dump(), "seconds": round(elapsed, 3)})
+    else:
+        out.print(
+            f"Imported {summary.read:,} statements into {escape(store.where)} "
+            f"({_describe_prefix(settings.prefix)}) in {elapsed:.1f} s: {summary.new:,} new, "
+            f"{summary.duplicates:,} already recorded, {summary.ignored:,} mapping to no event, "
+            f"{len(summary.rejected):,} rejected; {summary.applied:,} events applied, "
+            f"{summary.unchanged:,} unchanged.",
             highlight=False,
             soft_wrap=True,
         )
@@ -1461,6 +1513,39 @@ def serve(
     metrics_host: Annotated[
         str, typer.Option("--metrics-host", help="Address of the --metrics-port listener.")
     ] = "127.0.0.1",
+    xapi_retention_days: Annotated[
+        float,
+        typer.Option(
+            "--xapi-retention-days", min=0.001, help="How long xAPI statement ids are kept."
+        ),
+    ] = 90,
+    xapi_course_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--xapi-course-pattern",
+            help="Regex: xAPI activity IRIs matching it are courses (group 'id': the id).",
+        ),
+    ] = None,
+    xapi_module_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--xapi-module-pattern",
+            help="Regex: xAPI activity IRIs matching it are modules (group 'id': the id).",
+        ),
+    ] = None,
+    xapi_activity_id: Annotated[
+        str,
+        typer.Option(
+            "--xapi-activity-id", help="last-segment (of the activity IRI) or iri (all of it)."
+        ),
+    ] = "last-segment",
+    xapi_learner_id: Annotated[
+        str,
+        typer.Option(
+            "--xapi-learner-id",
+            help="Actor identifiers that give the learner id, in order (docs/xapi.md).",
+        ),
+    ] = "account,mbox,mbox_sha1sum,openid",
     url: UrlOption = None,
     prefix: PrefixOption = None,
     tz: TzOption = None,
@@ -1469,6 +1554,7 @@ def serve(
     # The web stack is imported by this command only.
     from .server import embedded_server_url  # noqa: PLC0415
     from .service import ServiceSettings, runner  # noqa: PLC0415
+    from .service.routes import xapi as xapi_routes  # noqa: PLC0415
 
     settings = _settings(ctx, prefix, tz)
     with _friendly_errors():
@@ -1490,15 +1576,28 @@ def serve(
                     EXIT_REFUSED,
                 )
             new_key = store.analytics.create_api_key(_key_name("admin"), "admin")
-    service_settings = ServiceSettings(
-        redis_url=resolved,
-        prefix=settings.prefix,
-        tz=settings.tz,
-        cors_origins=cors_origin or [],
-        max_body_bytes=max_body_mib * 1024 * 1024,
-        max_batch_events=max_batch,
-        max_concurrent_requests=max_concurrency,
-    )
+    try:
+        # Validated from text: the xAPI choices are checked (and named in errors) by the model.
+        service_settings = ServiceSettings.model_validate(
+            {
+                "redis_url": resolved,
+                "prefix": settings.prefix,
+                "tz": settings.tz,
+                "cors_origins": cors_origin or [],
+                "max_body_bytes": max_body_mib * 1024 * 1024,
+                "max_batch_events": max_batch,
+                "max_concurrent_requests": max_concurrency,
+                "xapi_statement_retention_days": xapi_retention_days,
+                "xapi_course_pattern": xapi_course_pattern,
+                "xapi_module_pattern": xapi_module_pattern,
+                "xapi_activity_id": xapi_activity_id,
+                "xapi_learner_id": [p.strip() for p in xapi_learner_id.split(",") if p.strip()],
+            }
+        )
+        xapi_routes.mapping_rules(service_settings)  # a pattern that does not compile stops here
+    except (ValidationError, ta.InvalidInputError) as exc:
+        message = " ".join(str(exc).split())
+        raise typer.BadParameter(message, param_hint="--xapi-*") from None
     listen = runner.Listen(
         host=host,
         port=port,

@@ -88,6 +88,10 @@ class CertificationExistsError(ConflictError):
     """A certification with this id exists with different data."""
 
 
+class StatementConflictError(ConflictError):
+    """An xAPI statement id is held by a different statement; nothing was written."""
+
+
 class CourseExistsError(ConflictError):
     """A course with this id exists already."""
 

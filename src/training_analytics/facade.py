@@ -33,6 +33,7 @@ from . import (
     pages,
     reindex,
     series,
+    statements,
     timeseries,
     transfer,
     zone,
@@ -182,6 +183,8 @@ class _Operations(_Facade[ClientT]):
     record_each = operation(outcomes.record_each)
     import_records = operation(transfer.import_records)
     export_page = operation(transfer.export_page)
+    record_statements = operation(statements.record_statements)
+    import_statements = operation(statements.import_statements)
     reindex = operation(reindex.reindex)
 
     get_recorded_time_zone = operation(zone.get_recorded_time_zone)

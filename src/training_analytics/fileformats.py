@@ -58,7 +58,7 @@ def detect_format(name: str, explicit: str | None = None) -> Format:
     """The format given, else the file name's extension (``.jsonl``/``.ndjson``, ``.csv``)."""
     if explicit is not None:
         if explicit not in FORMATS:
-            raise InvalidInputError(f"format must be jsonl or csv, got {explicit!r}")
+            raise InvalidInputError(f"format must be jsonl, csv or xapi, got {explicit!r}")
         return explicit
     found = _EXTENSIONS.get(PurePath(name).suffix.lower())
     if found is None:

@@ -243,3 +243,8 @@ class TrainingKeys:
     def api_key(self, digest: str) -> str:
         """Hash of one API key, addressed by its SHA-256: name, role, createdAt, lastUsedAt."""
         return f"{self.prefix}training:service:apikey:{check_id(digest, 'key digest')}"
+
+    def xapi_statement(self, statement_id: str) -> str:
+        """String: the SHA-256 of an xAPI statement received under this id (a UUID), kept for
+        the configured retention so that a statement sent again counts once."""
+        return f"{self.prefix}training:xapi:statement:{check_id(statement_id, 'statement id')}"

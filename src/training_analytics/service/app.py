@@ -7,6 +7,7 @@ validate, call one facade method and return its model; errors become problem+jso
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPMethod
@@ -22,7 +23,7 @@ from ..server import async_connect
 from . import problems
 from .limits import BodyLimit, ConcurrencyLimit
 from .metrics import MeasureRequests, Metrics
-from .routes import API_PREFIX, catalog, certifications, learning, operations, reports
+from .routes import API_PREFIX, catalog, certifications, learning, operations, reports, xapi
 from .routes.learning import EVENT_DEFINITIONS
 
 __all__ = ["API_PREFIX", "app_from_env", "create_app"]
@@ -39,7 +40,8 @@ _CORS_METHODS = (
 DESCRIPTION = """Training analytics over HTTP: the same operations as the Python library, JSON in
 the seed's camelCase. Send an API key as `Authorization: Bearer <key>`; roles nest: `viewer`
 reads, `ingest` also writes events, progress and certifications, `admin` may do everything.
-Errors are `application/problem+json` (RFC 9457)."""
+Errors are `application/problem+json` (RFC 9457). xAPI statements go to `/xapi/statements`
+(HTTP Basic with the key's name and the key, or the bearer key; role `ingest`)."""
 
 
 def create_app(
@@ -80,6 +82,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
+    app.state.xapi_rules = xapi.mapping_rules(settings)
     problems.install(app, settings)
     for router in (
         reports.router,
@@ -88,6 +91,7 @@ def create_app(
         certifications.router,
         operations.api_router,
         operations.router,
+        xapi.router,
     ):
         app.include_router(router)
     # Added last = outermost: the body limit applies before anything reads the body, and the
@@ -102,6 +106,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     app.add_middleware(MeasureRequests, metrics=metrics)
+    app.add_middleware(xapi.VersionHeader)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -122,4 +127,17 @@ def create_app(
 def app_from_env() -> FastAPI:
     """The app a ``serve`` worker runs (uvicorn ``factory=True``): settings from the
     environment."""
+    _log_to_stderr()
     return create_app(ServiceSettings.from_env())
+
+
+def _log_to_stderr() -> None:
+    """The service's own messages (statements ignored, store errors) next to uvicorn's:
+    uvicorn configures its loggers only, so ours would print warnings and above alone."""
+    logger = logging.getLogger("training_analytics.service")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

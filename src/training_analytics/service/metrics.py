@@ -40,6 +40,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.xapi_statements = Counter(
+            "training_analytics_xapi_statements",
+            "xAPI statements received, by outcome (new, duplicate, ignored, rejected)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.store_errors = Counter(
             "training_analytics_store_errors",
             "Requests that failed because of the store, by error",

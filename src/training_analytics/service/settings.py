@@ -7,6 +7,8 @@ from typing import Final
 
 from pydantic import BaseModel, Field
 
+from ..xapi.ids import LEARNER_IDENTIFIERS, ActivityIdRule, LearnerIdentifier
+
 #: The settings of the workers ``serve`` starts (JSON); each worker builds its app from it.
 SETTINGS_ENV: Final = "TRAINING_ANALYTICS_SERVICE_SETTINGS"
 MIB: Final = 1024 * 1024
@@ -32,6 +34,18 @@ class ServiceSettings(BaseModel):
     max_concurrent_requests: int = Field(default=256, ge=1)
     """Requests a worker handles at once; more wait their turn. Each holds at most one store
     connection at a time, so this also bounds a worker's connections to the store."""
+    xapi_statement_retention_days: float = Field(default=90, gt=0)
+    """How long xAPI statement ids are kept: a statement sent again within it counts once."""
+    xapi_course_pattern: str | None = None
+    """xAPI activity IRIs matching it are courses (a named group ``id`` gives the id)."""
+    xapi_module_pattern: str | None = None
+    """xAPI activity IRIs matching it are modules (a named group ``id`` gives the id)."""
+    xapi_activity_id: ActivityIdRule = "last-segment"
+    """A course or module id from an activity IRI: its last path segment, or the whole IRI."""
+    xapi_learner_id: list[LearnerIdentifier] = Field(
+        default_factory=lambda: list(LEARNER_IDENTIFIERS), min_length=1
+    )
+    """Which actor identifier is the learner id, in order of preference."""
 
     def to_env(self) -> str:
         return self.model_dump_json()
