@@ -295,5 +295,6 @@ def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]
     notify("completion series", report.completion_events)
     yield from _rebuild_certifications(ctx, report)
     notify("certifications", report.certifications)
-    yield batch(cmd("SET", k.index_marker(), "1"))
+    # Figures may have changed: readers watching the version refetch.
+    yield batch(cmd("SET", k.index_marker(), "1"), cmd("INCR", k.store_version()))
     return report
