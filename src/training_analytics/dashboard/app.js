@@ -208,7 +208,7 @@ function seriesBlock(data, title) {
     days.map((day, i) => [day, fmt.int(enrollments.points[i].count), fmt.int(completions.points[i].count)])));
   queueMicrotask(() => chart(container, {
     tooltip: { trigger: "axis" },
-    legend: { data: ["Enrolments", "Completions"] },
+    legend: { data: ["Enrolments", "Completions"], top: 0 },
     grid: { left: 48, right: 16, top: 36, bottom: 28 },
     xAxis: { type: "category", data: days },
     yAxis: { type: "value", minInterval: 1 },
@@ -400,7 +400,7 @@ function coursePage(courseId) {
           h("td", { class: "num" }, step.dropoffToNext === null ? "—" : fmt.pct(step.dropoffToNext)))))));
       queueMicrotask(() => chart(container, {
         tooltip: { trigger: "axis" },
-        legend: { data: ["Started", "Completed"] },
+        legend: { data: ["Started", "Completed"], top: 0 },
         grid: { left: 48, right: 16, top: 36, bottom: 48 },
         xAxis: { type: "category", data: funnel.map((s) => s.moduleName), axisLabel: { interval: 0, overflow: "truncate", width: 120 } },
         yAxis: { type: "value", minInterval: 1 },
@@ -538,9 +538,11 @@ function handleError(error) {
   if (error instanceof ApiError && error.status === 401) {
     signOut("Your API key was refused (unknown or revoked). Sign in with a valid key.");
   } else if (error instanceof Unreachable) {
-    showConnection("The server does not answer. Retrying…", true);
+    live.markStale();
+    showConnection("Server unreachable. Retrying…", true);
   } else if (error instanceof ApiError && error.status >= 500) {
-    showConnection(`The server cannot read its data store (${error.message}). Retrying…`, true);
+    live.markStale();
+    showConnection("Data store unavailable: the server is up but cannot read the store. Retrying…", true);
   } else {
     showConnection(`Error: ${error.message}`, true);
   }

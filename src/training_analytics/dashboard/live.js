@@ -41,6 +41,11 @@ export class Live {
     this.controller = null;
   }
 
+  /** A refetch failed: the next successful poll refetches, whatever the version says. */
+  markStale() {
+    if (this.state === "live") this.state = "stale";
+  }
+
   /** Refetch now, whatever the version says (a filter changed). */
   async refresh() {
     await this.onChange();
