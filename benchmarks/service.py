@@ -21,8 +21,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,7 @@ COURSES = 8
 
 @dataclass
 class Load:
-    """What ``wrk`` saw for one GET."""
+    """What ``wrk`` saw for one GET, and the CPU the service and the store spent on it."""
 
     path: str
     requests_per_second: float
@@ -54,6 +55,31 @@ class Load:
     p99_ms: float
     requests: int
     errors: int
+    service_cpu_us_per_request: float = float("nan")
+    store_cpu_us_per_request: float = float("nan")
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux ``/proc``): unlike req/s, it does not depend on
+    what else runs on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _store_cpu_seconds(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def measured(load: Callable[[], Load], service_pid: int, client: redis.Redis) -> Load:
+    """``load()`` with the CPU time the service process and the store spent meanwhile."""
+    service_before, store_before = _process_cpu_seconds(service_pid), _store_cpu_seconds(client)
+    result = load()
+    service = _process_cpu_seconds(service_pid) - service_before
+    store = _store_cpu_seconds(client) - store_before
+    result.service_cpu_us_per_request = service / result.requests * 1e6
+    result.store_cpu_us_per_request = store / result.requests * 1e6
+    return result
 
 
 def _free_port() -> int:
@@ -248,16 +274,28 @@ def service_phase(bench: Bench) -> None:
     get_load = wrk if shutil.which("wrk") else _python_get_load
     service = Service(_url_of(bench.client))
     try:
+        pid = service.process.pid
+        paths = {
+            "healthz": ("/healthz", None),
+            "overview": ("/api/v1/overview", key),
+            "course_analytics": ("/api/v1/courses/svc-3/analytics", key),
+        }
         loads = {
-            "healthz": get_load(service.base, "/healthz", None, seconds),
-            "overview": get_load(service.base, "/api/v1/overview", key, seconds),
-            "course_analytics": get_load(
-                service.base, "/api/v1/courses/svc-3/analytics", key, seconds
-            ),
+            name: measured(partial(get_load, service.base, path, auth, seconds), pid, bench.client)
+            for name, (path, auth) in paths.items()
         }
         bench.log("service: GETs measured; now POST /events")
         enrol = _enrolments("http", events_per_mode)
-        http_enrol = post_batches(service.base, key, _bodies(enrol))
+        bodies = _bodies(enrol)
+        service_before = _process_cpu_seconds(pid)
+        store_before = _store_cpu_seconds(bench.client)
+        http_enrol = post_batches(service.base, key, bodies)
+        figures["post_events_service_cpu_us_per_event"] = round(
+            (_process_cpu_seconds(pid) - service_before) / events_per_mode * 1e6, 1
+        )
+        figures["post_events_store_cpu_us_per_event"] = round(
+            (_store_cpu_seconds(bench.client) - store_before) / events_per_mode * 1e6, 1
+        )
         mixed_rows = [
             r
             for n in range(COURSES)
@@ -269,14 +307,20 @@ def service_phase(bench: Bench) -> None:
         service.stop()
     # The same kind of events in-process, same run, fresh learners (no replays).
     local = _enrolments("local", events_per_mode)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     lib.record_many(local, batch_size=BATCH)
     in_process = events_per_mode / (time.perf_counter() - started)
+    figures["record_many_cpu_us_per_event"] = round(
+        (time.process_time() - cpu) / events_per_mode * 1e6, 1
+    )
     # record_each: what POST /events calls, in-process (one outcome object per event).
     each = _enrolments("each", events_per_mode)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     lib.record_each(each, batch_size=BATCH)
     in_process_each = events_per_mode / (time.perf_counter() - started)
+    figures["record_each_cpu_us_per_event"] = round(
+        (time.process_time() - cpu) / events_per_mode * 1e6, 1
+    )
     local_mixed_rows = [
         r
         for n in range(COURSES)
@@ -317,12 +361,16 @@ def _table(figures: dict[str, Any]) -> Table:
     table.add_column("req/s or events/s", justify="right")
     table.add_column("p50 ms", justify="right")
     table.add_column("p99 ms", justify="right")
+    table.add_column("service CPU µs/req", justify="right")
+    table.add_column("store CPU µs/req", justify="right")
     for load in figures["gets"].values():
         table.add_row(
             f"GET {load['path']}",
             f"{load['requests_per_second']:,.0f}",
             f"{load['p50_ms']:.2f}",
             f"{load['p99_ms']:.2f}",
+            f"{load['service_cpu_us_per_request']:.0f}",
+            f"{load['store_cpu_us_per_request']:.0f}",
         )
     ingest = figures["ingest"]
     table.add_row("POST /events, enrolments", f"{ingest['http_enrolments_per_second']:,}", "", "")
@@ -332,5 +380,5 @@ def _table(figures: dict[str, Any]) -> Table:
     table.add_row("POST /events, mixed", f"{ingest['http_mixed_per_second']:,}", "", "")
     table.add_row("record_many, mixed", f"{ingest['record_many_mixed_per_second']:,}", "", "")
     for target, met in figures["targets"].items():
-        table.add_row(f"target: {target}", "met" if met else "[red]missed[/]", "", "")
+        table.add_row(f"target: {target}", "met" if met else "[red]missed[/]", "", "", "", "")
     return table

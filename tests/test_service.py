@@ -344,6 +344,24 @@ def test_bad_bodies_and_parameters(api: httpx.Client) -> None:
     problem_of(api.delete("/overview"), 405)
 
 
+def test_hostile_bodies_are_refused_not_crashed_on(api: httpx.Client) -> None:
+    json_headers = {"content-type": "application/json"}
+    deep = b"[" * 100_000 + b"]" * 100_000  # deeper than any parser's stack
+    problem_of(api.post("/events", content=deep, headers=json_headers), 400)
+    problem_of(api.post("/events", content=b'{"a":' * 50_000 + b"1" + b"}" * 50_000), 400)
+    problem_of(api.post("/courses", content=deep, headers=json_headers), 400)
+    lines = api.post(
+        "/events", content=deep + b"\n", headers={"content-type": "application/x-ndjson"}
+    )
+    assert lines.json()["results"][0]["status"] == "rejected"
+    lone_surrogate = b'[{"kind": "enrollment", "userId": "\\ud800", "courseId": "c1"}]'
+    problem_of(api.post("/events", content=lone_surrogate, headers=json_headers), 422)
+    course_body = b'{"id": "\\ud800", "title": {"en": "x"}, "category": "sales"}'
+    problem_of(api.post("/courses", content=course_body, headers=json_headers), 422)
+    for dates in ({"to": "0001-01-05"}, {"from": "9999-12-30", "to": "9999-12-31"}):
+        problem_of(api.get("/series/enrollments", params=dates), 422)
+
+
 def test_bodies_and_batches_over_the_limits(api: httpx.Client) -> None:
     big = b"[" + b" " * (16 * 1024 * 1024) + b"]"
     problem_of(api.post("/events", content=big, headers={"content-type": "application/json"}), 413)

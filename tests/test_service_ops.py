@@ -82,3 +82,5 @@ def test_series_report_summarises_the_points(analytics: Any) -> None:
         analytics.get_series_report("enrollments", "2025-06-05", "2025-06-01")
     with pytest.raises(ta.InvalidDateError):
         analytics.get_series_report("enrollments", None, "June")
+    with pytest.raises(ta.InvalidDateRangeError, match="before year 1"):
+        analytics.get_series_report("enrollments", None, "0001-01-05")

@@ -8,7 +8,7 @@ from typing import Final
 from ._context import Context
 from ._protocol import Op
 from ._time import parse_day
-from .errors import InvalidInputError
+from .errors import InvalidDateRangeError, InvalidInputError
 from .helpers import round_to
 from .timeseries import get_completion_time_series, get_enrollment_time_series
 from .types import SeriesReport, SeriesSummary
@@ -31,7 +31,12 @@ def get_series_report(
     if end_date is None:
         end_date = ctx.now().astimezone(ctx.tz).date()
     if start_date is None:
-        start_date = parse_day(end_date, "end date") - timedelta(days=DEFAULT_SERIES_DAYS - 1)
+        try:
+            start_date = parse_day(end_date, "end date") - timedelta(days=DEFAULT_SERIES_DAYS - 1)
+        except OverflowError as exc:
+            raise InvalidDateRangeError(
+                f"the {DEFAULT_SERIES_DAYS} days ending {end_date} start before year 1"
+            ) from exc
     read = get_enrollment_time_series if kind == "enrollments" else get_completion_time_series
     points = yield from read(ctx, start_date, end_date, course_id)
     total = sum(p.count for p in points)

@@ -24,7 +24,7 @@ class UnparsableLine:
     """Stands for a JSON line that does not parse: ``record_each`` rejects it (not an event)
     and the reason shows in its message."""
 
-    def __init__(self, line: int, error: ValueError) -> None:
+    def __init__(self, line: int, error: Exception) -> None:
         self.text = f"line {line} is not JSON ({error})"
 
     def __repr__(self) -> str:
@@ -42,7 +42,8 @@ async def read_events(request: Request, settings: ServiceSettings) -> list[Any]:
                 continue
             try:
                 events.append(json.loads(line))
-            except ValueError as exc:
+            # RecursionError: nesting deeper than the parser's stack (a hostile line)
+            except (ValueError, RecursionError) as exc:
                 events.append(UnparsableLine(number, exc))
     elif media == "application/json" or media.endswith("+json"):
         if body[:1] == b"[":
@@ -54,7 +55,7 @@ async def read_events(request: Request, settings: ServiceSettings) -> list[Any]:
                 return _bounded(events, settings)
         try:
             document = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ApiError(400, "json", "Malformed JSON", "the body is not valid JSON") from exc
         if isinstance(document, dict):
             events = [document]

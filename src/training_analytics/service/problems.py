@@ -171,6 +171,23 @@ def install(app: FastAPI, settings: ServiceSettings) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem(exc.status_code, title, detail, headers=dict(exc.headers or {}))
 
+    async def on_unencodable(request: Request, exc: Exception) -> JSONResponse:
+        # JSON can carry lone surrogates ("\ud800"), which no store command can encode; the
+        # core refuses them as InvalidInputError where it checks text, this catches the rest.
+        return problem(
+            422,
+            "Invalid input",
+            "the request holds text that is not valid Unicode (a lone surrogate)",
+            slug="unicode",
+        )
+
+    async def on_out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # Date arithmetic past year 9999 or before year 1 on a client's dates; the core words
+        # these as InvalidDate(Range)Error where it checks, this catches the rest.
+        return problem(
+            422, "Invalid input", "a date or number in the request is out of range", slug="range"
+        )
+
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         # A bug: the traceback goes to the log (requests carry no secret in their path or
         # query), the client gets no detail.
@@ -181,6 +198,8 @@ def install(app: FastAPI, settings: ServiceSettings) -> None:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(UnicodeEncodeError, on_unencodable)
+    app.add_exception_handler(OverflowError, on_out_of_range)
     app.add_exception_handler(Exception, on_bug)
 
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from ...types import TrainingCourse
 from ..auth import Admin, Viewer
 from ..problems import ApiError, responses
 from ..state import analytics_of
-from . import API_PREFIX, ID_PATTERN
+from . import API_PREFIX, ID_PATTERN, CourseId
 
 router = APIRouter(prefix=API_PREFIX, tags=["courses"], responses=responses(401, 403, 503))
-
-CourseId = Annotated[str, Path(alias="courseId", pattern=ID_PATTERN)]
 
 
 def not_found(course_id: str) -> ApiError:

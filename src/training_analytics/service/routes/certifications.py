@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from ...pages import DEFAULT_CERTIFICATION_PAGE, MAX_EXPIRY_DAYS, MAX_PAGE
 from ...types import (
@@ -18,11 +18,10 @@ from ...types import (
 from ..auth import Ingest, Viewer
 from ..problems import ApiError, responses
 from ..state import analytics_of
-from . import API_PREFIX, ID_PATTERN
+from . import API_PREFIX, ID_PATTERN, CertId
 
 router = APIRouter(prefix=API_PREFIX, tags=["certifications"], responses=responses(401, 403, 503))
 
-CertId = Annotated[str, Path(alias="certId", pattern=ID_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 

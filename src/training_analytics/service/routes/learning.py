@@ -3,9 +3,9 @@ writes)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import TypeAdapter
 
 from ...types import EnhancedTrainingProgress, EventOutcomes, TrainingEvent
@@ -13,12 +13,10 @@ from ..auth import Ingest, Viewer
 from ..events import read_events
 from ..problems import ApiError, responses
 from ..state import analytics_of, metrics_of, settings_of
-from . import API_PREFIX, ID_PATTERN
+from . import API_PREFIX, CourseId, UserId
 
 router = APIRouter(prefix=API_PREFIX, responses=responses(401, 403, 503))
 
-UserId = Annotated[str, Path(alias="userId", pattern=ID_PATTERN)]
-CourseId = Annotated[str, Path(alias="courseId", pattern=ID_PATTERN)]
 
 _EVENT_SCHEMA = TypeAdapter[Any](TrainingEvent).json_schema(
     ref_template="#/components/schemas/{model}"

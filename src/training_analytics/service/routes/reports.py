@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from ...pages import DEFAULT_COURSE_PAGE, MAX_PAGE
 from ...types import (
@@ -20,11 +20,9 @@ from ...types import (
 from ..auth import Viewer
 from ..problems import responses
 from ..state import analytics_of
-from . import API_PREFIX, ID_PATTERN
+from . import API_PREFIX, ID_PATTERN, CourseId
 
 router = APIRouter(prefix=API_PREFIX, dependencies=[Viewer], responses=responses(401, 403, 503))
-
-CourseId = Annotated[str, Path(alias="courseId", pattern=ID_PATTERN)]
 
 
 @router.get("/overview", tags=["analytics"])
