@@ -103,24 +103,37 @@ function empty(text) {
 // --- charts: ECharts (vendored), SVG renderer, with its aria description, and always a data
 // table next to them as the text alternative -------------------------------------------------
 
-const charts = new Set();
+// A view keeps its charts (and their containers) across refreshes: a refresh moves the same
+// container into the new markup and gives the instance its new option, so a page refreshed for an
+// hour creates no new chart; leaving the view disposes them.
+const charts = new Map(); // container id -> { container, instance }
 
-function chart(container, option, label) {
-  container.setAttribute("role", "img");
-  container.setAttribute("aria-label", label);
-  const instance = window.echarts.init(container, null, { renderer: "svg" });
-  instance.setOption({ aria: { enabled: true }, animation: false, color: COLORS, ...option });
-  charts.add(instance);
-  return instance;
+function chart(id, className, option, label) {
+  let entry = charts.get(id);
+  if (!entry) {
+    entry = { container: h("div", { class: className, id, role: "img" }), instance: null };
+    charts.set(id, entry);
+  }
+  entry.container.setAttribute("aria-label", label);
+  // Drawn once the container is in the document (the caller inserts it synchronously).
+  queueMicrotask(() => {
+    if (!charts.has(id)) return; // the view was left meanwhile
+    if (!entry.instance) entry.instance = window.echarts.init(entry.container, null, { renderer: "svg" });
+    entry.instance.setOption(
+      { aria: { enabled: true }, animation: false, color: COLORS, ...option },
+      { notMerge: true },
+    );
+  });
+  return entry.container;
 }
 
 function disposeCharts() {
-  for (const instance of charts) instance.dispose();
+  for (const entry of charts.values()) entry.instance?.dispose();
   charts.clear();
 }
 
 window.addEventListener("resize", () => {
-  for (const instance of charts) instance.resize();
+  for (const entry of charts.values()) entry.instance?.resize();
 });
 
 function dataTable(caption, headers, rows) {
@@ -202,11 +215,7 @@ function seriesBlock(data, title) {
     block.append(empty(`No enrolments or completions between ${from} and ${to}.`));
     return block;
   }
-  const container = h("div", { class: "chart", id: "series-chart" });
-  block.append(container);
-  block.append(dataTable(title, ["Day", "Enrolments", "Completions"],
-    days.map((day, i) => [day, fmt.int(enrollments.points[i].count), fmt.int(completions.points[i].count)])));
-  queueMicrotask(() => chart(container, {
+  block.append(chart("series-chart", "chart", {
     tooltip: { trigger: "axis" },
     legend: { data: ["Enrolments", "Completions"], top: 0 },
     grid: { left: 48, right: 16, top: 36, bottom: 28 },
@@ -217,6 +226,8 @@ function seriesBlock(data, title) {
       { name: "Completions", type: "line", data: completions.points.map((p) => p.count), showSymbol: days.length <= 60 },
     ],
   }, `${title}, ${from} to ${to}`));
+  block.append(dataTable(title, ["Day", "Enrolments", "Completions"],
+    days.map((day, i) => [day, fmt.int(enrollments.points[i].count), fmt.int(completions.points[i].count)])));
   return block;
 }
 
@@ -334,7 +345,6 @@ function overviewPage() {
     }
     const { overview, credentials } = data;
     const completions = courses.reduce((sum, c) => sum + c.completions, 0);
-    disposeCharts();
     const filterName = state.courseFilter ? (courses.find((c) => c.id === state.courseFilter) || {}).name : null;
     root.replaceChildren(
       h("h2", {}, "Overview"),
@@ -381,24 +391,12 @@ function coursePage(courseId) {
       series(courseId),
     ]);
     const title = course ? name(course.title, courseId) : courseId;
-    disposeCharts();
     const funnelBlock = h("section", { "aria-labelledby": "funnel-title", id: "funnel" },
       h("h3", { id: "funnel-title" }, "Module funnel"));
     if (!funnel.length) {
       funnelBlock.append(empty(course ? "This course has no modules, so there is no funnel." : "This course is not in the catalog, so its modules are unknown."));
     } else {
-      const container = h("div", { class: "chart small", id: "funnel-chart" });
-      funnelBlock.append(container, h("table", { id: "funnel-table" },
-        h("caption", { class: "visually-hidden" }, "Module funnel in course order"),
-        h("thead", {}, h("tr", {}, ["Module", "Started", "Completed", "Drop-off in module", "Drop-off to next module"].map((text, i) =>
-          h("th", { scope: "col", class: i ? "num" : null }, text)))),
-        h("tbody", {}, funnel.map((step) => h("tr", {},
-          h("td", {}, step.moduleName),
-          h("td", { class: "num" }, fmt.int(step.started)),
-          h("td", { class: "num" }, fmt.int(step.completed)),
-          h("td", { class: "num" }, fmt.pct(step.dropoffRate)),
-          h("td", { class: "num" }, step.dropoffToNext === null ? "—" : fmt.pct(step.dropoffToNext)))))));
-      queueMicrotask(() => chart(container, {
+      funnelBlock.append(chart("funnel-chart", "chart small", {
         tooltip: { trigger: "axis" },
         legend: { data: ["Started", "Completed"], top: 0 },
         grid: { left: 48, right: 16, top: 36, bottom: 48 },
@@ -408,7 +406,16 @@ function coursePage(courseId) {
           { name: "Started", type: "bar", data: funnel.map((s) => s.started) },
           { name: "Completed", type: "bar", data: funnel.map((s) => s.completed) },
         ],
-      }, `Module funnel of ${title}: learners who started and completed each module`));
+      }, `Module funnel of ${title}: learners who started and completed each module`), h("table", { id: "funnel-table" },
+        h("caption", { class: "visually-hidden" }, "Module funnel in course order"),
+        h("thead", {}, h("tr", {}, ["Module", "Started", "Completed", "Drop-off in module", "Drop-off to next module"].map((text, i) =>
+          h("th", { scope: "col", class: i ? "num" : null }, text)))),
+        h("tbody", {}, funnel.map((step) => h("tr", {},
+          h("td", {}, step.moduleName),
+          h("td", { class: "num" }, fmt.int(step.started)),
+          h("td", { class: "num" }, fmt.int(step.completed)),
+          h("td", { class: "num" }, fmt.pct(step.dropoffRate)),
+          h("td", { class: "num" }, step.dropoffToNext === null ? "—" : fmt.pct(step.dropoffToNext)))))));
     }
     root.replaceChildren(
       h("p", {}, h("a", { href: "#/" }, "← Overview")),
