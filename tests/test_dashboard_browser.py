@@ -127,19 +127,29 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(service: dict[str, Any]) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.errors = errors
-        page.set_default_timeout(10_000)
-        page.goto(service["base"] + "/")
-        yield page
-        context.close()
+        yield browser
         browser.close()
+
+
+def open_page(browser: Any, base: str) -> Any:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors
+    page.set_default_timeout(10_000)
+    page.goto(base + "/")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, service: dict[str, Any]) -> Iterator[Any]:
+    page = open_page(browser, service["base"])
+    yield page
+    page.context.close()
 
 
 def card(page: Any, name: str) -> str:
@@ -458,3 +468,34 @@ def test_the_page_says_when_the_server_is_away(page: Any, service: dict[str, Any
         "() => document.querySelector('#connection').innerText.includes('Server unreachable')",
         timeout=10_000,
     )
+
+
+def test_an_empty_store_reads_well(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory, shots: Path
+) -> None:
+    server = ValkeyServer(port=free_port())
+    server.start()
+    url = f"redis://127.0.0.1:{server.port}/0"
+    process = ServiceProcess(url, tmp_path_factory.mktemp("empty-serve") / "serve.log")
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        key = ta.TrainingAnalytics(client).create_api_key("viewer", "viewer").key
+        page = open_page(browser, process.base)
+        page.fill("#api-key", key)
+        page.click("#sign-in-form button[type=submit]")
+        page.wait_for_selector("#courses .empty")
+        assert "No courses yet" in page.inner_text("#courses")
+        assert card(page, "courses") == "0" and card(page, "average-completion-rate") == "0%"
+        assert "No enrolments or completions between" in page.inner_text("#view")
+        page.screenshot(path=str(shots / "empty.png"))
+        page.click("nav >> text=Certifications")
+        page.wait_for_selector("text=No certifications yet.")
+        assert "No certificate expires in the next 30 days." in page.inner_text("#view")
+        page.goto(process.base + "/#/courses/nobody-knows")
+        page.wait_for_selector("text=No such course")
+        assert page.errors == []
+        page.context.close()
+    finally:
+        client.close()
+        process.terminate()
+        server.stop()
