@@ -73,6 +73,16 @@ def test_reindex_raises_the_version_and_keeps_it(analytics: Any) -> None:
     assert version(analytics) == before + 1
 
 
+def test_a_broken_version_key_does_not_fail_writes(analytics: Any, client: Any) -> None:
+    client.set(analytics.keys.store_version(), "not a number")
+    assert analytics.record_enrollment("u1", "c1") is True
+    analytics.create_training_course(course("c1"))
+    assert analytics.get_course_enrollment_count("c1") == 1
+    assert analytics.get_training_course("c1") is not None
+    with pytest.raises(ta.StoreError, match="not a counter"):
+        analytics.get_store_version()
+
+
 def test_funnel_counts_learners_per_module_in_course_order(analytics: Any) -> None:
     analytics.create_training_course(course("c1", modules=3))
     for user in ("a", "b", "c", "d"):

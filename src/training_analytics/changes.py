@@ -7,10 +7,16 @@ from __future__ import annotations
 
 from ._context import Context
 from ._protocol import Op, single
+from .errors import StoreError
 from .types import StoreVersion
 
 
 def get_store_version(ctx: Context) -> Op[StoreVersion]:
-    """The current version (0 on a store nothing has been written to)."""
-    reply = yield from single("GET", ctx.keys.store_version())
-    return StoreVersion(version=int(reply or 0))
+    """The current version (0 on a store nothing has been written to). StoreError if the key
+    holds something else than a counter (writes leave such a key alone and still apply)."""
+    key = ctx.keys.store_version()
+    reply = yield from single("GET", key)
+    try:
+        return StoreVersion(version=int(reply or 0))
+    except ValueError:
+        raise StoreError(f"{key} holds {reply!r}, not a counter; delete it") from None

@@ -103,7 +103,8 @@ while first <= count do
 end
 flush()
 for _, result in ipairs(results) do
-  if result == 1 then redis.call('INCR', KEYS[5]); break end
+  -- pcall: a version key something else broke must not fail a call whose writes are done.
+  if result == 1 then redis.pcall('INCR', KEYS[5]); break end
 end
 if unmarked then
   for _, result in ipairs(results) do

@@ -34,5 +34,5 @@ else
   end
 end
 redis.call('DEL', KEYS[6], KEYS[7])
-redis.call('INCR', KEYS[8])
+redis.pcall('INCR', KEYS[8])  -- never fails the call after its writes (see apply.lua)
 return 1
