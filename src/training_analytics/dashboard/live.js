@@ -98,15 +98,20 @@ export class Live {
       if (this.controller === controller) this.controller = null;
     }
     if (!this.running) return;
+    let pause = INTERVAL_MS;
     if (changed) {
+      const started = performance.now();
       try {
         await this.onChange();
       } catch {
         // The view reports its own errors; the next poll tries again.
       }
+      // A refetch that took long (a thousand courses' analytics) is not repeated at once: under
+      // a stream of writes the page keeps the service at most about a third busy.
+      pause = Math.max(INTERVAL_MS, 2 * (performance.now() - started));
     }
     const backoff = Math.min(INTERVAL_MS * 2 ** Math.max(this.failures - 1, 0), MAX_BACKOFF_MS);
-    this.schedule(this.failures ? backoff : INTERVAL_MS);
+    this.schedule(this.failures ? backoff : Math.min(pause, MAX_BACKOFF_MS));
   }
 }
 
