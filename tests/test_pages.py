@@ -63,9 +63,17 @@ def test_listing_checks_its_arguments(analytics: Any) -> None:
     for bad in (0, 1001, True):
         with pytest.raises(ta.InvalidInputError, match="limit"):
             analytics.list_certifications(limit=bad)
-    for cursor in ("!!", "e30", "bm90IGpzb24"):
+    crafted = [
+        pages.encode_cursor({"scan": 2**64, "after": None}),
+        pages.encode_cursor({"scan": True, "after": None}),
+        pages.encode_cursor({"scan": 0, "after": 5}),
+    ]
+    for cursor in ("!!", "e30", "bm90IGpzb24", *crafted):
         with pytest.raises(ta.InvalidInputError, match="cursor"):
             analytics.list_certifications(cursor=cursor)
+    for state in ({"after": "c1", "order": 10**400}, {"after": 1, "order": 0}):
+        with pytest.raises(ta.InvalidInputError, match="cursor"):
+            analytics.list_course_analytics(cursor=pages.encode_cursor(state))
     with pytest.raises(ta.InvalidIdError):
         analytics.list_certifications(status="lost")
     with pytest.raises(ta.InvalidIdError):
@@ -107,9 +115,15 @@ def test_course_analytics_pages_follow_the_catalog_order(analytics: Any) -> None
     assert first.items[0].title == {"en": "Course c4", "es": "Curso c4"}
     second = analytics.list_course_analytics(limit=2, cursor=first.next_cursor)
     assert [i.id for i in second.items] == ["c2", "c1"]
-    analytics.delete_training_course("c1")  # the cursor's course: resume by position
+    analytics.delete_training_course("c1")  # the cursor's course: resume where it stood
     third = analytics.list_course_analytics(limit=2, cursor=second.next_cursor)
     assert [i.id for i in third.items] == ["c0"] and third.next_cursor is None
+    analytics.create_training_course(course("huge", order=10**30))  # a double holds it
+    last = analytics.list_course_analytics(limit=1, cursor=second.next_cursor)
+    assert [i.id for i in last.items] == ["c0"] and last.next_cursor is not None
+    assert [i.id for i in analytics.list_course_analytics(cursor=last.next_cursor).items] == [
+        "huge"
+    ]
     body = third.model_dump(by_alias=True)
     assert set(body) == {"items", "nextCursor"}
     assert "completionRate" in body["items"][0]["analytics"]

@@ -3,6 +3,7 @@ against the test store, called over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -493,3 +494,21 @@ def test_metrics_port_serves_metrics_without_a_key(
         assert httpx.get(server.base + "/metrics").status_code == 401  # the API's still needs one
     finally:
         assert server.terminate() == 0
+
+
+def test_a_burst_past_the_client_pool_queues_instead_of_failing(
+    service: ServiceProcess, keys: dict[str, str]
+) -> None:
+    """400 requests at once (redis-py's pool holds 100 connections by default): every one is
+    answered, none with 503."""
+
+    async def burst() -> list[int]:
+        headers = {"Authorization": f"Bearer {keys['viewer']}"}
+        limits = httpx.Limits(max_connections=400)
+        async with httpx.AsyncClient(
+            base_url=service.base, headers=headers, limits=limits, timeout=120
+        ) as http:
+            replies = await asyncio.gather(*(http.get("/api/v1/overview") for _ in range(400)))
+        return [reply.status_code for reply in replies]
+
+    assert set(asyncio.run(burst())) == {200}

@@ -767,6 +767,9 @@ def serve(
     max_batch: Annotated[
         int, typer.Option("--max-batch", min=1, help="Most events in one POST /events.")
     ] = 10_000,
+    max_concurrency: Annotated[
+        int, typer.Option("--max-concurrency", min=1, help="Requests a worker serves at once.")
+    ] = 256,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log each request's line.")
@@ -816,6 +819,7 @@ def serve(
         cors_origins=cors_origin or [],
         max_body_bytes=max_body_mib * 1024 * 1024,
         max_batch_events=max_batch,
+        max_concurrent_requests=max_concurrency,
     )
     listen = runner.Listen(
         host=host,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from datetime import timedelta
 from typing import Any, Final
 
@@ -91,7 +92,13 @@ def list_certifications(
     if cursor is not None:
         state = decode_cursor(cursor, ("scan", "after"))
         scan, after = state["scan"], state["after"]
-        if not isinstance(scan, int) or scan < 0 or not isinstance(after, str | None):
+        # SCAN cursors are unsigned 64-bit; a bool is an int to Python but not to the server.
+        if (
+            isinstance(scan, bool)
+            or not isinstance(scan, int)
+            or not 0 <= scan < 2**64
+            or not isinstance(after, str | None)
+        ):
             raise InvalidInputError("malformed cursor")
     items: list[TrainingCertificationRecord] = []
     for _ in range(_SCAN_BUDGET):
@@ -149,6 +156,13 @@ def get_expiring_certifications(
     return found[:limit]
 
 
+def _finite(number: int) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
+
+
 def _found_or_none(op: Op[Any]) -> Op[Any]:
     try:
         return (yield from op)
@@ -170,7 +184,13 @@ def list_course_analytics(
     if cursor is not None:
         state = decode_cursor(cursor, ("after", "order"))
         after, order = state["after"], state["order"]
-        if not isinstance(after, str) or isinstance(order, bool) or not isinstance(order, int):
+        # Scores are doubles on the server: an order no double holds cannot be one we wrote.
+        if (
+            not isinstance(after, str)
+            or isinstance(order, bool)
+            or not isinstance(order, int)
+            or not _finite(order)
+        ):
             raise InvalidInputError("malformed cursor")
         # Resume after the last course shown; if it was deleted meanwhile, after where it
         # stood (courses are ordered by ``order``, then id).

@@ -270,7 +270,8 @@ def async_connect(
     max_connections: int | None = None,
 ) -> redis.asyncio.Redis:
     """Like :func:`connect`, for asyncio. ``socket_timeout`` bounds every command (a server
-    that stops answering then fails a call instead of hanging it).
+    that stops answering then fails a call instead of hanging it). ``max_connections`` sizes
+    the pool (redis-py's own default, 100, fails the 101st concurrent caller).
 
     Starting the embedded server (first use only) blocks for up to a few seconds.
     """

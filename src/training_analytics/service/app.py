@@ -20,7 +20,7 @@ from .. import __version__
 from ..facade import AsyncTrainingAnalytics
 from ..server import async_connect
 from . import dashboard, problems
-from .limits import BodyLimit
+from .limits import BodyLimit, ConcurrencyLimit
 from .metrics import MeasureRequests, Metrics
 from .routes import API_PREFIX, catalog, certifications, learning, operations, reports
 from .routes.learning import EVENT_DEFINITIONS
@@ -59,7 +59,9 @@ def create_app(
         client = async_connect(
             settings.redis_url,
             socket_timeout=settings.store_timeout_seconds,
-            max_connections=settings.store_max_connections,
+            # A request holds one connection at a time (two while a batch of events is in
+            # flight); the concurrency limit keeps the pool from running out.
+            max_connections=2 * settings.max_concurrent_requests,
         )
         app.state.analytics = AsyncTrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
         try:
@@ -99,6 +101,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)
     app.add_middleware(MeasureRequests, metrics=metrics)
 
     def openapi() -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""Request bodies are bounded: past the configured size the request is refused with 413, before
-the body is read when ``Content-Length`` says so, else as soon as the bytes received pass it."""
+"""Limits: request bodies are bounded (past the configured size the request is refused with
+413, before the body is read when ``Content-Length`` says so, else as soon as the bytes received
+pass it), and so is the number of requests a worker handles at once (the others wait)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,3 +51,25 @@ class BodyLimit:
             return message
 
         await self.app(scope, bounded, send)
+
+
+class ConcurrencyLimit:
+    """At most ``limit`` HTTP requests in the app at once; later ones wait for a slot.
+
+    A burst of clients then queues instead of opening one store connection per request without
+    bound (a store refuses connections past its ``maxclients``).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._slots: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._slots is None:  # made in the worker's event loop
+            self._slots = asyncio.Semaphore(self.limit)
+        async with self._slots:
+            await self.app(scope, receive, send)

@@ -29,8 +29,9 @@ class ServiceSettings(BaseModel):
     """``Retry-After`` of a 503 when the store cannot be reached."""
     store_timeout_seconds: float = Field(default=5.0, gt=0)
     """A store command taking longer fails (503) instead of hanging the request."""
-    store_max_connections: int = Field(default=64, ge=1)
-    """Connections to the store per worker."""
+    max_concurrent_requests: int = Field(default=256, ge=1)
+    """Requests a worker handles at once; more wait their turn. Each holds at most one store
+    connection at a time, so this also bounds a worker's connections to the store."""
 
     def to_env(self) -> str:
         return self.model_dump_json()
