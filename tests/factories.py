@@ -69,9 +69,14 @@ def certification(cert_id: str = "cert1", **fields: Any) -> dict[str, Any]:
 
 
 def snapshot(client: redis.Redis) -> dict[str, Any]:
-    """Every key with its type and value: to check that a failed call changed nothing."""
+    """Every key with its type and value: to check that a failed call changed nothing.
+
+    The store version (a count of write calls, not data: a batch raises it once, the same
+    events one by one several times) is left out; test_dashboard_ops checks it."""
     state: dict[str, Any] = {}
     for key in sorted(client.scan_iter(count=1000)):
+        if key.endswith("training:version"):
+            continue
         kind = client.type(key)
         if kind == "string":
             value: Any = client.get(key)

@@ -277,6 +277,8 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
     "get_published_training_courses": _args(),
     "get_recorded_time_zone": _args(),
     "ping_store": _args(),
+    "get_store_version": _args(),
+    "get_course_module_funnel": _args(ids),
     "has_api_keys": _args(),
     "list_api_keys": _args(),
     "record_time_zone": _args(),

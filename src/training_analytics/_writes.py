@@ -108,10 +108,16 @@ class EventBatch:
         return len(self.events)
 
     def _head(self) -> tuple[str, ...]:
-        """The keys every call's KEYS open with: the index marker, then the base keys."""
+        """The keys every call's KEYS open with: the index marker, the base keys, then the
+        store version."""
         head: tuple[str, ...] | None = self.ctx.memo.get("head")
         if head is None:
-            head = self.ctx.memo["head"] = (self.ctx.keys.index_marker(), *base_keys(self.ctx))
+            k = self.ctx.keys
+            head = self.ctx.memo["head"] = (
+                k.index_marker(),
+                *base_keys(self.ctx),
+                k.store_version(),
+            )
         return head
 
     def _remember(self, name: tuple[str, ...], group: _Group) -> _Group:

@@ -70,6 +70,7 @@ def _save_call(
             k.training_courses_by_category(course.category),
             k.overview_metrics_cache(),
             k.course_analytics_cache(course.id),
+            k.store_version(),
         ),
         (
             mode,

@@ -1608,6 +1608,7 @@ def serve(
         metrics_host=metrics_host,
     )
     base = runner.base_url(listen)
+    out.print(f"Dashboard: {base}/", highlight=False, soft_wrap=True)
     out.print(f"Serving {base}/api/v1 (docs: {base}/docs)", highlight=False, soft_wrap=True)
     if new_key is not None:
         out.print(

@@ -23,6 +23,7 @@ from . import (
     apikeys,
     catalog,
     certifications,
+    changes,
     courses,
     credentials,
     enhanced,
@@ -132,6 +133,8 @@ class _Operations(_Facade[ClientT]):
     # analytics
     get_module_dropoff_rate = operation(analytics.get_module_dropoff_rate)
     get_course_module_dropoff_rates = operation(analytics.get_course_module_dropoff_rates)
+    get_course_module_funnel = operation(analytics.get_course_module_funnel)
+    get_store_version = operation(changes.get_store_version)
     # timeseries
     get_daily_enrollment_counts = operation(timeseries.get_daily_enrollment_counts)
     get_daily_completion_counts = operation(timeseries.get_daily_completion_counts)

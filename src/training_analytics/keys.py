@@ -235,6 +235,13 @@ class TrainingKeys:
         """Hash: the generated demo programme in this store and how far its loading got."""
         return f"{self.prefix}training:meta:demo"
 
+    # --- the store version (not derived: reindex leaves it alone, and bumps it) ---------------
+    def store_version(self) -> str:
+        """String counter: raised by every write call that changed training data (events,
+        catalog, reindex), atomically with it. Readers that poll it (the dashboard) refetch
+        only when it moved."""
+        return f"{self.prefix}training:version"
+
     # --- the HTTP service's own keys (not derived: reindex leaves them alone) ------------------
     def api_keys(self) -> str:
         """Hash: API key name -> SHA-256 (hex) of the key."""

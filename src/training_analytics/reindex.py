@@ -375,5 +375,6 @@ def _rebuild(ctx: Context, token: str, progress: Progress | None) -> Op[ReindexR
     notify("completion series", report.completion_events)
     yield from _rebuild_certifications(ctx, report, token)
     notify("certifications", report.certifications)
-    yield batch(cmd("SET", k.index_marker(), "1"))
+    # Figures may have changed: readers watching the version refetch.
+    yield batch(cmd("SET", k.index_marker(), "1"), cmd("INCR", k.store_version()))
     return report

@@ -106,6 +106,25 @@ class CourseDetailedAnalytics(SeedModel):
     dropoff_rates: list[ModuleDropoffRate]
 
 
+class ModuleFunnelStep(SeedModel):
+    """One module of a course's funnel, in course order."""
+
+    module_id: str
+    module_name: str
+    started: int
+    completed: int
+    dropoff_rate: float
+    """Percent of those who started this module and have not completed it (as in drop-off)."""
+    dropoff_to_next: float | None
+    """Percent of those who completed this module and have not started the next one (None for
+    the last module)."""
+
+
+class StoreVersion(SeedModel):
+    version: int
+    """Raised by every write that changed training data; compare, never do arithmetic on it."""
+
+
 class TimeSeriesDataPoint(SeedModel):
     date: str
     count: int

@@ -5,7 +5,8 @@
 --          marker is set by the first event that changes anything; elsewhere nothing is written
 --          and the caller is told to reindex
 -- KEYS[2..4] the base keys every older-system event left behind: both event series, all certs
--- KEYS[5..] every key the events use, each once; events refer to them by position
+-- KEYS[5]  the store version: raised once by a call in which some event changed the store
+-- KEYS[6..] every key the events use, each once; events refer to them by position
 -- ARGV[1]  JSON [groups, events] (one event comes flat instead, as described below). A group
 --          is [[key positions], [values]] shared by many events (a course's keys for one day).
 --          An event is [kind, group, own key position (0: none), args...]: its handler is
@@ -49,7 +50,7 @@ if not flat then
     group_keys[g] = keys
   end
 else
-  -- One event, flat (a single write: decoding JSON would cost more than the event). KEYS[5..]
+  -- One event, flat (a single write: decoding JSON would cost more than the event). KEYS[6..]
   -- are its group's keys, then its own key when ARGV[2] is "1"; ARGV[3] counts the group
   -- values that follow; the event's arguments come after them.
   local own = ARGV[2] == '1' and #KEYS or 0
@@ -57,7 +58,7 @@ else
   -- Handlers read their group's keys by position, so the own key that ends the group's key
   -- table here is never read as one of them; each table is built in one constructor.
   local event = {ARGV[1], 1, own, unpack(ARGV, last_value + 1)}
-  groups, group_keys, events = {{nil, {unpack(ARGV, 4, last_value)}}}, {{unpack(KEYS, 5)}}, {event}
+  groups, group_keys, events = {{nil, {unpack(ARGV, 4, last_value)}}}, {{unpack(KEYS, 6)}}, {event}
 end
 if not immediate then
   -- Read ahead, once per batch: learners' membership of the sets the events join, and whether
@@ -118,6 +119,10 @@ while first <= count do
 end
 flush()
 if sequence_key then redis.call('SET', sequence_key, sequence, 'PX', 86400000) end
+for _, result in ipairs(results) do
+  -- pcall: a version key something else broke must not fail a call whose writes are done.
+  if result == 1 then redis.pcall('INCR', KEYS[5]); break end
+end
 if unmarked then
   for _, result in ipairs(results) do
     if result == 1 then

@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from .. import __version__
 from ..facade import AsyncTrainingAnalytics
 from ..server import async_connect
-from . import problems
+from . import dashboard, problems
 from .limits import BodyLimit, ConcurrencyLimit
 from .metrics import MeasureRequests, Metrics
 from .routes import API_PREFIX, catalog, certifications, learning, operations, reports, xapi
@@ -94,6 +94,7 @@ def create_app(
         xapi.router,
     ):
         app.include_router(router)
+    dashboard.install(app)
     # Added last = outermost: the body limit applies before anything reads the body, and the
     # measurements include everything.
     if settings.cors_origins:

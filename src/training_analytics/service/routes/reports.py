@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from ...pages import DEFAULT_COURSE_PAGE, MAX_PAGE
 from ...types import (
     CourseAnalyticsPage,
     CourseDetailedAnalytics,
     CredentialClaimAnalytics,
+    ModuleFunnelStep,
     SeriesReport,
+    StoreVersion,
     TrainingOverviewMetrics,
 )
 from ..auth import Viewer
@@ -64,3 +66,33 @@ async def series(
 async def credential_analytics(request: Request) -> CredentialClaimAnalytics:
     """Certificates issued and claimed, claim rate and time, pending, expiring in 30 days."""
     return await analytics_of(request).get_credential_claim_analytics()
+
+
+@router.get("/courses/{courseId}/funnel", tags=["analytics"])
+async def course_funnel(request: Request, course_id: CourseId) -> list[ModuleFunnelStep]:
+    """Each module in course order: learners who started and completed it, its drop-off, and
+    the drop-off to the next module ([] for a course without modules or not in the catalog)."""
+    return await analytics_of(request).get_course_module_funnel(course_id)
+
+
+@router.get(
+    "/version",
+    tags=["analytics"],
+    response_model=StoreVersion,
+    responses={304: {"description": "Unchanged since the version the `If-None-Match` names"}},
+)
+async def store_version(
+    request: Request,
+    response: Response,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> StoreVersion | Response:
+    """The store version, raised by every write that changes training data (in the same
+    atomic call). Poll it with `If-None-Match: <the ETag>`: 304 while nothing changed, so a
+    client refetches analytics only when they moved."""
+    current = await analytics_of(request).get_store_version()
+    etag = f'"{current.version}"'
+    if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "no-cache"
+    return current
