@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import training_analytics as ta
+from training_analytics.certifications import get_credential_stats
+from training_analytics.courses import get_training_overview_metrics
 
 from .factories import Factory, certification, course
 
@@ -179,6 +181,10 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
         st.one_of(st.lists(events, max_size=4), st.none(), st.integers()),
         batch_size=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
     ),
+    "record_each_report": _args(
+        st.one_of(st.lists(events, max_size=4), st.none(), st.integers()),
+        batch_size=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
+    ),
     "import_records": _args(
         st.one_of(
             st.lists(
@@ -208,6 +214,11 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
     "create_api_key": _args(ids, st.one_of(st.sampled_from(["viewer", "ingest", "admin"]), ids)),
     "revoke_api_key": _args(ids),
     "verify_api_key": _args(st.one_of(ids, st.just("ta_" + "x" * 43))),
+    "read_with_api_key": _args(
+        st.one_of(ids, st.just("ta_" + "x" * 43)),
+        st.one_of(st.sampled_from(["viewer", "ingest", "admin"]), ids),
+        st.sampled_from([get_training_overview_metrics, get_credential_stats]),
+    ),
     # reads
     "list_certifications": _args(
         status=st.one_of(st.none(), st.sampled_from(["issued", "claimed"]), ids),

@@ -133,6 +133,29 @@ def test_record_each_reports_every_event_in_order(
     assert record is not None and record.status == "claimed"
 
 
+@pytest.mark.parametrize("batch_size", [3, 1000])
+def test_record_each_report_is_record_each_as_json_bytes(
+    analytics: Any, client: redis.Redis, batch_size: int
+) -> None:
+    events = [event for event, _, _ in _mixed()]
+    report = analytics.record_each_report(events, batch_size=batch_size)
+    written = _comparable(client)
+    client.flushdb()
+    result = analytics.record_each(events, batch_size=batch_size)
+    assert _comparable(client) == written
+    assert report.json == result.model_dump_json().encode()
+    assert (report.applied, report.unchanged, report.rejected) == (
+        result.applied,
+        result.unchanged,
+        result.rejected,
+    )
+    assert report.rejected and report.unchanged and report.applied
+    assert ta.EventOutcomes.model_validate_json(report.json) == result
+    client.flushdb()
+    nothing = analytics.record_each_report([])
+    assert nothing.json == b'{"results":[],"applied":0,"unchanged":0,"rejected":0}'
+
+
 def test_record_each_of_nothing_and_of_only_bad_events(analytics: Any, client: redis.Redis) -> None:
     empty = analytics.record_each([])
     assert (empty.results, empty.applied, empty.unchanged, empty.rejected) == ([], 0, 0, 0)

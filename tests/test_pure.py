@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import training_analytics as ta
-from training_analytics._time import parse_timestamp_ms, to_iso
+from training_analytics._time import instant_ms, parse_timestamp_ms, to_iso
 from training_analytics.helpers import js_round, round_to
 
 
@@ -142,6 +144,28 @@ def test_timestamp_grammar(text: str, expected: datetime) -> None:
 )
 def test_unparseable_timestamps(text: str) -> None:
     assert parse_timestamp_ms(text) is None
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    decimals=st.integers(min_value=0, max_value=6),
+)
+def test_utc_timestamps_take_the_fast_path_to_the_grammars_answer(
+    moment: datetime, decimals: int
+) -> None:
+    """``instant_ms`` reads ``...:SS[.f{1,6}]Z`` with fromisoformat: the same milliseconds as
+    the grammar Lua shares (fractions truncated, before 1970 too)."""
+    m = moment
+    fraction = "." + f"{m.microsecond:06d}"[:decimals] if decimals else ""
+    text = f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+    text += fraction + "Z"
+    assert instant_ms(text) == parse_timestamp_ms(text)
+
+
+@pytest.mark.parametrize("text", ["2025-02-30T10:00:00Z", "0000-01-01T00:00:00Z"])
+def test_impossible_utc_timestamps_are_refused(text: str) -> None:
+    with pytest.raises(ta.InvalidDateError):
+        instant_ms(text)
 
 
 def test_to_iso_is_the_seed_format() -> None:

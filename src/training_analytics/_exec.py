@@ -7,8 +7,9 @@ lacks, reply decoding and error translation live in ``_wire``, and submitted bat
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import redis
 import redis.asyncio
@@ -201,6 +202,8 @@ def run(op: Op[T], client: redis.Redis) -> T:
 
 
 async def _asend(client: redis.asyncio.Redis, commands: Commands) -> list[Any]:
+    if client.connection is None and type(client).execute_command is _EXECUTE_COMMAND:
+        return await _aexchange(client, commands)
     if len(commands) == 1:
         send: Callable[..., Awaitable[Any]] = client.execute_command
         try:
@@ -212,6 +215,49 @@ async def _asend(client: redis.asyncio.Redis, commands: Commands) -> list[Any]:
     for command in commands:
         queue(*command)
     return list(await pipe.execute(raise_on_error=False))
+
+
+_EXECUTE_COMMAND: Final = redis.asyncio.Redis.execute_command
+
+
+async def _aexchange(client: redis.asyncio.Redis, commands: Commands) -> list[Any]:
+    """What ``execute_command`` or a pipeline without MULTI does, on a pooled connection: the
+    commands in one write, the replies read in order and parsed by the client's callbacks,
+    errors the server answers returned in place, the whole exchange retried by the
+    connection's retry policy (the connection dropped first). Without redis-py's per-command
+    and per-pipeline machinery, which costs more CPU than the exchange (about 50 us for a
+    round trip of six commands, a fifth of an HTTP analytics read)."""
+    await client.initialize()
+    pool = client.connection_pool
+    callbacks = client.response_callbacks
+    get: Callable[[], Awaitable[Any]] = pool.get_connection
+    connection = await get()
+
+    async def exchange() -> list[Any]:
+        await connection.send_packed_command(connection.pack_commands(commands))
+        replies: list[Any] = []
+        for command in commands:
+            try:
+                reply = await connection.read_response()
+            except redis.exceptions.ResponseError as exc:
+                replies.append(exc)
+                continue
+            name = command[0]
+            if name in callbacks:
+                reply = callbacks[name](reply)
+                if inspect.isawaitable(reply):
+                    reply = await reply
+            replies.append(reply)
+        return replies
+
+    async def dropped(error: BaseException) -> None:
+        await connection.disconnect()
+
+    try:
+        replies: list[Any] = await connection.retry.call_with_retry(exchange, dropped)
+        return replies
+    finally:
+        await pool.release(connection)
 
 
 async def _adrive(

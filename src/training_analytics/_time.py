@@ -22,6 +22,9 @@ _TIMESTAMP = re.compile(
     re.ASCII,  # Lua's %d is ASCII only; other scripts' digits must not parse here either
 )
 _CANONICAL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$", re.ASCII)
+# UTC timestamps with seconds and up to six decimals, what JavaScript (``toISOString``) and
+# Python (pydantic, ``isoformat``) clients send: C's fromisoformat reads these as the grammar does.
+_UTC_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
@@ -74,22 +77,24 @@ def epoch_ms(moment: datetime) -> int:
 def instant_ms(value: datetime | str, what: str = "timestamp") -> int:
     """Epoch milliseconds of a timestamp, by :func:`parse_instant`'s rules.
 
-    The stored form (``2025-01-15T10:30:00.000Z``, what bulk imports usually carry) takes a C
-    parser and no regex groups: ingest parses one timestamp per event.
+    UTC forms with seconds (the stored ``2025-01-15T10:30:00.000Z``, and ``...:00Z`` or
+    ``...:00.123456Z`` as Python clients write them) take a C parser and no regex groups:
+    ingest parses one timestamp per event. Fractions are truncated to the millisecond, as the
+    grammar reads them.
     """
     if type(value) is datetime:
         if value.tzinfo is not UTC and value.utcoffset() is None:
             raise InvalidDateError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
         # Exact integer arithmetic, floored to the millisecond like epoch_ms.
         return (value - _EPOCH) // _ONE_MS
-    if type(value) is str and _CANONICAL.match(value):
+    if type(value) is str and _UTC_SECONDS.match(value):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
             pass  # not a calendar date: parse_instant words the error
         else:
-            # Exact: three decimals of a second survive the float and the rounding.
-            return round(moment.timestamp() * 1000)
+            # Exact integers, floored: the whole seconds plus the fraction's milliseconds.
+            return (moment - _EPOCH) // _ONE_MS
     return epoch_ms(parse_instant(value, what))
 
 

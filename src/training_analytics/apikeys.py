@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Final, Literal, TypeAlias
+from collections.abc import Callable
+from typing import Any, Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 from ._context import Context
-from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
+from ._protocol import Batch, Op, ScriptCall, batch, cmd, load_script, pipeline, single
 from ._time import to_iso
-from .errors import ApiKeyExistsError, ApiKeyNotFoundError, InvalidInputError
+from .errors import (
+    ApiKeyExistsError,
+    ApiKeyNotFoundError,
+    InvalidInputError,
+    TrainingAnalyticsError,
+)
 from .keys import check_id
 from .types import SeedModel
 
@@ -119,10 +125,88 @@ def revoke_api_key(ctx: Context, name: str) -> Op[None]:
     raise ApiKeyNotFoundError(f"no API key named {name!r}")
 
 
+def _well_formed(key: object) -> bool:
+    return isinstance(key, str) and len(key) == _KEY_LENGTH and key.startswith(KEY_PREFIX)
+
+
+def _touch(ctx: Context, key: str) -> ScriptCall:
+    return _call(ctx, _digest(key), "touch", to_iso(ctx.now()))
+
+
 def verify_api_key(ctx: Context, key: str) -> Op[ApiKeyInfo | None]:
     """The key's record (its last use set to now), or None for a malformed or unknown key."""
-    if not isinstance(key, str) or len(key) != _KEY_LENGTH or not key.startswith(KEY_PREFIX):
+    if not _well_formed(key):
         return None
-    digest = _digest(key)
-    replies = yield batch(_call(ctx, digest, "touch", to_iso(ctx.now())))
+    replies = yield batch(_touch(ctx, key))
     return _info(replies[0])
+
+
+T = TypeVar("T")
+
+
+class KeyedRead(NamedTuple, Generic[T]):
+    """What ``read_with_api_key`` found: the key's record (None for a malformed or unknown
+    key), whether its role allows the read, and the read's result (None unless allowed)."""
+
+    info: ApiKeyInfo | None
+    allowed: bool
+    value: T | None
+
+
+def read_with_api_key(
+    ctx: Context, key: str, required: Role, read: Callable[[Context], Op[T]]
+) -> Op[KeyedRead[T]]:
+    """``read(ctx)`` on behalf of ``key``, which is verified (its last use recorded) in the
+    read's first round trip instead of one of its own.
+
+    For reads only: their first step runs before the key is known, so it must change nothing.
+    A key that is unknown, revoked or whose role is below ``required`` stops the read there
+    (nothing of it is returned). When that first round trip fails, the key is verified alone
+    first, so a refused key gets its refusal, not the read's error.
+    """
+    check_role(required)
+    if not _well_formed(key):
+        return KeyedRead(None, False, None)
+    op = read(ctx)
+    touch = _touch(ctx, key)
+    try:
+        first = next(op)
+    except StopIteration as done:  # a read without a round trip
+        info = yield from verify_api_key(ctx, key)
+        allowed = info is not None and role_allows(info.role, required)
+        return KeyedRead(info, allowed, done.value if allowed else None)
+    if not isinstance(first, Batch):
+        op.close()
+        raise TypeError("read_with_api_key runs reads that yield plain batches only")
+    replies: list[Any] | None = None
+    failure: TrainingAnalyticsError | None = None
+    try:
+        replies = yield Batch((touch, *first.calls))
+    except TrainingAnalyticsError as exc:
+        failure = exc
+    if replies is not None:
+        info = _info(replies[0])
+    else:
+        info = yield from verify_api_key(ctx, key)
+    if info is None or not role_allows(info.role, required):
+        op.close()
+        return KeyedRead(info, False, None)
+    value = yield from _resume(op, replies[1:] if replies is not None else None, failure)
+    return KeyedRead(info, True, value)
+
+
+def _resume(op: Op[T], reply: list[Any] | None, failure: TrainingAnalyticsError | None) -> Op[T]:
+    """Go on with ``op`` from its first yield: send it ``reply`` (or throw ``failure``), then
+    pass its requests and their replies or errors through."""
+    try:
+        request = op.throw(failure) if failure is not None else op.send(reply)
+        while True:
+            try:
+                answer = yield request
+            except TrainingAnalyticsError as exc:
+                request = op.throw(exc)
+            else:
+                request = op.send(answer)
+    except StopIteration as done:
+        result: T = done.value
+        return result

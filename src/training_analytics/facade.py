@@ -181,9 +181,11 @@ class _Operations(_Facade[ClientT]):
     has_api_keys = operation(apikeys.has_api_keys)
     revoke_api_key = operation(apikeys.revoke_api_key)
     verify_api_key = operation(apikeys.verify_api_key)
+    read_with_api_key = operation(apikeys.read_with_api_key)
     # bulk and maintenance
     record_many = operation(ingest.record_many)
     record_each = operation(outcomes.record_each)
+    record_each_report = operation(outcomes.record_each_report)
     import_records = operation(transfer.import_records)
     export_page = operation(transfer.export_page)
     record_statements = operation(statements.record_statements)

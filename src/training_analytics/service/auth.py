@@ -10,14 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..apikeys import ApiKeyInfo, Role, role_allows
+from .._context import Context
+from .._protocol import Op
+from ..apikeys import ApiKeyInfo, KeyedRead, Role, role_allows
 from .problems import ApiError
 from .state import analytics_of
+
+T = TypeVar("T")
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ta_…`")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="training-analytics"'}
@@ -55,23 +59,56 @@ def require(role: Role, *, basic: bool = False) -> Callable[..., Awaitable[ApiKe
             if pair is not None:
                 name, key = pair
         if key is None:
-            raise ApiError(401, "unauthorized", "Unauthorized", "an API key is required", challenge)
+            raise _missing(challenge)
         info = await analytics_of(request).verify_api_key(key)
-        # Never echo the key: a typo'd key in a log or a reply is still a key. A name that is
-        # not the key's gets the same answer as an unknown key.
-        if info is None or (name is not None and name != info.name):
-            raise ApiError(401, "unauthorized", "Unauthorized", "unknown API key", challenge)
-        if not role_allows(info.role, role):
-            raise ApiError(
-                403,
-                "forbidden",
-                "Forbidden",
-                f"this needs the {role} role; the key has {info.role}",
-            )
-        request.state.api_key_name = info.name
-        return info
+        # A name that is not the key's gets the same answer as an unknown key.
+        if info is not None and name is not None and name != info.name:
+            info = None
+        return _admitted(request, info, role, challenge)
 
     return check
+
+
+def _missing(challenge: dict[str, str]) -> ApiError:
+    return ApiError(401, "unauthorized", "Unauthorized", "an API key is required", challenge)
+
+
+def _admitted(
+    request: Request, info: ApiKeyInfo | None, role: Role, challenge: dict[str, str]
+) -> ApiKeyInfo:
+    # Never echo the key: a typo'd key in a log or a reply is still a key.
+    if info is None:
+        raise ApiError(401, "unauthorized", "Unauthorized", "unknown API key", challenge)
+    if not role_allows(info.role, role):
+        raise ApiError(
+            403,
+            "forbidden",
+            "Forbidden",
+            f"this needs the {role} role; the key has {info.role}",
+        )
+    request.state.api_key_name = info.name
+    return info
+
+
+async def _bearer_key(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    if credentials is None:
+        raise _missing(_CHALLENGE)
+    return credentials.credentials
+
+
+BearerKey = Annotated[str, Depends(_bearer_key)]
+"""The bearer key, not yet verified (a request without one is refused with 401): for routes
+that verify it with their read, in ``read_as``."""
+
+
+async def read_as(request: Request, key: str, role: Role, read: Callable[[Context], Op[T]]) -> T:
+    """``read`` for ``key`` if its role is ``role`` or above, the key checked in the read's
+    first round trip (``read_with_api_key``): 401 or 403 as ``require`` answers."""
+    outcome: KeyedRead[Any] = await analytics_of(request).read_with_api_key(key, role, read)
+    _admitted(request, outcome.info, role, _CHALLENGE)
+    return cast(T, outcome.value)
 
 
 Viewer = Depends(require("viewer"))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from ... import analytics, changes, courses, credentials, pages
+from ... import series as daily
 from ...pages import DEFAULT_COURSE_PAGE, MAX_PAGE
 from ...types import (
     CourseAnalyticsPage,
@@ -17,62 +20,81 @@ from ...types import (
     StoreVersion,
     TrainingOverviewMetrics,
 )
-from ..auth import Viewer
+from ..auth import BearerKey, read_as
 from ..problems import responses
-from ..state import analytics_of
+from ..replies import json_reply
 from . import API_PREFIX, ID_PATTERN, CourseId
 
-router = APIRouter(prefix=API_PREFIX, dependencies=[Viewer], responses=responses(401, 403, 503))
+# Every route here is a read for the viewer role: its key is verified in the read's first round
+# trip (``read_as``), not by a dependency of its own.
+router = APIRouter(prefix=API_PREFIX, responses=responses(401, 403, 503))
 
 
-@router.get("/overview", tags=["analytics"])
-async def overview(request: Request) -> TrainingOverviewMetrics:
+@router.get("/overview", tags=["analytics"], response_model=TrainingOverviewMetrics)
+async def overview(request: Request, key: BearerKey) -> Response:
     """Training overview metrics."""
-    return await analytics_of(request).get_training_overview_metrics()
+    read = courses.get_training_overview_metrics
+    return json_reply(await read_as(request, key, "viewer", read))
 
 
-@router.get("/courses/{courseId}/analytics", tags=["analytics"], responses=responses(404))
-async def course_analytics(request: Request, course_id: CourseId) -> CourseDetailedAnalytics:
+@router.get(
+    "/courses/{courseId}/analytics",
+    tags=["analytics"],
+    response_model=CourseDetailedAnalytics,
+    responses=responses(404),
+)
+async def course_analytics(request: Request, course_id: CourseId, key: BearerKey) -> Response:
     """A course's enrolments, completions, scores, time to complete and drop-off per module;
     404 for a course neither in the catalog nor with any event."""
-    return await analytics_of(request).get_course_detailed_analytics(course_id)
+    read = partial(courses.get_course_detailed_analytics, course_id=course_id)
+    return json_reply(await read_as(request, key, "viewer", read))
 
 
-@router.get("/analytics/courses", tags=["analytics"])
+@router.get("/analytics/courses", tags=["analytics"], response_model=CourseAnalyticsPage)
 async def course_analytics_page(
     request: Request,
+    key: BearerKey,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_COURSE_PAGE,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
-) -> CourseAnalyticsPage:
+) -> Response:
     """Each course (id, title, status) with its analytics, in catalog order, a page at a time:
     pass ``nextCursor`` back as ``cursor``."""
-    return await analytics_of(request).list_course_analytics(limit=limit, cursor=cursor)
+    read = partial(pages.list_course_analytics, limit=limit, cursor=cursor)
+    return json_reply(await read_as(request, key, "viewer", read))
 
 
-@router.get("/series/{kind}", tags=["analytics"])
+@router.get("/series/{kind}", tags=["analytics"], response_model=SeriesReport)
 async def series(
     request: Request,
     kind: Literal["enrollments", "completions"],
+    key: BearerKey,
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
     course_id: Annotated[str | None, Query(alias="courseId", pattern=ID_PATTERN)] = None,
-) -> SeriesReport:
+) -> Response:
     """Daily counts from ``from`` to ``to`` (default: the 30 days ending today) with their
     total, mean per day and peak."""
-    return await analytics_of(request).get_series_report(kind, start, end, course_id)
+    read = partial(
+        daily.get_series_report, kind=kind, start_date=start, end_date=end, course_id=course_id
+    )
+    return json_reply(await read_as(request, key, "viewer", read))
 
 
-@router.get("/credentials/analytics", tags=["analytics"])
-async def credential_analytics(request: Request) -> CredentialClaimAnalytics:
+@router.get("/credentials/analytics", tags=["analytics"], response_model=CredentialClaimAnalytics)
+async def credential_analytics(request: Request, key: BearerKey) -> Response:
     """Certificates issued and claimed, claim rate and time, pending, expiring in 30 days."""
-    return await analytics_of(request).get_credential_claim_analytics()
+    read = credentials.get_credential_claim_analytics
+    return json_reply(await read_as(request, key, "viewer", read))
 
 
-@router.get("/courses/{courseId}/funnel", tags=["analytics"])
-async def course_funnel(request: Request, course_id: CourseId) -> list[ModuleFunnelStep]:
+@router.get("/courses/{courseId}/funnel", tags=["analytics"], response_model=list[ModuleFunnelStep])
+async def course_funnel(
+    request: Request, course_id: CourseId, key: BearerKey
+) -> list[ModuleFunnelStep]:
     """Each module in course order: learners who started and completed it, its drop-off, and
     the drop-off to the next module ([] for a course without modules or not in the catalog)."""
-    return await analytics_of(request).get_course_module_funnel(course_id)
+    read = partial(analytics.get_course_module_funnel, course_id=course_id)
+    return await read_as(request, key, "viewer", read)
 
 
 @router.get(
@@ -83,16 +105,17 @@ async def course_funnel(request: Request, course_id: CourseId) -> list[ModuleFun
 )
 async def store_version(
     request: Request,
-    response: Response,
+    key: BearerKey,
     if_none_match: Annotated[str | None, Header()] = None,
-) -> StoreVersion | Response:
+) -> Response:
     """The store version, raised by every write that changes training data (in the same
     atomic call). Poll it with `If-None-Match: <the ETag>`: 304 while nothing changed, so a
     client refetches analytics only when they moved."""
-    current = await analytics_of(request).get_store_version()
+    current = await read_as(request, key, "viewer", changes.get_store_version)
     etag = f'"{current.version}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
-        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
-    response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = "no-cache"
-    return current
+        return Response(status_code=304, headers=headers)
+    reply = json_reply(current)
+    reply.headers.update(headers)
+    return reply
