@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -95,6 +96,20 @@ def test_health_readiness_openapi_and_docs(service: ServiceProcess) -> None:
     errors = schema["paths"]["/api/v1/courses/{courseId}"]["get"]["responses"]["404"]
     assert list(errors["content"]) == [PROBLEM]
     assert "text/html" in httpx.get(service.base + "/docs").headers["content-type"]
+
+
+def test_interactive_docs_load_nothing_from_elsewhere(service: ServiceProcess) -> None:
+    """/docs works offline: Swagger UI comes from the package, not from a CDN."""
+    page = httpx.get(service.base + "/docs").text
+    assert "/openapi.json" in page
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r"url: '([^']+)'", page)
+    assert sources, page
+    assert all(source.startswith("/") for source in sources), sources
+    shipped = Path(ta.__file__).parent / "service" / "swagger-ui"
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        reply = httpx.get(f"{service.base}/docs/assets/{asset}")
+        assert reply.status_code == 200, asset
+        assert reply.content == (shipped / asset).read_bytes(), asset
 
 
 def test_catalog(api: httpx.Client) -> None:

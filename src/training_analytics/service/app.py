@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from .. import __version__
 from ..facade import AsyncTrainingAnalytics
 from ..server import async_connect
-from . import dashboard, problems
+from . import apidocs, dashboard, problems
 from .limits import BodyLimit, ConcurrencyLimit
 from .metrics import MeasureRequests, Metrics
 from .routes import API_PREFIX, catalog, certifications, learning, operations, reports, xapi
@@ -76,7 +76,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # apidocs serves /docs from the package, not from a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -95,6 +95,7 @@ def create_app(
     ):
         app.include_router(router)
     dashboard.install(app)
+    apidocs.install(app)
     # Added last = outermost: the body limit applies before anything reads the body, and the
     # measurements include everything.
     if settings.cors_origins:
