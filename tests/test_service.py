@@ -530,3 +530,28 @@ def test_a_burst_past_the_client_pool_queues_instead_of_failing(
         return [reply.status_code for reply in replies]
 
     assert set(asyncio.run(burst())) == {200}
+
+
+def test_serve_takes_the_zone_the_store_was_written_in(
+    client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Without --tz, serve reads and writes day buckets in the store's recorded zone, as every
+    other command does: a store written in Madrid days is not served (nor written) in UTC."""
+    madrid = ta.TrainingAnalytics(client, tz="Europe/Madrid")
+    madrid.record_enrollment("u1", "c1", at="2025-06-01T23:30:00Z")  # 2 June in Madrid
+    key = madrid.create_api_key("zone-admin", "admin").key
+    server = ServiceProcess(redis_url, tmp_path / "serve.log")
+    try:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=server.base + "/api/v1", headers=headers, timeout=30) as api:
+            event = {"kind": "enrollment", "userId": "u2", "courseId": "c1"}
+            event["at"] = "2025-06-02T10:00:00Z"
+            reply = api.post("/events", json=[event]).json()
+            assert reply["results"][0]["status"] == "applied", reply
+            series = api.get(
+                "/series/enrollments",
+                params={"from": "2025-06-01", "to": "2025-06-02", "courseId": "c1"},
+            ).json()
+        assert [p["count"] for p in series["points"]] == [0, 2]
+    finally:
+        server.terminate()

@@ -1582,7 +1582,9 @@ def serve(
             {
                 "redis_url": resolved,
                 "prefix": settings.prefix,
-                "tz": settings.tz,
+                # The zone the store's day buckets were written in, unless --tz said otherwise
+                # (then _open_store refused a different one).
+                "tz": store.settings.tz,
                 "cors_origins": cors_origin or [],
                 "max_body_bytes": max_body_mib * 1024 * 1024,
                 "max_batch_events": max_batch,
