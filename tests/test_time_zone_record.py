@@ -9,7 +9,7 @@ import redis
 
 import training_analytics as ta
 
-from .factories import Factory
+from .factories import Factory, course
 from .test_refusals import dump_all
 
 
@@ -69,3 +69,18 @@ def test_a_writer_in_another_zone_is_refused_and_writes_nothing(
     assert dump_all(redis_url) == before
     # A reader in another zone still reads (the command line refuses --tz with its own message).
     assert utc.get_course_enrollment_count("c1") == 1
+
+
+def test_an_import_in_another_zone_writes_no_course_first(
+    make_analytics: Factory, redis_url: str
+) -> None:
+    """import_records refuses a zone mismatch before its first record, courses included."""
+    make_analytics(tz="UTC").record_enrollment("u1", "c1")
+    before = dump_all(redis_url)
+    records = [
+        {"kind": "course", "course": course("c9")},
+        {"kind": "enrollment", "userId": "u2", "courseId": "c9"},
+    ]
+    with pytest.raises(ta.TimeZoneMismatchError):
+        make_analytics(tz="America/New_York").import_records(records)
+    assert dump_all(redis_url) == before

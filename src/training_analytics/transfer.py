@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from . import zone
 from ._codec import certification_from_hash, coerce, course_from_hash, progress_from_hash
 from ._context import Context
 from ._protocol import Op, cmd, pipeline, single
@@ -113,6 +114,9 @@ def import_records(
     check_batch_arguments(records, batch_size)
     if not isinstance(records, Sequence):
         raise InvalidInputError(f"records must be a sequence, not {type(records).__name__}")
+    # Before any course is written: events in another zone than the store's would be refused
+    # after the courses before them (TimeZoneMismatchError refuses the whole call).
+    yield from zone.check_before_write(ctx)
     tally = OutcomeTally()
     start = 0
     while start < len(records):
