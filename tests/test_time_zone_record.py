@@ -84,3 +84,14 @@ def test_an_import_in_another_zone_writes_no_course_first(
     with pytest.raises(ta.TimeZoneMismatchError):
         make_analytics(tz="America/New_York").import_records(records)
     assert dump_all(redis_url) == before
+
+
+def test_a_reindex_in_another_zone_is_refused(make_analytics: Factory, redis_url: str) -> None:
+    """Reindex rebuilds the per-course day buckets in its facade's zone: not over a store whose
+    buckets are in another one."""
+    make_analytics(tz="Europe/Madrid").record_enrollment("u1", "c1")
+    before = dump_all(redis_url)
+    with pytest.raises(ta.TimeZoneMismatchError):
+        make_analytics(tz="UTC").reindex()
+    assert dump_all(redis_url) == before
+    make_analytics(tz="Europe/Madrid").reindex()

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import Field
 
+from . import zone
 from ._codec import PROGRESS_FIGURE_FIELDS, figures_text, progress_figures
 from ._context import Context
 from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
@@ -291,6 +292,9 @@ def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]
     a renewed lease), then rebuilds again. Two interleaved rebuilds would not fail, but one could
     set the index marker while the other still rewrites figures that writes then change.
     """
+    # The per-course day buckets are rebuilt in this facade's zone: refused (nothing written) if
+    # the store's are in another one.
+    yield from zone.check_before_write(ctx)
     token = secrets.token_hex(8)
     yield from _acquire(ctx, token)
     try:
@@ -301,6 +305,7 @@ def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]
                 yield from _lease(ctx, "release", token)
         raise
     yield from _lease(ctx, "release", token)
+    yield from zone.remember_after_write(ctx)
     return report
 
 
