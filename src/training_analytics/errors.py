@@ -190,6 +190,12 @@ class BatchAbortedError(TrainingAnalyticsError):
         return error
 
 
+class LayoutError(TrainingAnalyticsError):
+    """A key the store's key layout does not have: the cluster layout has no global day
+    counters, global series or caches (their figures are sums over courses and buckets), and
+    the single-server layout no per-tag keys (see ``TrainingKeys``)."""
+
+
 class ClusterUnsupportedError(StoreError):
     """The client is a Redis Cluster client, and this library's operations do not run on a
     cluster yet (the cluster key layout is planned: see "Cluster layout" in
