@@ -4,7 +4,8 @@
 and stops every node at the end of the session, also when a test failed. ``TEST_REDIS_CLUSTER_URL``
 (``redis+cluster://[user:password@]host:port``, any one node) points the tests at another
 cluster instead: it is flushed, its topology changed by the failover and slot-move tests, and
-never stopped. ``TEST_CLUSTER_PORTS`` (``low-high``) narrows the ports the local one picks from
+never stopped (the control connections are plain TCP: a TLS-only cluster is not supported
+there). ``TEST_CLUSTER_PORTS`` (``low-high``) narrows the ports the local one picks from
 (each node also needs its port + 10000 free for the cluster bus).
 
 The control object (:class:`~training_analytics.cluster.local.ClusterControl`) has the helpers

@@ -163,13 +163,14 @@ def test_a_plain_url_naming_a_cluster_node_is_a_typed_error(cluster: ClusterCont
     # Why refuse rather than follow: one event's keys span slots in the single-server layout,
     # so a plain client on a cluster node would reach only that node's slots.
     node = cluster.primaries()[0]
-    client = ta.connect(f"redis://{node.address}/0")
+    auth = f":{cluster.password}@" if cluster.password else ""
+    client = ta.connect(f"redis://{auth}{node.address}/0")
     with pytest.raises(ta.ClusterModeError, match=r"redis\+cluster://"):
         ping(client)
     client.close()
 
     async def use() -> None:
-        aclient = ta.async_connect(f"redis://{node.address}/0")
+        aclient = ta.async_connect(f"redis://{auth}{node.address}/0")
         try:
             await async_ping(aclient)
         finally:
@@ -260,9 +261,9 @@ def test_a_password_in_a_cluster_url_is_used_and_never_shown(
 
 
 def test_the_cli_takes_a_cluster_url_and_says_it_cannot_run_there_yet(
-    cluster: ClusterControl, cluster_client: redis.cluster.RedisCluster
+    local_cluster: LocalCluster, cluster_client: redis.cluster.RedisCluster
 ) -> None:
-    seed = cluster.seeds[0]
+    seed = local_cluster.seeds[0]
     url = f"redis+cluster://default:{SECRET}@{seed}"  # a cluster without a password takes any
     result = CliRunner().invoke(cli_app, ["--url", url, "report"])
     assert result.exit_code != 0
@@ -316,7 +317,7 @@ def test_readyz_is_503_when_the_cluster_fails() -> None:
             def failing() -> str | None:
                 return None if http.get("/readyz").status_code == 503 else "still ready"
 
-            small._wait("readyz answering 503", failing, timeout=15)
+            small.wait_for("readyz answering 503", failing, timeout=15)
             answer = http.get("/readyz")
             assert answer.headers["Retry-After"]
             assert small.seeds[1] not in answer.text  # no address in the problem
@@ -328,7 +329,9 @@ def test_operations_through_a_plain_url_on_a_cluster_node_raise_a_typed_error(
     # For a process that does not ping first (the service on a plain URL): the redirections
     # and cross-slot refusals become ClusterModeError rather than an opaque StoreError.
     node = cluster.primaries()[0]
-    client = redis.Redis(host=node.host, port=node.port, decode_responses=True)
+    client = redis.Redis(
+        host=node.host, port=node.port, password=cluster.password, decode_responses=True
+    )
     analytics = ta.TrainingAnalytics(client)
     course = next(
         f"course-{i}"

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 
 import pytest
 import redis
 import redis.cluster
 
+from training_analytics.cluster import local
 from training_analytics.cluster.local import (
     SLOTS,
     ClusterControl,
@@ -129,7 +131,7 @@ def test_a_stopped_replica_is_seen_failing_and_rejoins_when_restarted(
     def marked_failing() -> str | None:
         return None if local_cluster.node(replica.node_id).failing else "not marked failing yet"
 
-    local_cluster._wait("the replica marked failing", marked_failing, timeout=20)
+    local_cluster.wait_for("the replica marked failing", marked_failing, timeout=20)
     # Its primary still serves the slots: the cluster answers.
     cluster_client.set("{after-stop}", "1")
     assert cluster_client.get("{after-stop}") == "1"
@@ -196,3 +198,28 @@ def test_a_node_killed_mid_start_is_reported_and_nothing_is_left(
         cluster.start(timeout=10)
     assert cluster.processes == {}
     assert not any(_alive(pid) for pid in started)
+
+
+def test_a_port_taken_between_the_check_and_the_bind_is_retried_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = local.free_port_pairs
+    (busy,) = real(1, *_port_range())
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", busy))
+    taken.listen()
+    calls: list[list[int]] = []
+
+    def first_one_busy(count: int, low: int, high: int) -> list[int]:
+        ports = [busy] if not calls else real(count, low, high)
+        calls.append(ports)
+        return ports
+
+    monkeypatch.setattr(local, "free_port_pairs", first_one_busy)
+    try:
+        with LocalCluster(1, 0, port_range=_port_range()) as single:
+            assert single.stable_problem() is None
+            assert busy not in single.ports
+    finally:
+        taken.close()
+    assert len(calls) == 2

@@ -230,7 +230,7 @@ class ClusterControl:
         return f"{'rediss' if tls else 'redis'}+cluster://{self.seeds[0]}"
 
     # --- waiting -------------------------------------------------------------------------------
-    def _wait(self, what: str, check: Callable[[], str | None], timeout: float) -> None:
+    def wait_for(self, what: str, check: Callable[[], str | None], timeout: float) -> None:
         """Poll ``check`` (None: done, else why not yet) until done or ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         why: str | None = "not checked"
@@ -278,7 +278,7 @@ class ClusterControl:
 
     def wait_until_stable(self, timeout: float = 20.0) -> None:
         """Wait until :meth:`stable_problem` finds nothing."""
-        self._wait("a stable cluster", self.stable_problem, timeout)
+        self.wait_for("a stable cluster", self.stable_problem, timeout)
 
     # --- data ----------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -304,7 +304,7 @@ class ClusterControl:
                 return f"the old primary {nodes[old_primary].address} has not become its replica"
             return self.stable_problem()
 
-        self._wait(f"failover to {replica.address}", done, timeout)
+        self.wait_for(f"failover to {replica.address}", done, timeout)
         return self.node(replica.node_id)
 
     # --- slot migration ------------------------------------------------------------------------
@@ -388,7 +388,7 @@ class SlotMove:
                 return f"slot {self.slot} is not served by {self.target.address} yet"
             return c.stable_problem()
 
-        c._wait(f"slot {self.slot} moving to {self.target.address}", done, timeout)
+        c.wait_for(f"slot {self.slot} moving to {self.target.address}", done, timeout)
 
 
 # --- a local cluster ----------------------------------------------------------------------------
@@ -605,7 +605,7 @@ class LocalCluster(ClusterControl):
                     return f"{address} knows {len(ready)} of {len(addresses)} nodes"
             return None
 
-        self._wait("the nodes meeting", all_met, max(deadline - time.monotonic(), 1.0))
+        self.wait_for("the nodes meeting", all_met, max(deadline - time.monotonic(), 1.0))
         for index, address in enumerate(replicas):
             primary = primaries[index % self.primary_count]
             self.command(address, "CLUSTER", "REPLICATE", ids[primary])
@@ -617,7 +617,7 @@ class LocalCluster(ClusterControl):
                 return f"{len(attached)} of {len(replicas)} replicas attached"
             return self.stable_problem(addresses)
 
-        self._wait("the cluster forming", formed, max(deadline - time.monotonic(), 1.0))
+        self.wait_for("the cluster forming", formed, max(deadline - time.monotonic(), 1.0))
 
     # --- nodes ---------------------------------------------------------------------------------
     def stop_node(self, port: int, *, kill: bool = False) -> None:
