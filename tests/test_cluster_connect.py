@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
-from fastapi.testclient import TestClient
+from fastapi import FastAPI
 from typer.testing import CliRunner
 
 import training_analytics as ta
@@ -285,43 +288,57 @@ def test_the_cli_shows_a_refused_cluster_password_redacted(guarded_cluster: Loca
 # --- the service ----------------------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan run (it connects to the store there), in process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+            yield http
+
+
 def test_readyz_reports_the_cluster_and_other_routes_say_not_yet(
     cluster: ClusterControl, cluster_url: str, cluster_client: redis.cluster.RedisCluster
 ) -> None:
-    app = create_app(ServiceSettings(redis_url=cluster_url))
-    with TestClient(app) as http:
-        ready = http.get("/readyz")
-        assert ready.status_code == 200
-        body = ready.json()
-        assert body["status"] == "ready"
-        nodes = len(cluster.nodes())
-        assert body["cluster"] == {
-            "state": "ok",
-            "nodes": nodes,
-            "reachable": nodes,
-            "unreachable": [],
-        }
-        other = http.get("/api/v1/overview", headers={"Authorization": "Bearer x"})
-        assert other.status_code == 501
-        assert other.json()["type"].endswith("ClusterUnsupportedError")
+    async def ask() -> tuple[httpx.Response, httpx.Response]:
+        async with serving(create_app(ServiceSettings(redis_url=cluster_url))) as http:
+            ready = await http.get("/readyz")
+            other = await http.get("/api/v1/overview", headers={"Authorization": "Bearer x"})
+            return ready, other
+
+    ready, other = asyncio.run(ask())
+    assert ready.status_code == 200
+    nodes = len(cluster.nodes())
+    assert ready.json() == {
+        "status": "ready",
+        "cluster": {"state": "ok", "nodes": nodes, "reachable": nodes, "unreachable": []},
+    }
+    assert other.status_code == 501
+    assert other.json()["type"].endswith("ClusterUnsupportedError")
 
 
 def test_readyz_is_503_when_the_cluster_fails() -> None:
-    # Two primaries, no replica: stopping one leaves slots unserved, so the other node reports
-    # cluster_state:fail once it has noticed (the node timeout).
+    # Two primaries, no replica: with one stopped the other cannot reach a majority of the
+    # primaries, so it reports cluster_state:fail once the node timeout has passed.
     with LocalCluster(2, 0, port_range=_port_range(), node_timeout_ms=500) as small:
-        app = create_app(ServiceSettings(redis_url=small.url()))
-        with TestClient(app) as http:
-            assert http.get("/readyz").status_code == 200
-            small.stop_node(small.ports[1])
 
-            def failing() -> str | None:
-                return None if http.get("/readyz").status_code == 503 else "still ready"
+        async def probe() -> tuple[int, httpx.Response]:
+            async with serving(create_app(ServiceSettings(redis_url=small.url()))) as http:
+                before = (await http.get("/readyz")).status_code
+                small.stop_node(small.ports[1])
+                deadline = time.monotonic() + 15
+                while True:
+                    answer = await http.get("/readyz")
+                    if answer.status_code != 200 or time.monotonic() > deadline:
+                        return before, answer
+                    await asyncio.sleep(0.1)
 
-            small.wait_for("readyz answering 503", failing, timeout=15)
-            answer = http.get("/readyz")
-            assert answer.headers["Retry-After"]
-            assert small.seeds[1] not in answer.text  # no address in the problem
+        before, answer = asyncio.run(probe())
+    assert before == 200
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"]
+    assert "cluster_state:fail (1 of 2 nodes answer)" in answer.json()["detail"]
+    assert "127.0.0.1" not in answer.text  # no address in the problem
 
 
 def test_operations_through_a_plain_url_on_a_cluster_node_raise_a_typed_error(

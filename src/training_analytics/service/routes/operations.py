@@ -11,8 +11,8 @@ from ...errors import StoreUnavailableError
 from ...types import SeedModel
 from ..auth import Admin
 from ..metrics import CONTENT_TYPE
-from ..problems import responses
-from ..state import analytics_of, cluster_of, metrics_of
+from ..problems import problem, responses
+from ..state import analytics_of, cluster_of, metrics_of, settings_of
 from . import API_PREFIX
 
 router = APIRouter(tags=["operations"])
@@ -48,9 +48,10 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     responses={503: {"description": "The store does not answer"}},
+    response_model=Readiness,
     response_model_exclude_none=True,
 )
-async def readyz(request: Request) -> Readiness:
+async def readyz(request: Request) -> Readiness | Response:
     """The store answers (no key needed); 503 with ``Retry-After`` otherwise. On a cluster:
     ready when every node that answers reports ``cluster_state:ok``; the reply says how many
     nodes answer (a node down behind a completed failover leaves the cluster ready)."""
@@ -60,10 +61,14 @@ async def readyz(request: Request) -> Readiness:
         return Readiness(status="ready")
     health = await async_cluster_health(cluster)
     if not health.ok:
-        # Counts only: the 503 detail never names the store's addresses.
-        raise StoreUnavailableError(
+        # The state and counts only: a 503's detail never names the store's addresses.
+        return problem(
+            503,
+            "Store unavailable",
             f"the cluster reports cluster_state:{health.state} ({health.reachable} of "
-            f"{health.nodes} nodes answer)"
+            f"{health.nodes} nodes answer)",
+            slug=StoreUnavailableError.__name__,
+            headers={"Retry-After": str(settings_of(request).retry_after_seconds)},
         )
     return Readiness(status="ready", cluster=health)
 
