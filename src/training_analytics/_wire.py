@@ -26,6 +26,7 @@ from .errors import (
     CertificationExistsError,
     CertificationExpiredError,
     CertificationNotFoundError,
+    ClusterModeError,
     CodeUnavailableError,
     ConcurrentUpdateError,
     CourseExistsError,
@@ -289,6 +290,15 @@ def has_errors(replies: list[Any]) -> bool:
     return any(isinstance(reply, BaseException) for reply in replies)
 
 
+# MOVED and ASK (AskError), CLUSTERDOWN, CROSSSLOT, TRYAGAIN: replies only a cluster node sends.
+_CLUSTER_REPLIES = (
+    redis.exceptions.AskError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterCrossSlotError,
+    redis.exceptions.TryAgainError,
+)
+
+
 def translate(exc: BaseException) -> TrainingAnalyticsError:
     if isinstance(exc, TrainingAnalyticsError):
         return exc
@@ -296,6 +306,12 @@ def translate(exc: BaseException) -> TrainingAnalyticsError:
         return StoreUnavailableError(f"Redis/Valkey server unreachable: {exc}")
     if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM "):
         return StoreFullError(f"the server is at its maxmemory and refused the call: {exc}")
+    if isinstance(exc, _CLUSTER_REPLIES):
+        # A plain client on a cluster node: refuse in words that name the fix.
+        return ClusterModeError(
+            f"the server is a cluster node ({type(exc).__name__}: {exc}); connect with "
+            "redis+cluster://host:port"
+        )
     if isinstance(exc, redis.exceptions.ResponseError):
         return script_error(str(exc))
     return StoreError(f"{type(exc).__name__}: {exc}")

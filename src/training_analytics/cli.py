@@ -37,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
+import redis.cluster
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -346,15 +347,27 @@ def _open_store(settings: Settings, url: str | None = None, *, check_zone: bool 
     configured = url or settings.url or os.environ.get(REDIS_URL_ENV) or None
     if configured is None:
         with err.status("Starting the embedded Valkey server…"):
-            client = ta.connect(None)
+            connected = ta.connect(None)
         where = f"embedded Valkey (data in {default_data_dir()})"
     else:
         where = _redact(configured)
         try:
-            client = ta.connect(configured)
+            connected = ta.connect(configured)
+        except (ta.ClusterModeError, ta.StoreUnavailableError):
+            raise
         except ValueError as exc:
             # redis-py parses the URL here (scheme, port range, query options).
             raise ta.InvalidInputError(f"invalid server URL {where!r}: {exc}") from exc
+    if isinstance(connected, redis.cluster.RedisCluster):
+        try:
+            ping(connected)  # every node that answers reports cluster_state:ok
+        finally:
+            connected.close()
+        raise ta.ClusterUnsupportedError(
+            f"{where} is a cluster and answers, but the commands do not run on a cluster "
+            "yet (its key layout is planned: docs/architecture.md, Cluster layout)"
+        )
+    client = connected
     ping(client)
     analytics = ta.TrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
     recorded = analytics.get_recorded_time_zone()

@@ -127,6 +127,12 @@ class StoreUnavailableError(TrainingAnalyticsError, ConnectionError):
     """The Redis / Valkey server could not be reached or timed out."""
 
 
+class ClusterModeError(InvalidInputError):
+    """The URL and the server disagree about cluster mode: a ``redis+cluster://`` URL names a
+    server that is not a cluster node, or a plain ``redis://`` URL names a cluster node (use
+    ``redis+cluster://`` for a cluster; its keys must be laid out for one)."""
+
+
 class StoreError(TrainingAnalyticsError):
     """The server answered with an error this library did not expect (or refused a write because
     a key holds a type another program wrote; nothing was written)."""
@@ -182,6 +188,18 @@ class BatchAbortedError(TrainingAnalyticsError):
         error.in_doubt = first_unapplied - applied
         error.result, error.cause = result, cause
         return error
+
+
+class LayoutError(TrainingAnalyticsError):
+    """A key the store's key layout does not have: the cluster layout has no global day
+    counters, global series or caches (their figures are sums over courses and buckets), and
+    the single-server layout no per-tag keys (see ``TrainingKeys``)."""
+
+
+class ClusterUnsupportedError(StoreError):
+    """The client is a Redis Cluster client, and this library's operations do not run on a
+    cluster yet (the cluster key layout is planned: see "Cluster layout" in
+    docs/architecture.md). Connecting and the cluster's health (``readyz``) work."""
 
 
 class EmbeddedServerError(TrainingAnalyticsError):

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from functools import wraps
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 
 from . import (
     analytics,
@@ -42,7 +44,8 @@ from . import (
 from ._context import Context, utc_now
 from ._exec import arun, run
 from ._protocol import Op
-from .errors import InvalidInputError
+from .cluster.health import is_cluster_client
+from .errors import ClusterUnsupportedError, InvalidInputError
 from .helpers import DEFAULT_MAX_RANGE_DAYS
 from .keys import TrainingKeys
 
@@ -105,6 +108,12 @@ class _Facade(Generic[ClientT]):
                 raise InvalidInputError(f"unknown time zone {tz!r}") from exc
         if max_range_days < 1:
             raise InvalidInputError("max_range_days must be at least 1")
+        if is_cluster_client(client):
+            raise ClusterUnsupportedError(
+                "this library's operations do not run on a Redis Cluster yet: its key layout "
+                "for a cluster is planned (docs/architecture.md, Cluster layout); use a "
+                "single server (redis://) for now"
+            )
         self.client = client
         self.context = Context(
             keys=TrainingKeys(prefix), tz=tz, clock=clock, max_range_days=max_range_days
@@ -196,11 +205,17 @@ class _Operations(_Facade[ClientT]):
     record_time_zone = operation(zone.record_time_zone)
 
 
-class TrainingAnalytics(_Operations[redis.Redis]):
+SyncClient = redis.Redis | redis.cluster.RedisCluster
+"""What ``connect()`` gives; a cluster client is refused (ClusterUnsupportedError) for now."""
+AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+
+class TrainingAnalytics(_Operations[SyncClient]):
     """Training analytics on a sync redis-py client (``redis.Redis``)."""
 
     def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
-        context, client = self.context, self.client
+        # Never a cluster client: __init__ refused it.
+        context, client = self.context, cast(redis.Redis, self.client)
 
         @wraps(op)
         def method(*args: Any, **kwargs: Any) -> Any:
@@ -209,11 +224,11 @@ class TrainingAnalytics(_Operations[redis.Redis]):
         return method
 
 
-class AsyncTrainingAnalytics(_Operations[redis.asyncio.Redis]):
+class AsyncTrainingAnalytics(_Operations[AsyncClient]):
     """Training analytics on an asyncio redis-py client (``redis.asyncio.Redis``)."""
 
     def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
-        context, client = self.context, self.client
+        context, client = self.context, cast(redis.asyncio.Redis, self.client)
 
         @wraps(op)
         async def method(*args: Any, **kwargs: Any) -> Any:

@@ -79,10 +79,21 @@ from urllib.parse import unquote, urlsplit
 import platformdirs
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from .errors import EmbeddedServerError, InvalidInputError, StoreUnavailableError
+from .cluster.health import ClusterHealth, async_cluster_health, cluster_health
+from .cluster.urls import is_cluster_url, node_url, redact
+from .errors import (
+    ClusterModeError,
+    EmbeddedServerError,
+    InvalidInputError,
+    StoreUnavailableError,
+    TrainingAnalyticsError,
+)
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -265,13 +276,23 @@ def _options(client_name: str | None, decode_responses: bool) -> dict[str, Any]:
     return options
 
 
-def connect(url: str | None = None, *, decode_responses: bool = True) -> redis.Redis:
+def connect(
+    url: str | None = None, *, decode_responses: bool = True
+) -> redis.Redis | redis.cluster.RedisCluster:
     """A client for ``url``, else ``REDIS_URL``, else the embedded server (started if needed).
 
     redis-py connects lazily, so an unreachable ``url`` / ``REDIS_URL`` surfaces on the first
     command; call :func:`ping` to check up front. A malformed URL raises InvalidInputError.
+
+    A ``redis+cluster://host:port`` (``rediss+cluster://`` for TLS) URL, any one node as the
+    seed, gives a ``redis.cluster.RedisCluster``. That client asks the seed for the cluster's
+    layout at once, so here an unreachable seed raises StoreUnavailableError and a seed that is
+    not a cluster node ClusterModeError. (This library's operations do not run on a cluster
+    yet: the facades refuse a cluster client with ClusterUnsupportedError.)
     """
     resolved, client_name = _resolve(url)
+    if is_cluster_url(resolved):
+        return _cluster_client(resolved, decode_responses)
     try:
         return redis.Redis.from_url(resolved, **_options(client_name, decode_responses))
     except ValueError as exc:
@@ -284,10 +305,12 @@ def async_connect(
     decode_responses: bool = True,
     socket_timeout: float | None = None,
     max_connections: int | None = None,
-) -> redis.asyncio.Redis:
-    """Like :func:`connect`, for asyncio. ``socket_timeout`` bounds every command (a server
-    that stops answering then fails a call instead of hanging it). ``max_connections`` sizes
-    the pool (redis-py's own default, 100, fails the 101st concurrent caller).
+) -> redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster:
+    """Like :func:`connect`, for asyncio (a cluster URL gives a
+    ``redis.asyncio.cluster.RedisCluster``, which connects on its first command).
+    ``socket_timeout`` bounds every command (a server that stops answering then fails a call
+    instead of hanging it). ``max_connections`` sizes the pool (redis-py's own default, 100,
+    fails the 101st concurrent caller; a cluster client has one pool per node).
 
     Starting the embedded server (first use only) blocks for up to a few seconds.
     """
@@ -297,10 +320,42 @@ def async_connect(
         options["socket_timeout"] = socket_timeout
     if max_connections is not None:
         options["max_connections"] = max_connections
+    if is_cluster_url(resolved):
+        # Per node: the cluster client keeps one pool per node.
+        return _async_cluster_client(resolved, options)
     try:
         return redis.asyncio.Redis.from_url(resolved, **options)
     except ValueError as exc:
         raise InvalidInputError(f"not a Redis URL: {_redact(resolved)} ({exc})") from exc
+
+
+def _cluster_client(url: str, decode_responses: bool) -> redis.cluster.RedisCluster:
+    seed = node_url(url)  # InvalidInputError for a malformed one, the password left out
+    try:
+        return redis.cluster.RedisCluster.from_url(seed, **_options(None, decode_responses))
+    except RedisClusterException as exc:
+        raise _cluster_error(url, exc) from exc
+    except redis.RedisError as exc:  # authentication refused, timed out
+        raise StoreUnavailableError(f"cannot use the cluster at {_redact(url)}: {exc}") from exc
+    except ValueError as exc:
+        raise InvalidInputError(f"not a cluster URL: {_redact(url)} ({exc})") from exc
+
+
+def _async_cluster_client(url: str, options: dict[str, Any]) -> redis.asyncio.cluster.RedisCluster:
+    seed = node_url(url)
+    try:
+        return redis.asyncio.cluster.RedisCluster.from_url(seed, **options)
+    except ValueError as exc:
+        raise InvalidInputError(f"not a cluster URL: {_redact(url)} ({exc})") from exc
+
+
+def _cluster_error(url: str, exc: RedisClusterException) -> TrainingAnalyticsError:
+    if "cluster mode is not enabled" in str(exc).lower():
+        return ClusterModeError(
+            f"{_redact(url)} is not a cluster node (cluster mode is off on that server); use "
+            "redis:// (or rediss://) for a single server"
+        )
+    return StoreUnavailableError(f"cannot use the cluster at {_redact(url)}: {exc}")
 
 
 def _resolve(url: str | None) -> tuple[str, str | None]:
@@ -372,10 +427,37 @@ def compact_append_only_file(client: redis.Redis, timeout: float = _REWRITE_WAIT
 # --- health check ------------------------------------------------------------------------------
 
 
-def ping(client: redis.Redis) -> None:
-    """PING the server; raise :class:`StoreUnavailableError` naming its URL if that fails."""
+_CLUSTER_NODE_MESSAGE = (
+    "the server at {where} is a cluster node (cluster_enabled:1): use "
+    "redis+cluster://host:port (rediss+cluster:// for TLS) with any one node as the seed. "
+    "A plain client would reach only the keys in that node's slots"
+)
+
+
+def _cluster_enabled(info: Any) -> bool:
+    return isinstance(info, dict) and str(info.get("cluster_enabled", "0")) == "1"
+
+
+def ping(client: redis.Redis | redis.cluster.RedisCluster) -> None:
+    """PING the server; raise :class:`StoreUnavailableError` naming its URL if that fails.
+
+    A plain client whose server is a cluster node raises :class:`ClusterModeError` (the same
+    round trip asks ``INFO cluster``). A cluster client raises StoreUnavailableError unless
+    every node that answers reports ``cluster_state:ok``.
+    """
+    if isinstance(client, redis.cluster.RedisCluster):
+        health = cluster_health(client)
+        if not health.ok:
+            raise StoreUnavailableError(_cluster_problem(health))
+        return
     try:
-        client.ping()
+        pipe = client.pipeline(transaction=False)
+        pipe.ping()
+        # A user whose ACL forbids INFO still gets its PING checked.
+        pipe.info("cluster")
+        pong, info = pipe.execute(raise_on_error=False)
+        if isinstance(pong, BaseException):
+            raise pong
     except redis.exceptions.InvalidResponse as exc:
         raise StoreUnavailableError(
             f"the server at {_describe(client.connection_pool)} did not answer like Redis or "
@@ -385,12 +467,35 @@ def ping(client: redis.Redis) -> None:
         raise StoreUnavailableError(
             f"cannot use the Redis/Valkey server at {_describe(client.connection_pool)}: {exc}"
         ) from exc
+    if _cluster_enabled(info):
+        raise ClusterModeError(
+            _CLUSTER_NODE_MESSAGE.format(where=_describe(client.connection_pool))
+        )
 
 
-async def async_ping(client: redis.asyncio.Redis) -> None:
+def _cluster_problem(health: ClusterHealth) -> str:
+    down = f"; not answering: {', '.join(health.unreachable)}" if health.unreachable else ""
+    return (
+        f"the cluster reports cluster_state:{health.state} ({health.reachable} of "
+        f"{health.nodes} nodes answer{down})"
+    )
+
+
+async def async_ping(client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster) -> None:
     """:func:`ping` for an asyncio client."""
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        health = await async_cluster_health(client)
+        if not health.ok:
+            raise StoreUnavailableError(_cluster_problem(health))
+        return
     try:
-        await client.ping()
+        pipe = client.pipeline(transaction=False)
+        pipe.ping()
+        # A user whose ACL forbids INFO still gets its PING checked.
+        pipe.info("cluster")
+        pong, info = await pipe.execute(raise_on_error=False)
+        if isinstance(pong, BaseException):
+            raise pong
     except redis.exceptions.InvalidResponse as exc:
         raise StoreUnavailableError(
             f"the server at {_describe(client.connection_pool)} did not answer like Redis or "
@@ -400,15 +505,15 @@ async def async_ping(client: redis.asyncio.Redis) -> None:
         raise StoreUnavailableError(
             f"cannot use the Redis/Valkey server at {_describe(client.connection_pool)}: {exc}"
         ) from exc
+    if _cluster_enabled(info):
+        raise ClusterModeError(
+            _CLUSTER_NODE_MESSAGE.format(where=_describe(client.connection_pool))
+        )
 
 
 def _redact(url: str) -> str:
     """``url`` without its password, for error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    return redact(url)
 
 
 def _describe(pool: redis.ConnectionPool | redis.asyncio.ConnectionPool) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from .. import __version__
 from ..facade import AsyncTrainingAnalytics
@@ -65,7 +66,14 @@ def create_app(
             # flight); the concurrency limit keeps the pool from running out.
             max_connections=2 * settings.max_concurrent_requests,
         )
-        app.state.analytics = AsyncTrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
+        if isinstance(client, AsyncRedisCluster):
+            # Served: readyz (the cluster's state). Every other route answers 501 until the
+            # operations run on a cluster (see state.analytics_of).
+            app.state.cluster = client
+        else:
+            app.state.analytics = AsyncTrainingAnalytics(
+                client, prefix=settings.prefix, tz=settings.tz
+            )
         try:
             yield
         finally:

@@ -69,6 +69,7 @@ _STATUS: Final[dict[type[errors.TrainingAnalyticsError], tuple[int, str]]] = {
     errors.StoreUnavailableError: (503, "Store unavailable"),
     errors.EmbeddedServerError: (503, "Store unavailable"),
     errors.StoreError: (502, "Store error"),
+    errors.ClusterUnsupportedError: (501, "Not available on a cluster yet"),
 }
 _STATUS_MESSAGES: Final = {
     400: "Bad request",
@@ -125,6 +126,8 @@ def for_error(exc: errors.TrainingAnalyticsError, settings: ServiceSettings) -> 
             slug=slug,
             headers={"Retry-After": str(settings.retry_after_seconds)},
         )
+    if isinstance(exc, errors.ClusterUnsupportedError):
+        return problem(status, title, str(exc), slug=slug)
     if isinstance(exc, errors.StoreError):
         log.error("store error: %s", exc)
         return problem(status, title, "the store refused an operation", slug=slug)

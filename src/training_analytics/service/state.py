@@ -6,15 +6,29 @@ from typing import TYPE_CHECKING, cast
 
 from fastapi import Request
 
+from ..errors import ClusterUnsupportedError
 from ..facade import AsyncTrainingAnalytics
 
 if TYPE_CHECKING:
+    from redis.asyncio.cluster import RedisCluster
+
     from .metrics import Metrics
     from .settings import ServiceSettings
 
 
 def analytics_of(request: Request) -> AsyncTrainingAnalytics:
-    return cast(AsyncTrainingAnalytics, request.app.state.analytics)
+    analytics = getattr(request.app.state, "analytics", None)
+    if analytics is None and cluster_of(request) is not None:
+        raise ClusterUnsupportedError(
+            "the service is connected to a cluster: only readyz is served until the library's "
+            "operations run on a cluster"
+        )
+    return cast(AsyncTrainingAnalytics, analytics)
+
+
+def cluster_of(request: Request) -> RedisCluster | None:
+    """The cluster client, when the service was started on a ``redis+cluster://`` URL."""
+    return cast("RedisCluster | None", getattr(request.app.state, "cluster", None))
 
 
 def metrics_of(request: Request) -> Metrics:

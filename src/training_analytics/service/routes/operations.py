@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 
+from ...cluster.health import ClusterHealth, async_cluster_health
+from ...errors import StoreUnavailableError
 from ...types import SeedModel
 from ..auth import Admin
 from ..metrics import CONTENT_TYPE
-from ..problems import responses
-from ..state import analytics_of, metrics_of
+from ..problems import problem, responses
+from ..state import analytics_of, cluster_of, metrics_of, settings_of
 from . import API_PREFIX
 
 router = APIRouter(tags=["operations"])
@@ -20,6 +22,12 @@ api_router = APIRouter(prefix=API_PREFIX, tags=["operations"])
 
 class Health(SeedModel):
     status: str
+
+
+class Readiness(SeedModel):
+    status: str
+    cluster: ClusterHealth | None = None
+    """On a cluster only: its state as the nodes report it, and how many answer."""
 
 
 class Invalidate(SeedModel):
@@ -37,11 +45,32 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"description": "The store does not answer"}})
-async def readyz(request: Request) -> Health:
-    """The store answers (no key needed); 503 with ``Retry-After`` otherwise."""
-    await analytics_of(request).ping_store()  # StoreUnavailableError: 503 (see problems)
-    return Health(status="ready")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "The store does not answer"}},
+    response_model=Readiness,
+    response_model_exclude_none=True,
+)
+async def readyz(request: Request) -> Readiness | Response:
+    """The store answers (no key needed); 503 with ``Retry-After`` otherwise. On a cluster:
+    ready when every node that answers reports ``cluster_state:ok``; the reply says how many
+    nodes answer (a node down behind a completed failover leaves the cluster ready)."""
+    cluster = cluster_of(request)
+    if cluster is None:
+        await analytics_of(request).ping_store()  # StoreUnavailableError: 503 (see problems)
+        return Readiness(status="ready")
+    health = await async_cluster_health(cluster)
+    if not health.ok:
+        # The state and counts only: a 503's detail never names the store's addresses.
+        return problem(
+            503,
+            "Store unavailable",
+            f"the cluster reports cluster_state:{health.state} ({health.reachable} of "
+            f"{health.nodes} nodes answer)",
+            slug=StoreUnavailableError.__name__,
+            headers={"Retry-After": str(settings_of(request).retry_after_seconds)},
+        )
+    return Readiness(status="ready", cluster=health)
 
 
 @router.get(
