@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,3 +122,16 @@ def test_the_phase_runs_end_to_end_and_records_its_figures(client: redis.Redis) 
 
 def test_the_phase_is_selectable() -> None:
     assert parse_args(["--only", "ingest-mixed"]).only == "ingest-mixed"
+
+
+def test_without_duckdb_the_phase_is_skipped_with_the_reason(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bench extra is optional: without DuckDB the suite runs its other phases.
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    monkeypatch.delitem(sys.modules, "training_analytics.bench.ingest_mixed", raising=False)
+    run = Run()
+    Bench(client, QUICK, run, Console(file=io.StringIO()), None).ingest_mixed_phase()
+    skipped = run.meta["ingest_mixed"]["skipped"]
+    assert "duckdb" in skipped
+    assert "training-analytics[bench]" in skipped

@@ -925,6 +925,12 @@ class MixedIngest:
             "used_memory_delta": delta,
             "bytes_per_learner_course": round(delta / pairs, 1),
             "memory_usage_sum": sum(f["bytes"] for f in families.values()),
+            # What this library adds to the older system's layout: its derived keys.
+            "derived_bytes_per_learner_course": round(
+                sum(f["bytes"] for name, f in families.items() if name.startswith("training:agg:"))
+                / pairs,
+                1,
+            ),
             "families": {
                 name: {**f, "bytes_per_learner_course": round(f["bytes"] / pairs, 1)}
                 for name, f in families.items()

@@ -186,8 +186,14 @@ class Bench:
     def ingest_mixed_phase(self) -> None:
         """A mixed history imported three ways, kind by kind, and its memory: see
         ``bench/ingest_mixed.py``."""
-        from .ingest_mixed import ingest_mixed_phase  # noqa: PLC0415 - imports this module
-
+        try:
+            # DuckDB and pyarrow are optional dependencies (the bench extra), as psycopg is.
+            from .ingest_mixed import ingest_mixed_phase  # noqa: PLC0415 - imports this module
+        except ImportError as exc:
+            reason = f"skipped: {exc} (pip install 'training-analytics[bench]')"
+            self.run.meta["ingest_mixed"] = {"skipped": reason}
+            self.log(f"ingest-mixed {reason}")
+            return
         ingest_mixed_phase(self)
 
     def used_memory(self) -> int:
