@@ -250,7 +250,7 @@ def execute(args: argparse.Namespace, console: Console) -> Run:
         console.log(escape(f"{server}; {run.meta['postgres']}; {plan.mode} mode; phases {phases}"))
         bench = Bench(client, plan, run, console, pg)
         for phase in phases:
-            getattr(bench, f"{phase}_phase")()
+            getattr(bench, f"{phase.replace('-', '_')}_phase")()
             if embedded:
                 bench.server_slowest(phase)
         run.meta["server_latency"] = server_latency(client)

@@ -53,6 +53,11 @@ class Plan:
     learners_per_overview_course: int = 20
     batch_size: int = 1000
     startup_learners: int = 20_000  # learners in the store whose start is timed (startup phase)
+    # ingest-mixed: learner-courses of the mixed history loaded three ways, of the smaller one
+    # loaded kind by kind and under each encoding setting, and repetitions of each load
+    mixed_pairs: int = 3_000
+    mixed_kind_pairs: int = 3_000
+    mixed_repeat: int = 3
 
 
 QUICK = Plan(
@@ -80,9 +85,21 @@ FULL = Plan(
     repeat=11,
     slow_repeat=3,
     startup_learners=1_000_000,
+    mixed_pairs=200_000,
+    mixed_kind_pairs=20_000,
+    mixed_repeat=1,
 )
 
-PHASES = ("course", "credentials", "overview", "writes", "memory", "startup", "service")
+PHASES = (
+    "course",
+    "credentials",
+    "overview",
+    "writes",
+    "memory",
+    "startup",
+    "service",
+    "ingest-mixed",
+)
 
 
 def course_figures(result: ta.CourseDetailedAnalytics) -> CourseFigures:
@@ -165,6 +182,19 @@ class Bench:
         from .service import service_phase  # noqa: PLC0415 - imports this module
 
         service_phase(self)
+
+    def ingest_mixed_phase(self) -> None:
+        """A mixed history imported three ways, kind by kind, and its memory: see
+        ``bench/ingest_mixed.py``."""
+        try:
+            # DuckDB and pyarrow are optional dependencies (the bench extra), as psycopg is.
+            from .ingest_mixed import ingest_mixed_phase  # noqa: PLC0415 - imports this module
+        except ImportError as exc:
+            reason = f"skipped: {exc} (pip install 'training-analytics[bench]')"
+            self.run.meta["ingest_mixed"] = {"skipped": reason}
+            self.log(f"ingest-mixed {reason}")
+            return
+        ingest_mixed_phase(self)
 
     def used_memory(self) -> int:
         info: dict[str, Any] = self.client.info("memory")
