@@ -73,6 +73,12 @@ def _missing(challenge: dict[str, str]) -> ApiError:
     return ApiError(401, "unauthorized", "Unauthorized", "an API key is required", challenge)
 
 
+def admitted(request: Request, info: ApiKeyInfo | None, role: Role) -> ApiKeyInfo:
+    """``info`` if it is a key whose role is ``role`` or above, else 401 or 403 as ``require``
+    answers a bearer key."""
+    return _admitted(request, info, role, _CHALLENGE)
+
+
 def _admitted(
     request: Request, info: ApiKeyInfo | None, role: Role, challenge: dict[str, str]
 ) -> ApiKeyInfo:
