@@ -253,3 +253,23 @@ def test_unchanged_figures_are_answered_without_reading_them_again(
     hmget = stats.get("cmdstat_hmget", {}).get("calls", 0)
     checks = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("fcall", "evalsha"))
     assert hmget <= int(elapsed) + 1 and checks == 20
+
+
+def test_a_broken_version_key_fails_only_the_version_route(
+    service: ServiceProcess, client: redis.Redis
+) -> None:
+    lib = ta.TrainingAnalytics(client)
+    lib.create_training_course(course("c1"))
+    lib.record_enrollment("u1", "c1")
+    key = lib.create_api_key("dash", "viewer").key
+    client.set(lib.keys.store_version(), "not a counter")
+    expected = lib.get_training_overview_metrics().model_dump(by_alias=True)
+    with httpx.Client(
+        base_url=service.base + "/api/v1", headers={"Authorization": f"Bearer {key}"}
+    ) as http:
+        broken = http.get("/version")
+        assert broken.status_code == 502  # StoreError, as before
+        for _ in range(3):  # read each time, nothing kept
+            assert http.get("/overview").json() == expected
+        lib.record_enrollment("u2", "c1")
+        assert http.get("/overview").json()["totalEnrollments"] == 2
