@@ -44,7 +44,9 @@ class KeyGate:
 
     def __init__(self, check: Callable[[list[str]], Awaitable[CheckedKeys]]) -> None:
         self._check = check
-        self._waiting: dict[str, asyncio.Future[Checked]] = {}
+        # Each request waits on a future of its own: one that goes away (its client
+        # disconnected) cancels only its own.
+        self._waiting: dict[str, list[asyncio.Future[Checked]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.round_trips = 0
         """How many round trips were sent (tests and benchmarks read it)."""
@@ -52,16 +54,17 @@ class KeyGate:
     async def check(self, key: str) -> Checked:
         """The key's record (None: unknown, revoked or malformed) and the stamp, both read
         after this call began."""
-        future = self._waiting.get(key)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            future.add_done_callback(_retrieve)
-            self._waiting[key] = future
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Checked] = loop.create_future()
+        waiters = self._waiting.get(key)
+        if waiters is None:
+            self._waiting[key] = [future]
+        else:
+            waiters.append(future)
         if self._task is None:
             # Started on the loop's next turn: requests arriving in this one join it.
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        # Shielded: a request that goes away does not cancel the others' answer.
-        return await asyncio.shield(future)
+            self._task = loop.create_task(self._run())
+        return await future
 
     async def _run(self) -> None:
         try:
@@ -71,22 +74,32 @@ class KeyGate:
                 self.round_trips += 1
                 try:
                     checked = await self._check(keys)
+                    answers = {
+                        key: (info, checked.stamp)
+                        for key, info in zip(keys, checked.infos, strict=True)
+                    }
                 except asyncio.CancelledError:
-                    for future in waiting.values():
-                        future.cancel()
+                    _cancel(waiting)
                     raise
                 except Exception as exc:  # noqa: BLE001 - each waiting request raises it
-                    for future in waiting.values():
-                        if not future.done():
-                            future.set_exception(exc)
+                    for futures in waiting.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
                     continue
-                for key, info in zip(keys, checked.infos, strict=True):
-                    if not waiting[key].done():
-                        waiting[key].set_result((info, checked.stamp))
+                for key, futures in waiting.items():
+                    for future in futures:
+                        if not future.done():
+                            future.set_result(answers[key])
         finally:
             self._task = None
-            for future in self._waiting.values():  # only when cancelled (the worker stops)
-                future.cancel()
+            _cancel(self._waiting)  # only when cancelled (the worker stops)
+
+
+def _cancel(waiting: dict[str, list[asyncio.Future[Checked]]]) -> None:
+    for futures in waiting.values():
+        for future in futures:
+            future.cancel()
 
 
 class Answers:
