@@ -69,7 +69,8 @@ class AnswerCache:
     """Answers by name (a read and its arguments), the least recently used dropped past
     ``max_entries`` or ``max_bytes``. No I/O: ``cached_answer`` and ``answer_at`` fill it.
 
-    ``clock`` gives seconds (monotonic by default; tests pass their own)."""
+    ``clock`` gives seconds (monotonic by default; tests pass their own). One cache per event
+    loop or thread: it takes no lock."""
 
     def __init__(
         self,

@@ -150,7 +150,7 @@ def _tune_gc() -> None:
 
     Requests waiting on the store keep their objects alive meanwhile, and at Python's default
     threshold (700) 50 such requests set off a young collection every eight requests that walks
-    them all, to free nothing (they hold no cycles): 7% of an analytics GET. At 20,000 the
+    them all, to free nothing (they hold no cycles): 5 - 6% of an analytics GET. At 20,000 the
     collections stay, rarer; cyclic garbage waits for at most that many allocations (a few MB).
     """
     gc.collect()
