@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import training_analytics as ta
+from training_analytics.answers import AnswerCache, Stamp
 from training_analytics.certifications import get_credential_stats
 from training_analytics.courses import get_training_overview_metrics
 
@@ -218,6 +219,21 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
         st.one_of(ids, st.just("ta_" + "x" * 43)),
         st.one_of(st.sampled_from(["viewer", "ingest", "admin"]), ids),
         st.sampled_from([get_training_overview_metrics, get_credential_stats]),
+    ),
+    "check_keys": _args(
+        st.one_of(st.lists(st.one_of(ids, st.just("ta_" + "x" * 43)), max_size=3), ids)
+    ),
+    "read_stamp": _args(),
+    "answer_at": _args(
+        st.one_of(st.builds(AnswerCache), ids),
+        st.one_of(ids, st.just(["unhashable"])),
+        st.sampled_from([get_training_overview_metrics, get_credential_stats, "read"]),
+        st.one_of(st.none(), st.builds(Stamp, st.one_of(ids, st.none()), numbers), ids),
+    ),
+    "cached_answer": _args(
+        st.one_of(st.builds(AnswerCache), ids),
+        st.one_of(ids, st.just(["unhashable"])),
+        st.sampled_from([get_training_overview_metrics, get_credential_stats, "read"]),
     ),
     # reads
     "list_certifications": _args(

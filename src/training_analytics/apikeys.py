@@ -133,6 +133,17 @@ def _touch(ctx: Context, key: str) -> ScriptCall:
     return _call(ctx, _digest(key), "touch", to_iso(ctx.now()))
 
 
+def verification(ctx: Context, key: str) -> ScriptCall | None:
+    """The call that verifies ``key`` and records its use, for a round trip of the caller's
+    (None for a malformed key, which needs none); its reply goes to ``verified``."""
+    return _touch(ctx, key) if _well_formed(key) else None
+
+
+def verified(reply: dict[str, str] | list[str]) -> ApiKeyInfo | None:
+    """The key's record from the reply to its ``verification`` (None: unknown or revoked)."""
+    return _info(reply)
+
+
 def verify_api_key(ctx: Context, key: str) -> Op[ApiKeyInfo | None]:
     """The key's record (its last use set to now), or None for a malformed or unknown key."""
     if not _well_formed(key):

@@ -22,6 +22,7 @@ import redis.cluster
 
 from . import (
     analytics,
+    answers,
     apikeys,
     catalog,
     certifications,
@@ -191,6 +192,11 @@ class _Operations(_Facade[ClientT]):
     revoke_api_key = operation(apikeys.revoke_api_key)
     verify_api_key = operation(apikeys.verify_api_key)
     read_with_api_key = operation(apikeys.read_with_api_key)
+    # answers kept while the store is unchanged (what the HTTP service's analytics GETs give)
+    check_keys = operation(answers.check_keys)
+    read_stamp = operation(answers.read_stamp)
+    answer_at = operation(answers.answer_at)
+    cached_answer = operation(answers.cached_answer)
     # bulk and maintenance
     record_many = operation(ingest.record_many)
     record_each = operation(outcomes.record_each)
