@@ -56,6 +56,7 @@ SINGLE = {
     "store_version": ((), "training:version"),
     "api_keys": ((), "training:service:apikeys"),
     "api_key": (("abc",), "training:service:apikey:abc"),
+    "store_epoch": ((), "training:service:epoch"),
     "xapi_statement": (("s1",), "training:xapi:statement:s1"),
 }
 
@@ -110,6 +111,7 @@ def test_cluster_keys_by_name() -> None:
     assert k.all_training_courses() == "training:courses:all:{:catalog}"
     assert k.training_courses_by_category("x") == "training:courses:by-category:x:{:catalog}"
     assert k.api_keys() == "training:service:apikeys:{:service}"
+    assert k.store_epoch() == "training:service:epoch:{:service}"
     assert k.api_key("ab") == "training:service:apikey:{:service}:ab"
     assert k.time_zone_marker() == "training:meta:time-zone:{:meta}"
     assert k.course_registry() == "training:agg:courses:{:meta}"

@@ -468,7 +468,8 @@ class TrainingKeys:
         """String: a random token naming this store's life since it was last emptied, created
         by the first reader that finds it absent (``answers``). A store emptied and written
         again restarts its version from 0; its new epoch tells answers read before apart."""
-        return f"{self.prefix}training:service:epoch"
+        end = f":{{{SERVICE_TAG}}}" if self._cluster else ""
+        return f"{self.prefix}training:service:epoch{end}"
 
     def xapi_statement(self, statement_id: str) -> str:
         """String: the SHA-256 of an xAPI statement received under this id (a UUID), kept for
