@@ -39,6 +39,21 @@ def test_same_id_with_other_data_is_refused(analytics: Any, client: redis.Redis)
     assert snapshot(client) == before
 
 
+def test_a_refused_reissue_names_the_first_field_that_differs(
+    analytics: Any, client: redis.Redis
+) -> None:
+    # Fields are compared in the record's order (id, userId, courseId, ..., score), the same on
+    # every server: not in the order of a Lua table's traversal, which Redis 7 and Valkey 9
+    # do not share.
+    analytics.issue_training_certification(certification())
+    with pytest.raises(ta.CertificationExistsError, match="different userName$"):
+        analytics.issue_training_certification(certification(score=12, userName="Bea"))
+    with pytest.raises(ta.CertificationExistsError, match="different courseName$"):
+        analytics.issue_training_certification(
+            certification(verificationCode="VC-2", courseName={"en": "Other"})
+        )
+
+
 def test_claim_records_claimed_at_and_moves_the_status_set(
     analytics: Any, client: redis.Redis
 ) -> None:

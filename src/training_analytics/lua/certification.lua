@@ -18,11 +18,15 @@ HANDLERS['I'] = function(k, gv, cert_key, e)
   local id = e[4]
   local record = {}
   for i = 5, #e, 2 do record[e[i]] = e[i + 1] end
-  -- The certificate's hash needs no check: HGET reads it first, or HSET is the first write.
+  -- The certificate's hash needs no check: HMGET reads it first, or HSET is the first write.
   if redis.call('EXISTS', cert_key) == 1 then
-    for field, value in pairs(record) do
-      local stored = redis.call('HGET', cert_key, field)
-      if (stored or '') ~= value then
+    -- Fields compared in the order sent (not pairs(): its order differs between servers, and
+    -- the message names the first field that differs).
+    local names = {}
+    for i = 5, #e, 2 do names[#names + 1] = e[i] end
+    local stored = redis.call('HMGET', cert_key, unpack(names))
+    for i, field in ipairs(names) do
+      if (stored[i] or '') ~= e[4 + 2 * i] then
         return 'TA_CERT_EXISTS certification ' .. id .. ' exists with a different ' .. field
       end
     end
