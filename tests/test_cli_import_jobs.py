@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 import training_analytics as ta
+from training_analytics import import_jobs
 from training_analytics.cli import EXIT_INTERRUPTED, EXIT_REJECTED
 
 from .factories import certification, course, snapshot
@@ -294,3 +295,12 @@ def test_memory_does_not_grow_with_the_file(
         # Holding the large file's lines (or their records) would take 26 MB and more.
         assert grown < 12_000, (jobs, base, grown)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+def test_the_default_number_of_jobs() -> None:
+    assert import_jobs.choose_jobs(3, None) == 3
+    assert import_jobs.choose_jobs(None, None) == 1  # stdin: one process, lines in order
+    assert import_jobs.choose_jobs(None, import_jobs.AUTO_JOBS_BYTES - 1) == 1
+    chosen = import_jobs.choose_jobs(None, import_jobs.AUTO_JOBS_BYTES)
+    assert 1 <= chosen <= import_jobs.MAX_AUTO_JOBS
+    assert chosen == min(import_jobs.MAX_AUTO_JOBS, len(os.sched_getaffinity(0)))

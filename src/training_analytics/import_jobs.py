@@ -22,6 +22,7 @@ import contextlib
 import gc
 import json
 import multiprocessing
+import os
 import queue
 import signal
 import time
@@ -60,16 +61,32 @@ def available() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-DEFAULT_JOBS_TEXT = "1"
+#: Files smaller than this are imported by one process by default: forking workers and opening
+#: their connections costs more than it saves on a few thousand lines.
+AUTO_JOBS_BYTES = 4 << 20
+#: The most workers chosen by default (the server needs CPU too, often on the same machine).
+MAX_AUTO_JOBS = 4
+DEFAULT_JOBS_TEXT = (
+    f"1 for stdin and files under {AUTO_JOBS_BYTES >> 20} MiB, else the CPUs this process may "
+    f"use, at most {MAX_AUTO_JOBS}"
+)
+
+
+def _usable_cpus() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def choose_jobs(jobs: int | None, size: int | None) -> int:
-    """The workers of an import: ``jobs`` when given, else the default (see DEFAULT_JOBS_TEXT)."""
+    """The workers of an import: ``jobs`` when given, else DEFAULT_JOBS_TEXT's rule (``size``:
+    the file's bytes, None for stdin or a pipe, whose output stays in line order by default)."""
     if jobs is not None:
         if jobs > 1 and not available():
             raise InvalidInputError("--jobs needs a system that can fork processes; use --jobs 1")
         return jobs
-    return 1
+    if size is None or size < AUTO_JOBS_BYTES or not available():
+        return 1
+    return max(1, min(MAX_AUTO_JOBS, _usable_cpus()))
 
 
 @contextlib.contextmanager
