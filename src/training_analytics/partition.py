@@ -106,6 +106,47 @@ def _one(line: bytes, alias: bytes, name: bytes = b"") -> bytes | None:
     return None if match is None else match.group(1)
 
 
+# The layouts export and most producers write, keys first in this order: one anchored match
+# finds the key, and a few counts prove each field is given once (a later duplicate would win).
+_LEARNER_HEAD = re.compile(
+    rb'\{"kind":"(?:enrollment|completion|module_start|module_completion)",'
+    rb'"userId":"([^"]*)","courseId":"([^"]*)"'
+)
+_PROGRESS_HEAD = re.compile(
+    rb'\{"kind":"progress","progress":\{"userId":"([^"]*)","courseId":"([^"]*)"'
+)
+_STATUS_HEAD = re.compile(rb'\{"kind":"certification_status","certId":"([^"]*)"')
+_ISSUE_HEAD = re.compile(rb'\{"kind":"certification_issued","certification":\{"id":"([^"]*)"')
+
+
+def _usual(line: bytes) -> bytes | None:
+    """The key of a line in a usual layout (see above), or None. The line has no backslash."""
+    if line.count(b'"kind"') != 1:
+        return None
+    match = _LEARNER_HEAD.match(line)
+    if match is not None:
+        if line.count(b'"userId"') == 1 and line.count(b'"courseId"') == 1:
+            return _LEARNER + match.group(1) + b"\x00" + match.group(2)
+        return None
+    match = _PROGRESS_HEAD.match(line)
+    if match is not None:
+        # "progress" twice: the kind's value and the key (a second key would win).
+        if (
+            line.count(b'"progress"') == 2
+            and line.count(b'"userId"') == 1
+            and line.count(b'"courseId"') == 1
+        ):
+            return _LEARNER + match.group(1) + b"\x00" + match.group(2)
+        return None
+    match = _STATUS_HEAD.match(line)
+    if match is not None:
+        return _CERTIFICATE + match.group(1) if line.count(b'"certId"') == 1 else None
+    match = _ISSUE_HEAD.match(line)
+    if match is not None and line.count(b'"certification"') == 1 and line.count(b'"id"') == 1:
+        return _CERTIFICATE + match.group(1)
+    return None
+
+
 def raw_partition_key(line: bytes) -> bytes | None:
     """:func:`partition_key` of a JSON Lines line, read without decoding it; None when this
     cheap reading cannot be sure (escapes, a key given twice or nested, unusual spacing...):
@@ -119,6 +160,9 @@ def raw_partition_key(line: bytes) -> bytes | None:
     """
     if b"\\" in line:
         return None
+    usual = _usual(line)
+    if usual is not None:
+        return usual
     kind = _one(line, b'"kind"')
     if kind is None:
         return None
