@@ -196,7 +196,8 @@ class _Trickle(io.BytesIO):
 
 def _by_readline(data: bytes, limit: int) -> list[tuple[int, int, bytes | None]]:
     """The lines as a readline loop bounded by the limit finds them (the reader's contract)."""
-    stream, found, number = io.BytesIO(data), [], 0
+    stream, number = io.BytesIO(data), 0
+    found: list[tuple[int, int, bytes | None]] = []
     while chunk := stream.readline(limit + 1):
         number += 1
         size = len(chunk)

@@ -17,7 +17,7 @@ import json
 import math
 import uuid
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -299,6 +299,7 @@ def import_lines(
         if not run.tags and not run.refused:
             return
         if run.tags:
+            run.last = max(run.last, run.tags[-1])
             batch = _request(ctx, run, (stream_key, numbered + 1))
             if batch is not None:
                 numbered += 1
@@ -316,55 +317,61 @@ def import_lines(
             # stopped midway has written its day buckets in this zone too).
             yield from zone.remember_after_write(ctx)
 
-    reading = iter(records)
-    while True:
+    failure: list[BaseException] = []
+
+    def reading() -> Iterator[tuple[int, Any]]:
         try:
-            tag, record = next(reading)
-        except StopIteration:
-            break
-        except BaseException:
-            # The input failed or was interrupted (Ctrl-C while waiting for a pipe): what was
-            # sent is settled, so that the tally says how far the import got, then it raises.
-            while in_flight:
-                yield from collect()
+            yield from records
+        except GeneratorExit:
             raise
-        if type(record) in _EVENT_MODELS:
-            pass  # the usual record (a parsed line), told apart without the ABC checks below
-        elif isinstance(record, InvalidInputError):
-            current.refuse(tag, record)
-            continue
-        elif _is_course(record):
-            # The records before it are applied first, then the course, in file order.
-            yield from send(current)
-            current = _Run(ctx)
-            while in_flight:
-                yield from collect()
-            outcome = yield from _put_course(ctx, record)
-            if isinstance(outcome, bool):
-                if outcome:
-                    tally.applied += 1
+        except BaseException as exc:  # noqa: BLE001 - raised again below, once settled
+            # The input failed or was interrupted (Ctrl-C while waiting for a pipe): what was
+            # sent is settled first, so that the tally says how far the import got.
+            failure.append(exc)
+
+    events, kept, tags = current.events, current.records, current.tags
+    for tag, record in reading():
+        if type(record) not in _EVENT_MODELS:  # the usual record (a parsed line) skips these
+            if isinstance(record, InvalidInputError):
+                current.refuse(tag, record)
+                continue
+            if _is_course(record):
+                # The records before it are applied first, then the course, in file order.
+                yield from send(current)
+                current = _Run(ctx)
+                events, kept, tags = current.events, current.records, current.tags
+                while in_flight:
+                    yield from collect()
+                outcome = yield from _put_course(ctx, record)
+                if isinstance(outcome, bool):
+                    if outcome:
+                        tally.applied += 1
+                    else:
+                        tally.unchanged += 1
                 else:
-                    tally.unchanged += 1
-            else:
-                tally.rejected += 1
-                if tally.on_rejected is not None:
-                    tally.on_rejected(tag, type(outcome).__name__, str(outcome))
-            tally.settled = tag
-            continue
+                    tally.rejected += 1
+                    if tally.on_rejected is not None:
+                        tally.on_rejected(tag, type(outcome).__name__, str(outcome))
+                tally.settled = tag
+                continue
         try:
             # encode adds the event only once it is valid: a refusal leaves the batch as it was.
-            encode(current.events, record)
+            encode(events, record)
         except InvalidInputError as exc:
             current.refuse(tag, exc)
             continue
-        current.records.append(record)
-        current.tags.append(tag)
-        current.last = tag
-        if current.events.size >= batch_size:
+        kept.append(record)
+        tags.append(tag)
+        if len(tags) >= batch_size:
             yield from send(current)
             current = _Run(ctx)
+            events, kept, tags = current.events, current.records, current.tags
             if len(in_flight) > 1:
                 yield from collect()
+    if failure:
+        while in_flight:
+            yield from collect()
+        raise failure[0]
     yield from send(current)
     while in_flight:
         yield from collect()
