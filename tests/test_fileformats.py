@@ -6,6 +6,8 @@ import io
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import training_analytics as ta
 from training_analytics import fileformats as ff
@@ -13,13 +15,17 @@ from training_analytics.types import EventOutcome, EventOutcomes
 
 
 class _Recording(io.BytesIO):
-    """A stream that remembers the largest read asked of it."""
+    """A stream that remembers the largest read asked of it (and that it was asked)."""
 
     largest = 0
 
     def readline(self, size: int | None = -1) -> bytes:
-        self.largest = max(self.largest, size or 0)
+        self.largest = max(self.largest, size if size and size > 0 else 1 << 62)
         return super().readline(size)
+
+    def read1(self, size: int | None = -1) -> bytes:
+        self.largest = max(self.largest, size if size and size > 0 else 1 << 62)
+        return super().read1(size)
 
 
 def _read(data: bytes, fmt: ff.Format = "jsonl", limit: int = ff.MAX_LINE_BYTES) -> list[ff.Line]:
@@ -47,7 +53,7 @@ def test_line_limit_is_exact_and_a_long_line_is_never_held() -> None:
     assert reader.bytes_read == len(data)
     assert sum(line.size for line in lines) == len(data)
     # Never more than a block at a time, whatever the line's length.
-    assert stream.largest <= 64 * 1024
+    assert 0 < stream.largest <= 64 * 1024
 
 
 def test_jsonl_lines_numbers_blanks_bom_and_bad_text() -> None:
@@ -175,3 +181,51 @@ def test_import_stream_applies_chunk_after_chunk_and_says_how_far_it_got() -> No
     )
     assert (done.lines, done.applied, done.rejected, done.last_line) == (21, 20, 1, 21)
     assert [r.line for r in rejected] == [21]
+
+
+class _Trickle(io.BytesIO):
+    """A pipe that hands over a few bytes at a time."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        super().__init__(data)
+        self.step = step
+
+    def read1(self, size: int | None = -1) -> bytes:
+        return super().read1(min(self.step, size if size and size > 0 else self.step))
+
+
+def _by_readline(data: bytes, limit: int) -> list[tuple[int, int, bytes | None]]:
+    """The lines as a readline loop bounded by the limit finds them (the reader's contract)."""
+    stream, number = io.BytesIO(data), 0
+    found: list[tuple[int, int, bytes | None]] = []
+    while chunk := stream.readline(limit + 1):
+        number += 1
+        size = len(chunk)
+        if chunk.endswith(b"\n") or len(chunk) <= limit:
+            found.append((number, size, chunk.rstrip(b"\r\n")))
+            continue
+        while not chunk.endswith(b"\n") and (chunk := stream.readline(1000)):
+            size += len(chunk)
+        found.append((number, size, None))
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=40), st.sampled_from([b"\n", b"\r\n", b"\r\r\n"])
+        ),
+        max_size=12,
+    ),
+    last=st.integers(min_value=0, max_value=40),
+    limit=st.integers(min_value=1, max_value=20),
+    step=st.integers(min_value=1, max_value=50),
+)
+def test_the_reader_splits_lines_as_readline_would_across_blocks(
+    lines: list[tuple[int, bytes]], last: int, limit: int, step: int
+) -> None:
+    data = b"".join(b"x" * length + ending for length, ending in lines) + b"y" * last
+    reader = ff.LineReader(_Trickle(data, step), limit)
+    assert list(reader) == _by_readline(data, limit)
+    assert reader.bytes_read == len(data)

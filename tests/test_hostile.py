@@ -25,6 +25,7 @@ import training_analytics as ta
 from training_analytics.answers import AnswerCache, Stamp
 from training_analytics.certifications import get_credential_stats
 from training_analytics.courses import get_training_overview_metrics
+from training_analytics.transfer import ImportTally
 
 from .factories import Factory, certification, course
 
@@ -199,6 +200,25 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
             ),
             st.none(),
         ),
+        batch_size=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
+    ),
+    "import_lines": _args(
+        st.one_of(
+            st.lists(
+                st.tuples(
+                    st.integers(min_value=1, max_value=9),
+                    st.one_of(
+                        events,
+                        st.fixed_dictionaries(
+                            {"kind": st.just("course"), "course": _mutated(course("c3"))}
+                        ),
+                    ),
+                ),
+                max_size=4,
+            ),
+            st.none(),
+        ),
+        st.builds(ImportTally),
         batch_size=st.one_of(st.integers(min_value=-1, max_value=3), st.text(max_size=2)),
     ),
     "put_training_course": _args(_mutated(course("c2"))),

@@ -53,7 +53,7 @@ from .helpers import (
 from .keys import CACHE_TTL, TrainingKeys
 from .reindex import ReindexReport
 from .server import async_connect, connect
-from .transfer import CourseRecord, ExportCursor, ExportPage
+from .transfer import CourseRecord, ExportCursor, ExportPage, ImportTally
 from .types import (
     BatchResult,
     CertificationIssuedEvent,
@@ -121,6 +121,7 @@ __all__ = [
     "ExportCursor",
     "ExportPage",
     "IllegalTransitionError",
+    "ImportTally",
     "InvalidDateError",
     "InvalidDateRangeError",
     "InvalidDurationError",

@@ -59,7 +59,7 @@ from typer.models import CommandFunctionType
 
 import training_analytics as ta
 
-from . import fileformats
+from . import fileformats, import_jobs
 from ._time import parse_instant
 from .demo import (
     DEFAULT_LEARNERS,
@@ -1243,6 +1243,18 @@ def import_(
             "--max-line-bytes", min=1, help="Longer lines are rejected without being read."
         ),
     ] = fileformats.MAX_LINE_BYTES,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes, each with its own connection (a learner's events in a "
+            "course, and a certificate's, stay in order on one). Default: "
+            f"{import_jobs.DEFAULT_JOBS_TEXT}.",
+            show_default=False,
+        ),
+    ] = None,
     url: UrlOption = None,
     prefix: PrefixOption = None,
     tz: TzOption = None,
@@ -1274,23 +1286,30 @@ def import_(
             size = os.fstat(stream.fileno()).st_size
             total = size if size and os.path.isfile(file) else None
         store = _open_store(settings, url)
+        workers = import_jobs.choose_jobs(jobs, total)
         started = time.monotonic()
-        progress = stack.enter_context(
-            Progress(
-                SpinnerColumn(),
-                TextColumn("Importing"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-                disable=not err.is_terminal,
-            )
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("Importing"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
         )
         task = progress.add_task("import", total=total)
 
         def rejected(line: fileformats.RejectedLine) -> None:
+            if not err.is_terminal:
+                # The same text, without Rich's rendering (about 0.1 ms a line: a replay of a
+                # file of status changes reports thousands).
+                try:
+                    sys.stderr.write(f"line {line.line}: {line.error}: {_one_line(line.message)}\n")
+                except BrokenPipeError:
+                    _exit_on_broken_pipe()
+                return
             progress.console.print(
                 f"[yellow]line {line.line}:[/] {line.error}: {escape(_one_line(line.message))}",
                 highlight=False,
@@ -1299,26 +1318,59 @@ def import_(
 
         summary = fileformats.ImportSummary()
         try:
-            fileformats.import_stream(
-                stream,
-                fmt,
-                store.analytics.import_records,
-                on_rejected=rejected,
-                on_progress=lambda done: progress.update(task, completed=done),
-                max_line_bytes=max_line_bytes,
-                summary=summary,
-            )
-        except (KeyboardInterrupt, ta.StoreUnavailableError) as exc:
+            if workers == 1:
+                stack.enter_context(progress)
+                with import_jobs.collector_tuned():
+                    fileformats.import_file(
+                        stream,
+                        fmt,
+                        store.analytics.import_lines,
+                        on_rejected=rejected,
+                        on_progress=lambda done: progress.update(task, completed=done),
+                        max_line_bytes=max_line_bytes,
+                        summary=summary,
+                    )
+            else:
+                import_jobs.import_file_jobs(
+                    stream,
+                    fmt,
+                    workers,
+                    import_jobs.Target.of(store.client, settings.prefix, store.settings.tz),
+                    on_rejected=rejected,
+                    on_progress=lambda done: progress.update(task, completed=done),
+                    # The progress bar's thread starts once the workers are forked.
+                    started=lambda: stack.enter_context(progress),
+                    max_line_bytes=max_line_bytes,
+                    summary=summary,
+                )
+        except (KeyboardInterrupt, ta.TrainingAnalyticsError) as exc:
             progress.stop()
+            if isinstance(exc, ta.TrainingAnalyticsError) and not (
+                isinstance(exc, ta.StoreUnavailableError | import_jobs.WorkerError)
+                or (workers > 1 and summary.lines)
+            ):
+                raise  # refused before anything was imported: the usual message
             # Say how far it got: importing the file again is safe (what was applied reports
             # unchanged), or the lines after this one can be imported alone.
-            done = (
-                f"lines 1-{summary.last_line:,} were imported ({summary.applied:,} applied, "
-                f"{summary.unchanged:,} unchanged, {summary.rejected:,} rejected); lines after "
-                "that may be partly imported"
-                if summary.last_line
-                else "the first lines may be partly imported"
+            counts = (
+                f"{summary.applied:,} applied, {summary.unchanged:,} unchanged, "
+                f"{summary.rejected:,} rejected"
             )
+            if not summary.last_line:
+                done = "the first lines may be partly imported"
+                if workers > 1 and summary.lines:
+                    done += f" ({counts} so far)"
+            elif workers == 1:
+                done = (
+                    f"lines 1-{summary.last_line:,} were imported ({counts}); lines after "
+                    "that may be partly imported"
+                )
+            else:
+                done = (
+                    f"lines 1-{summary.last_line:,} were imported, and some after them "
+                    f"({counts} in all, by {workers} workers); lines after that may be partly "
+                    "imported"
+                )
             err.print(
                 f"[bold yellow]stopped:[/] {done}. Importing the same file again is safe: "
                 "what was applied reports unchanged (a status change already made, as rejected).",

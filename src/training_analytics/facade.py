@@ -202,6 +202,7 @@ class _Operations(_Facade[ClientT]):
     record_each = operation(outcomes.record_each)
     record_each_report = operation(outcomes.record_each_report)
     import_records = operation(transfer.import_records)
+    import_lines = operation(transfer.import_lines)
     export_page = operation(transfer.export_page)
     record_statements = operation(statements.record_statements)
     import_statements = operation(statements.import_statements)

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import uuid
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
@@ -23,14 +26,32 @@ from pydantic import Field
 from . import zone
 from ._codec import certification_from_hash, coerce, course_from_hash, progress_from_hash
 from ._context import Context
-from ._protocol import Op, cmd, pipeline, single
+from ._protocol import Await, Batch, Op, Submit, cmd, pipeline, single
 from ._time import from_epoch_ms, to_iso
+from ._writes import EventBatch, first_reply, outcomes, request
 from .catalog import put_training_course
-from .errors import ConflictError, InvalidIdError, InvalidInputError, StoreError
-from .ingest import DEFAULT_BATCH_SIZE, check_batch_arguments
+from .errors import (
+    ConflictError,
+    InvalidIdError,
+    InvalidInputError,
+    StoreError,
+    TrainingAnalyticsError,
+)
+from .ingest import DEFAULT_BATCH_SIZE, check_batch_arguments, encode, forget_sequence
 from .keys import check_id, glob_escape
 from .outcomes import OutcomeTally, apply_each
-from .types import EventOutcomes, SeedModel, TrainingCourse
+from .types import (
+    CertificationIssuedEvent,
+    CertificationStatusEvent,
+    CompletionEvent,
+    EnrollmentEvent,
+    EventOutcomes,
+    ModuleCompletionEvent,
+    ModuleStartEvent,
+    ProgressEvent,
+    SeedModel,
+    TrainingCourse,
+)
 
 COURSE_KIND = "course"
 
@@ -76,7 +97,10 @@ def _is_course(record: Any) -> bool:
     return isinstance(record, Mapping) and record.get("kind") == COURSE_KIND
 
 
-def _put_course(ctx: Context, record: Any, tally: OutcomeTally) -> Op[None]:
+def _put_course(ctx: Context, record: Any) -> Op[bool | TrainingAnalyticsError]:
+    """Create or replace a course record's course: whether it changed the store, or the error
+    that refused this record (a malformed course, one that kept changing under the write, or a
+    key of another type in its place). A store that cannot be reached still raises."""
     try:
         if isinstance(record, CourseRecord):
             course: Any = record.course
@@ -92,13 +116,10 @@ def _put_course(ctx: Context, record: Any, tally: OutcomeTally) -> Op[None]:
         except UnicodeEncodeError as exc:
             # A lone surrogate (JSON's \\ud800 escape): the client would fail while sending.
             raise InvalidInputError(f"text that is not valid Unicode ({exc.reason})") from exc
-        changed = yield from put_training_course(ctx, model)
+        changed: bool = yield from put_training_course(ctx, model)
     except (InvalidInputError, ConflictError, StoreError) as exc:
-        # This record only: a malformed course, one that kept changing under the write, or a
-        # key of another type in its place. A store that cannot be reached still raises.
-        tally.reject(exc)
-        return
-    tally.done(changed)
+        return exc
+    return changed
 
 
 def import_records(
@@ -126,10 +147,237 @@ def import_records(
         if end > start:
             yield from apply_each(ctx, records[start:end], tally, batch_size=batch_size)
         if end < len(records):
-            yield from _put_course(ctx, records[end], tally)
+            outcome = yield from _put_course(ctx, records[end])
+            if isinstance(outcome, bool):
+                tally.done(outcome)
+            else:
+                tally.reject(outcome)
             end += 1
         start = end
     return tally.result()
+
+
+# --- streamed import: numbered records in, counts and numbered rejections out ---------------
+
+
+@dataclass(slots=True)
+class ImportTally:
+    """What ``import_lines`` did so far, filled in as batches settle: constant size, whatever
+    the number of records (rejections are handed to ``on_rejected`` and not kept)."""
+
+    applied: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    settled: int = 0
+    """Every record numbered up to this one has its outcome (0 before the first): after an
+    interruption, records up to it were applied (or refused), later ones may be in part."""
+    on_rejected: Callable[[int, str, str], None] | None = None
+    """Called with (record number, error class name, message), in number order."""
+
+    @property
+    def records(self) -> int:
+        return self.applied + self.unchanged + self.rejected
+
+
+_EVENT_MODELS: frozenset[type] = frozenset(
+    {
+        EnrollmentEvent,
+        CompletionEvent,
+        ModuleStartEvent,
+        ModuleCompletionEvent,
+        ProgressEvent,
+        CertificationIssuedEvent,
+        CertificationStatusEvent,
+    }
+)
+
+
+class _Run:
+    """A batch being filled or in flight: its events, their numbers, and the records refused
+    before it was sent (reported with its outcomes, so rejections come in number order)."""
+
+    __slots__ = ("events", "last", "records", "refused", "tags", "ticket")
+
+    def __init__(self, ctx: Context) -> None:
+        self.events = EventBatch(ctx)
+        self.records: list[Any] = []
+        self.tags: list[int] = []
+        self.refused: list[tuple[int, str, str]] = []
+        self.last = 0
+        self.ticket: Any = None
+
+    def refuse(self, tag: int, error: Exception) -> None:
+        self.refused.append((tag, type(error).__name__, str(error)))
+        self.last = max(self.last, tag)
+
+    def settle(self, tally: ImportTally, replies: list[Any]) -> None:
+        if len(replies) != len(self.tags):
+            raise StoreError(f"the server replied {len(replies)} outcomes for {len(self.tags)}")
+        applied, unchanged = replies.count(1), replies.count(0)
+        if applied + unchanged == len(replies) and not self.refused:  # the usual batch
+            tally.applied += applied
+            tally.unchanged += unchanged
+            tally.settled = self.last
+            return
+        rejections = self.refused
+        for tag, outcome in zip(self.tags, outcomes(replies), strict=True):
+            if outcome is True:
+                tally.applied += 1
+            elif outcome is False:
+                tally.unchanged += 1
+            else:
+                rejections.append((tag, type(outcome).__name__, str(outcome)))
+        rejections.sort(key=lambda rejection: rejection[0])
+        tally.rejected += len(rejections)
+        if tally.on_rejected is not None:
+            for rejection in rejections:
+                tally.on_rejected(*rejection)
+        tally.settled = self.last
+
+
+def _request(ctx: Context, run: _Run, sequence: tuple[str, int]) -> Batch | None:
+    """The round trip for a batch numbered ``sequence`` in its stream (it runs only after the
+    batch before it, see ``lua/apply.lua``), or None when no event of it can be sent. An event
+    whose text cannot be sent (a lone surrogate, which JSON's escapes let through) is refused
+    on its own, and the batch encoded again from the others."""
+    run.events.in_sequence(*sequence)
+    try:
+        return request(run.events)
+    except InvalidInputError:
+        pass  # refused while encoding the whole call: find the events at fault
+    kept = EventBatch(ctx)
+    records, tags = run.records, run.tags
+    run.records, run.tags = [], []
+    for record, tag in zip(records, tags, strict=True):
+        alone = EventBatch(ctx)
+        alone.bulk = True
+        encode(alone, record)
+        try:
+            request(alone)
+        except InvalidInputError as exc:
+            run.refuse(tag, exc)
+            continue
+        encode(kept, record)
+        run.records.append(record)
+        run.tags.append(tag)
+    if not run.tags:
+        return None
+    run.events = kept
+    kept.in_sequence(*sequence)
+    return request(kept)
+
+
+def import_lines(
+    ctx: Context,
+    records: Iterable[tuple[int, Any]],
+    tally: ImportTally,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Op[ImportTally]:
+    """Apply numbered import records in order, as a stream: constant memory, however many.
+
+    Each item is (number, record): the number (a file's line number) names the record in
+    rejections and in ``tally.settled``, and must increase; the record is what
+    ``import_records`` takes (an event or a course, a model or its dict form), or an
+    ``InvalidInputError`` for a record refused before this (a line that is not JSON), reported
+    as rejected in its place. ``records`` is read lazily: the next batch is read and encoded
+    while the server applies the one before (one batch in flight, kept in order by a sequence
+    as ``record_many(stream=True)`` does); a course record waits for the events before it.
+    Outcomes go into ``tally`` as batches settle (it is returned too). Errors of the store
+    raise: ``tally`` says up to which record everything was applied.
+    """
+    check_batch_arguments(records, batch_size)
+    yield from zone.check_before_write(ctx)
+    applied_before = tally.applied
+    stream_key = ctx.keys.ingest_sequence(uuid.uuid4().hex)
+    numbered = 0
+    in_flight: deque[_Run] = deque()
+    current = _Run(ctx)
+
+    def send(run: _Run) -> Generator[Any, Any, None]:
+        nonlocal numbered
+        if not run.tags and not run.refused:
+            return
+        if run.tags:
+            run.last = max(run.last, run.tags[-1])
+            batch = _request(ctx, run, (stream_key, numbered + 1))
+            if batch is not None:
+                numbered += 1
+                run.ticket = yield Submit(batch)
+        in_flight.append(run)
+
+    def collect() -> Generator[Any, Any, None]:
+        run = in_flight.popleft()
+        if run.ticket is None:
+            run.settle(tally, [])
+        else:
+            run.settle(tally, first_reply((yield Await(run.ticket))))
+        if tally.applied > applied_before:
+            # Once, on the first write that changed the store (not only at the end: an import
+            # stopped midway has written its day buckets in this zone too).
+            yield from zone.remember_after_write(ctx)
+
+    failure: list[BaseException] = []
+
+    def reading() -> Iterator[tuple[int, Any]]:
+        try:
+            yield from records
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - raised again below, once settled
+            # The input failed or was interrupted (Ctrl-C while waiting for a pipe): what was
+            # sent is settled first, so that the tally says how far the import got.
+            failure.append(exc)
+
+    events, kept, tags = current.events, current.records, current.tags
+    for tag, record in reading():
+        if type(record) not in _EVENT_MODELS:  # the usual record (a parsed line) skips these
+            if isinstance(record, InvalidInputError):
+                current.refuse(tag, record)
+                continue
+            if _is_course(record):
+                # The records before it are applied first, then the course, in file order.
+                yield from send(current)
+                current = _Run(ctx)
+                events, kept, tags = current.events, current.records, current.tags
+                while in_flight:
+                    yield from collect()
+                outcome = yield from _put_course(ctx, record)
+                if isinstance(outcome, bool):
+                    if outcome:
+                        tally.applied += 1
+                    else:
+                        tally.unchanged += 1
+                else:
+                    tally.rejected += 1
+                    if tally.on_rejected is not None:
+                        tally.on_rejected(tag, type(outcome).__name__, str(outcome))
+                tally.settled = tag
+                continue
+        try:
+            # encode adds the event only once it is valid: a refusal leaves the batch as it was.
+            encode(events, record)
+        except InvalidInputError as exc:
+            current.refuse(tag, exc)
+            continue
+        kept.append(record)
+        tags.append(tag)
+        if len(tags) >= batch_size:
+            yield from send(current)
+            current = _Run(ctx)
+            events, kept, tags = current.events, current.records, current.tags
+            if len(in_flight) > 1:
+                yield from collect()
+    if failure:
+        while in_flight:
+            yield from collect()
+        raise failure[0]
+    yield from send(current)
+    while in_flight:
+        yield from collect()
+    if numbered:
+        yield from forget_sequence(stream_key)
+    return tally
 
 
 # --- export ------------------------------------------------------------------------------------
