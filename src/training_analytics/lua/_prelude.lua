@@ -22,13 +22,28 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
+-- Epoch milliseconds of a valid date and time, or nil.
+local function to_epoch_ms(y, mo, d, h, mi, sec, ms, offset)
+  if mo < 1 or mo > 12 or d < 1 or d > days_in_month(y, mo) or y < 1 then return nil end
+  if h > 23 or mi > 59 or sec > 59 then return nil end
+  return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + sec * 1000 + ms - offset
+end
+
 -- Epoch milliseconds of YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|(+|-)HH[:]MM], or nil.
 local function parse_ts(s)
   if not s or s == '' then return nil end
-  local y, mo, d, rest = string.match(s, '^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$')
+  -- The stored form (every write normalises to it) in one match.
+  local y, mo, d, h, mi, sec, ms = string.match(s,
+    '^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.(%d%d%d)Z$')
+  if y then
+    return to_epoch_ms(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
+      tonumber(sec), tonumber(ms), 0)
+  end
+  local rest
+  y, mo, d, rest = string.match(s, '^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$')
   if not y then return nil end
   y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  local h, mi, sec, ms = 0, 0, 0, 0
+  h, mi, sec, ms = 0, 0, 0, 0
   local first = string.sub(rest, 1, 1)
   if first == 'T' or first == ' ' then
     local hh, mm, tail = string.match(rest, '^.(%d%d):(%d%d)(.*)$')
@@ -52,9 +67,7 @@ local function parse_ts(s)
     offset = (tonumber(oh) * 60 + tonumber(om)) * 60000
     if sign == '-' then offset = -offset end
   end
-  if mo < 1 or mo > 12 or d < 1 or d > days_in_month(y, mo) or y < 1 then return nil end
-  if h > 23 or mi > 59 or sec > 59 then return nil end
-  return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + sec * 1000 + ms - offset
+  return to_epoch_ms(y, mo, d, h, mi, sec, ms, offset)
 end
 
 -- JavaScript parseFloat: the longest leading decimal number, or nil.
