@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -301,11 +302,65 @@ def test_a_stopped_node_is_store_unavailable(local_cluster: LocalCluster) -> Non
         owner = cluster.owner(cluster.keyslot(f"training:enrollments:{{{course_id}}}"))
         port = int(owner.address.rsplit(":", 1)[1])
         cluster.stop_node(port)
+        many_courses = [
+            {"kind": "enrollment", "userId": "u3", "courseId": f"course-{n}"} for n in range(30)
+        ]
+
+        async def record_async() -> None:
+            aclient = redis.asyncio.cluster.RedisCluster(
+                host=seed.host, port=seed.port, password=cluster.password, socket_timeout=2
+            )
+            try:
+                await ta.AsyncTrainingAnalytics(aclient).record_many(many_courses)
+            finally:
+                await aclient.aclose()
+
         try:
             with pytest.raises(ta.StoreUnavailableError):
                 facade.record_enrollment("u2", course_id)
+            # A batch split over every primary, one of them down: sync and asyncio.
+            with pytest.raises(ta.StoreUnavailableError):
+                facade.record_many(many_courses)
+            with pytest.raises(ta.StoreUnavailableError):
+                asyncio.run(record_async())
         finally:
             cluster.start_node(port)
             cluster.wait_until_stable(timeout=60)
     finally:
         client.close()
+
+
+def test_ask_and_tryagain_during_a_slot_migration_are_followed(
+    cluster_facade: Any,
+    cluster: ClusterControl,
+) -> None:
+    """Keys already migrated, the slot not yet handed over: the source answers ASK, and reads go
+    to the target after ASKING. A write that would create a key there gets TRYAGAIN (the
+    target refuses keys it does not hold yet) and waits until the slot is handed over (here by
+    another thread, while it waits); the target first loads the code it lacks."""
+    course_id = "course-asked"
+    slot = cluster.keyslot(f"training:enrollments:{{{course_id}}}")
+    cluster_facade.record_many(
+        [{"kind": "enrollment", "userId": f"u{i}", "courseId": course_id} for i in range(20)]
+    )
+    source = cluster.owner(slot)
+    target = next(node for node in cluster.primaries() if node.node_id != source.node_id)
+    cluster.command(target.address, "FUNCTION", "FLUSH")
+    move = cluster.slot_move(slot, target)
+    move.begin()
+    handover = threading.Timer(0.3, move.finish)
+    try:
+        assert move.migrate_all() > 0
+        assert cluster_facade.get_course_enrollment_count(course_id) == 20  # ASK
+        assert cluster_facade.get_course_enrollments(course_id)[:2] == ["u0", "u1"]
+        handover.start()
+        assert cluster_facade.record_enrollment("late", course_id) is True  # TRYAGAIN, then ok
+    finally:
+        if handover.ident is not None:
+            handover.join()
+        if cluster.owner(slot).node_id != target.node_id:
+            move.finish()
+    assert handover.finished.is_set()
+    assert cluster_facade.get_course_enrollment_count(course_id) == 21
+    assert cluster_facade.get_course_detailed_analytics(course_id).enrollments == 21
+    cluster.move_slot(slot, source)

@@ -15,12 +15,16 @@ client's default node.
 Redirections are followed for the calls that got them, the others keep their replies:
 ``MOVED`` updates the slot map (the slot's new owner) and resends the call there; ``ASK`` (a
 slot being migrated whose keys are already on the target) sends ``ASKING`` and the call to the
-target on one connection; ``TRYAGAIN`` (a slot half migrated) waits a moment and resends. A
+target on one connection; ``TRYAGAIN`` (a call whose keys are half migrated: a write creating a
+key in a slot being imported gets it until the slot is handed over) waits and resends, the wait
+doubling up to about 4 s in all. A
 node that does not answer raises StoreUnavailableError (the slot map is read again for the next
 call, so a failover is picked up), never a hang beyond the client's socket timeouts.
 
-The asyncio executor sends the nodes' parts concurrently (gathered); the sync one sends them
-node after node. A ``Submit`` runs at once on a cluster (like the single-connection path of
+The asyncio executor sends the nodes' parts concurrently (gathered); the sync one writes every
+node's part, each on a connection of that node's pool, before it reads any, so the nodes work
+side by side there too (a part that needs code loaded then goes the single server's slow way).
+A ``Submit`` runs at once on a cluster (like the single-connection path of
 ``_exec._Submitted``): the import keeps its order per tag, and a batch is not pipelined behind
 the previous one. A batch spanning nodes is atomic per call (per hash tag), not as a whole.
 """
@@ -47,9 +51,9 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from .._exec import _send, aexchange, exchange
+from .._exec import _drive, _send, aexchange, exchange
 from .._protocol import Await, Batch, Call, Command, Op, ScriptCall, Submit
-from .._wire import Commands, Mode, finish
+from .._wire import Commands, Mode, commands_for, finish, has_errors, translate, unencodable
 from ..errors import ClusterUnsupportedError, StoreUnavailableError, TrainingAnalyticsError
 
 __all__ = ["aexecute_cluster", "arun_on_cluster", "execute_cluster", "run_on_cluster"]
@@ -58,8 +62,10 @@ T = TypeVar("T")
 
 #: Rounds of redirections one batch follows before giving up (a slot moving twice while a
 #: batch is in flight needs two; a target without our code one more).
-MAX_ROUNDS = 8
-_TRY_AGAIN_PAUSE = 0.05
+MAX_ROUNDS = 12
+# TRYAGAIN (a call whose keys are half migrated) and CLUSTERDOWN (a failover under way) wait,
+# doubling from 50 ms up to 0.5 s: about 4 s in all before the call is given up.
+_FIRST_PAUSE, _LONGEST_PAUSE = 0.05, 0.5
 # Commands without a key: any primary answers them.
 _KEYLESS = frozenset({"PING", "ECHO", "TIME", "INFO"})
 
@@ -108,6 +114,7 @@ class _Plan:
         self.replies: list[Any] = [None] * len(calls)
         self.todo = list(range(len(calls)))
         self.ask: dict[int, tuple[str, int]] = {}
+        self.waits = 0
 
     def settle(self, indices: Sequence[int], replies: list[Any], asked: bool) -> None:
         if asked:  # [ASKING, call] pairs: the call's replies
@@ -115,18 +122,28 @@ class _Plan:
         for index, reply in zip(indices, replies, strict=True):
             self.replies[index] = reply
 
-    def next_round(self) -> list[Any]:
-        """Plan the resends; the redirections to follow (MOVED / ASK errors)."""
+    def next_round(self) -> tuple[list[Any], float]:
+        """Plan the resends: the MOVED errors to update the slot map with, and how long to
+        wait first (TRYAGAIN / CLUSTERDOWN), 0 for none."""
         self.todo = [i for i in self.todo if _redirected(self.replies[i])]
-        self.ask = {}
+        asked, self.ask = self.ask, {}
         moves = []
+        wait = False
         for i in self.todo:
             reply = self.replies[i]
             if isinstance(reply, MovedError):
                 moves.append(reply)
             elif isinstance(reply, AskError):
                 self.ask[i] = (reply.host, reply.port)
-        return moves
+            else:
+                wait = True
+                if i in asked:  # TRYAGAIN on the target of an ASK: ask it again
+                    self.ask[i] = asked[i]
+        if not wait:
+            return moves, 0.0
+        pause = min(_FIRST_PAUSE * 2**self.waits, _LONGEST_PAUSE)
+        self.waits += 1
+        return moves, pause
 
     def result(self, decoded: bool) -> list[Any]:
         return finish([_unroutable(reply) for reply in self.replies], decoded)
@@ -152,6 +169,11 @@ def _part_calls(plan: _Plan, indices: list[int], asked: bool) -> list[Call]:
     if not asked:
         return [plan.calls[i] for i in indices]
     return [call for i in indices for call in _asked(plan.calls[i])]
+
+
+def _no_node(exc: RedisClusterException) -> StoreUnavailableError:
+    """A slot no node serves in the client's map (a primary down, no replica promoted)."""
+    return StoreUnavailableError(f"no cluster node serves a slot this call needs: {exc}")
 
 
 def _lost(node_name: str, error: TrainingAnalyticsError) -> TrainingAnalyticsError:
@@ -204,28 +226,128 @@ def _send_part(
     return replies, decoded
 
 
+class _Wire:
+    """One node's part of a batch sent on a connection of its own, read after every node's
+    part was written: the nodes work side by side, as under asyncio."""
+
+    __slots__ = ("calls", "client", "commands", "connection", "mode", "node", "read")
+
+    def __init__(self, client: redis.cluster.RedisCluster, node: Any, calls: list[Call]) -> None:
+        self.node, self.calls = node, calls
+        self.client: redis.Redis = client.get_redis_connection(node)
+        self.mode = _MODES.get(node.name, "functions")
+        self.commands = commands_for(calls, self.mode)
+        self.connection: Any = None
+        self.read = False
+
+    def replies(self) -> list[Any]:
+        callbacks = self.client.response_callbacks
+        replies: list[Any] = []
+        for command in self.commands:
+            try:
+                reply = self.connection.read_response()
+            except redis.exceptions.ResponseError as exc:
+                replies.append(exc)
+                continue
+            name = command[0]
+            if name in callbacks:
+                reply = callbacks[name](reply)
+            replies.append(reply)
+        self.read = True
+        return replies
+
+    def close(self) -> None:
+        if self.connection is None:
+            return
+        if not self.read:  # replies left unread must not reach the next user
+            self.connection.disconnect()
+        self.client.connection_pool.release(self.connection)
+
+    def finish(self, replies: list[Any]) -> tuple[list[Any], bool]:
+        """Code the node lacked loaded, the failed calls resent (the single server's way)."""
+        mode = self.mode
+        if has_errors(replies):
+            try:
+                replies, mode = _drive(partial(_send, self.client), self.calls, replies, mode)
+            except redis.exceptions.RedisError as exc:
+                raise translate(exc) from exc
+            if mode != self.mode:
+                _MODES[self.node.name] = mode
+        kwargs = self.client.connection_pool.connection_kwargs
+        return replies, bool(kwargs.get("decode_responses", False))
+
+
+def _send_parts(
+    client: redis.cluster.RedisCluster, parts: list[tuple[Any, list[Call]]]
+) -> list[tuple[list[Any], bool]]:
+    """Each node's calls in one round trip, all nodes written before any is read."""
+    if len(parts) == 1:
+        node, calls = parts[0]
+        try:
+            return [_send_part(client, node, calls)]
+        except TrainingAnalyticsError as exc:
+            raise _lost(node.name, exc) from exc
+    wires = [_Wire(client, node, calls) for node, calls in parts]
+    current = wires[0]
+    try:
+        # Every part packed before anything is sent: text that cannot be encoded refuses the
+        # whole batch with nothing sent.
+        packed = []
+        for wire in wires:
+            current = wire
+            wire.connection = wire.client.connection_pool.get_connection()
+            packed.append(wire.connection.pack_commands(wire.commands))
+        for wire, data in zip(wires, packed, strict=True):
+            current = wire
+            wire.connection.send_packed_command(data)
+        read = []
+        for wire in wires:
+            current = wire
+            read.append(wire.replies())
+        done = []
+        for wire, replies in zip(wires, read, strict=True):
+            current = wire
+            done.append(wire.finish(replies))
+        return done
+    except UnicodeEncodeError as exc:
+        raise unencodable(exc) from exc
+    except redis.exceptions.RedisError as exc:
+        raise _lost(current.node.name, translate(exc)) from exc
+    except TrainingAnalyticsError as exc:
+        raise _lost(current.node.name, exc) from exc
+    finally:
+        for wire in wires:
+            wire.close()
+
+
 def execute_cluster(client: redis.cluster.RedisCluster, batch: Batch) -> list[Any]:
     """Run a batch on a sync cluster client: its replies in order, the first error raised."""
     plan = _Plan(batch.calls)
     decoded = False
-    for round_number in range(MAX_ROUNDS):
-        for node, indices, asked in _parts(
-            plan, partial(_node_of, client), partial(_asked_node, client)
-        ):
-            try:
-                replies, decoded = _send_part(client, node, _part_calls(plan, indices, asked))
-            except TrainingAnalyticsError as exc:
-                if isinstance(exc, StoreUnavailableError):
-                    _refresh(client)
-                raise _lost(node.name, exc) from exc
+    for _ in range(MAX_ROUNDS):
+        try:
+            parts = _parts(plan, partial(_node_of, client), partial(_asked_node, client))
+        except RedisClusterException as exc:
+            _refresh(client)
+            raise _no_node(exc) from exc
+        try:
+            sent = _send_parts(
+                client,
+                [(node, _part_calls(plan, indices, asked)) for node, indices, asked in parts],
+            )
+        except StoreUnavailableError:
+            _refresh(client)
+            raise
+        for (_, indices, asked), (replies, node_decodes) in zip(parts, sent, strict=True):
             plan.settle(indices, replies, asked)
-        moves = plan.next_round()
+            decoded = node_decodes
+        moves, pause = plan.next_round()
         if not plan.todo:
             break
         for moved in moves:
             client.nodes_manager.move_slot(moved)
-        if round_number and not moves and not plan.ask:
-            time.sleep(_TRY_AGAIN_PAUSE)  # TRYAGAIN / CLUSTERDOWN: a slot mid-move
+        if pause:
+            time.sleep(pause)
     return plan.result(decoded)
 
 
@@ -316,10 +438,13 @@ async def _asend_part(node: redis.asyncio.cluster.ClusterNode, calls: list[Call]
 
 async def aexecute_cluster(client: redis.asyncio.cluster.RedisCluster, batch: Batch) -> list[Any]:
     """``execute_cluster`` for asyncio: the nodes' parts concurrently."""
-    await client.initialize()
+    try:
+        await client.initialize()
+    except (redis.exceptions.RedisError, RedisClusterException, OSError) as exc:
+        raise StoreUnavailableError(f"the cluster cannot be reached: {exc}") from exc
     plan = _Plan(batch.calls)
     decoded = False
-    for round_number in range(MAX_ROUNDS):
+    for _ in range(MAX_ROUNDS):
         unknown: list[tuple[str, int]] = [
             where for where in plan.ask.values() if client.get_node(*where) is None
         ]
@@ -332,7 +457,11 @@ async def aexecute_cluster(client: redis.asyncio.cluster.RedisCluster, batch: Ba
                 raise StoreUnavailableError("the cluster redirected a call to an unknown node")
             return node
 
-        parts = _parts(plan, partial(_anode_of, client), asked_node)
+        try:
+            parts = _parts(plan, partial(_anode_of, client), asked_node)
+        except RedisClusterException as exc:
+            await _arefresh(client)
+            raise _no_node(exc) from exc
         outcomes = await asyncio.gather(
             *(
                 _asend_part(node, _part_calls(plan, indices, asked))
@@ -355,13 +484,13 @@ async def aexecute_cluster(client: redis.asyncio.cluster.RedisCluster, batch: Ba
             if isinstance(failure, TrainingAnalyticsError):
                 raise _lost(lost_node, failure) from failure
             raise failure
-        moves = plan.next_round()
+        moves, pause = plan.next_round()
         if not plan.todo:
             break
         for moved in moves:
             await client.nodes_manager.move_slot(moved)
-        if round_number and not moves and not plan.ask:
-            await asyncio.sleep(_TRY_AGAIN_PAUSE)
+        if pause:
+            await asyncio.sleep(pause)
     return plan.result(decoded)
 
 
