@@ -66,8 +66,9 @@ MAX_ROUNDS = 12
 # TRYAGAIN (a call whose keys are half migrated) and CLUSTERDOWN (a failover under way) wait,
 # doubling from 50 ms up to 0.5 s: about 4 s in all before the call is given up.
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.05, 0.5
-# Commands without a key: any primary answers them.
-_KEYLESS = frozenset({"PING", "ECHO", "TIME", "INFO"})
+# Commands without a key: the default node answers them. (SCAN is per node: the operations
+# that scan, reindex and export, are refused on a cluster for now.)
+_KEYLESS = frozenset({"PING", "ECHO", "TIME", "INFO", "SCAN"})
 
 # How each node runs our code (functions, scripts, legacy), by node name ("host:port").
 _MODES: dict[str, Mode] = {}
