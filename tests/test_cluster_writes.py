@@ -131,6 +131,13 @@ def single(client: redis.Redis) -> ta.TrainingAnalytics:
     return ta.TrainingAnalytics(client, clock=_clock)
 
 
+def _registry(cluster: ClusterControl, facade: Any) -> set[str]:
+    """The course registry, read on the primary that holds it."""
+    key = facade.keys.course_registry()
+    members = cluster.command(cluster.owner(cluster.keyslot(key)).address, "SMEMBERS", key)
+    return {m.decode() if isinstance(m, bytes) else m for m in members}
+
+
 # Outcomes compared without messages: a certificate issued again with other data is refused
 # naming the first field that differs, in the order the server's Lua iterates a table (Redis 7
 # and Valkey 9 differ).
@@ -143,7 +150,7 @@ def _outcomes(result: Any) -> list[tuple[int, str, str | None]]:
 
 
 def test_record_many_stream_gives_the_single_servers_answers(
-    cluster_facade: Any, single: ta.TrainingAnalytics
+    cluster_facade: Any, single: ta.TrainingAnalytics, cluster: ClusterControl
 ) -> None:
     history = events(HISTORY)
     _catalog(single, HISTORY)
@@ -160,6 +167,7 @@ def test_record_many_stream_gives_the_single_servers_answers(
     assert different == []
     # The history spreads over every primary: the test covers the split by node.
     assert sum(1 for v in expected.values() if v) > 100
+    assert _registry(cluster, cluster_facade) == set(HISTORY.course_ids())
     # Replayed, it is counted as on one server (re-saved progress applies again, certificates
     # issued again with another status are refused) and the answers do not move.
     again = cluster_facade.record_many(history, batch_size=700)
@@ -168,7 +176,7 @@ def test_record_many_stream_gives_the_single_servers_answers(
 
 
 def test_single_calls_and_record_each_give_the_single_servers_answers(
-    cluster_facade: Any, single: ta.TrainingAnalytics
+    cluster_facade: Any, single: ta.TrainingAnalytics, cluster: ClusterControl
 ) -> None:
     _catalog(single, SMALL)
     single.record_many(events(SMALL))
@@ -177,6 +185,7 @@ def test_single_calls_and_record_each_give_the_single_servers_answers(
     _catalog(cluster_facade, SMALL)
     _apply_one_by_one(cluster_facade, SMALL)
     assert answers(cluster_facade, SMALL) == expected
+    assert _registry(cluster, cluster_facade) == set(SMALL.course_ids())
     outcomes = cluster_facade.record_each(events(SMALL), batch_size=300)
     assert _outcomes(outcomes) == _outcomes(single.record_each(events(SMALL), batch_size=300))
     assert answers(cluster_facade, SMALL) == expected

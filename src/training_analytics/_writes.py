@@ -32,7 +32,7 @@ from ._codec import (
 )
 from ._context import Context
 from ._index import base_keys
-from ._protocol import Batch, Op, ScriptCall, load_script
+from ._protocol import Batch, Command, Op, ScriptCall, load_script
 from ._time import day_bucket, epoch_ms, from_epoch_ms, instant_ms, normalize_timestamp, to_iso
 from ._wire import script_error
 from .errors import InvalidIdError, InvalidInputError, InvalidStatusError, TrainingAnalyticsError
@@ -576,10 +576,34 @@ def request(events: EventBatch) -> Batch:
     return Batch(events.calls())
 
 
+def register_courses(events: EventBatch) -> Op[None]:
+    """Cluster layout: add the batch's courses to the course registry (``training:agg:courses:
+    {:meta}``, what sums over courses run over) before their first write, one SADD for those
+    this process has not registered yet. The registry is in another slot than any course, so
+    it cannot be written in the course's call: written first, it is always a superset of the
+    courses with data (a crash in between leaves a course with nothing, which sums to zero).
+    Nothing in the single layout."""
+    if not events.ctx.keys.cluster:
+        return
+    known: set[str] = events.ctx.memo.setdefault("registered", set())
+    new = [
+        tag
+        for tag in events.tags()
+        if tag is not None and tag not in known and not tag.startswith(":")
+    ]
+    if not new:
+        return
+    yield Batch((Command(("SADD", events.ctx.keys.course_registry(), *new)),))
+    if len(known) >= _MEMO_LIMIT:
+        known.clear()
+    known.update(new)
+
+
 def send(events: EventBatch) -> Op[list[Any]]:
     """Apply a batch (one round trip); the script's reply, one entry per event."""
     if events.size == 0:
         return []
+    yield from register_courses(events)
     replies = yield request(events)
     return events.script_replies(replies)
 
@@ -587,6 +611,7 @@ def send(events: EventBatch) -> Op[list[Any]]:
 def apply_one(events: EventBatch) -> Op[bool]:
     """A batch of one event: its error raised, else whether it changed the store."""
     yield from zone.check_before_write(events.ctx)
+    yield from register_courses(events)
     replies = yield request(events)
     outcome = _outcome(events.script_replies(replies)[0])
     if isinstance(outcome, TrainingAnalyticsError):

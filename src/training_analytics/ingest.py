@@ -12,8 +12,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import zone
 from ._context import Context
-from ._protocol import Await, Op, Submit, batch, cmd, single
-from ._writes import EventBatch, StreamSequence, outcomes, request
+from ._protocol import Await, Op, Submit, cmd, pipeline, single
+from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
 from .errors import (
     BatchAbortedError,
     InvalidInputError,
@@ -145,6 +145,7 @@ def record_many(
         requests = [request(events_batch) for events_batch in batches]
         for events_batch, batch in zip(batches, requests, strict=True):
             try:
+                yield from register_courses(events_batch)
                 replies = yield batch
             except TrainingAnalyticsError as exc:
                 doubt = events_batch.size if isinstance(exc, StoreUnavailableError) else 0
@@ -174,6 +175,7 @@ def _stream(ctx: Context, events: Iterable[Any], batch_size: int, tally: _Tally)
             break
         stream.advance(events_batch)
         try:
+            yield from register_courses(events_batch)
             in_flight.append(((yield Submit(batch)), events_batch))
         except TrainingAnalyticsError as exc:
             failure = exc
@@ -229,7 +231,7 @@ def forget_sequence(stream: StreamSequence) -> Generator[Any, Any, None]:
     """Delete a stream's sequence keys (best effort: they expire anyway). One DEL per key:
     on a cluster they sit on the nodes of their tags."""
     with contextlib.suppress(TrainingAnalyticsError):
-        yield batch(*(cmd("DEL", key) for key in stream.counter_keys()))
+        yield from pipeline([cmd("DEL", key) for key in stream.counter_keys()])
 
 
 def _aborted(

@@ -23,7 +23,7 @@ from typing_extensions import TypedDict
 from . import zone
 from ._context import Context
 from ._protocol import Await, Batch, Call, Op, ScriptCall, Submit
-from ._writes import EventBatch, StreamSequence, outcomes, request
+from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
 from .errors import InvalidInputError, StoreError
 from .ingest import DEFAULT_BATCH_SIZE, check_batch_arguments, encode, forget_sequence
 from .types import EventOutcome, EventOutcomes
@@ -305,6 +305,7 @@ def apply_each(
         current.positions.append(tally.pending())
         if full is not None:
             if full[1]:
+                yield from register_courses(full[2])
                 in_flight.append(((yield Submit(full[0])), full[1], full[2]))
             full = None
             if len(in_flight) > 1:
@@ -318,6 +319,7 @@ def apply_each(
         sequence = stream if numbered else None
         last = next_number(_sendable(ctx, current, tally, sequence))
     if last is not None and last[1]:
+        yield from register_courses(last[2])
         if not in_flight:  # a single batch: one plain round trip
             tally.settle(last[1], last[2].script_replies((yield last[0])))
         else:
