@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from functools import partial
 from typing import Any, Final, TypeVar
 
 import redis
@@ -50,31 +51,43 @@ def _send(client: redis.Redis, commands: Commands) -> list[Any]:
     return list(pipe.execute(raise_on_error=False))
 
 
+Sender = Callable[[Commands], list[Any]]
+ASender = Callable[[Commands], Awaitable[list[Any]]]
+
+
 def _drive(
-    client: redis.Redis, calls: Sequence[Call], replies: list[Any], mode: Mode
+    send: Sender, calls: Sequence[Call], replies: list[Any], mode: Mode
 ) -> tuple[list[Any], Mode]:
     exchange = load_and_retry(calls, replies, mode)
     try:
         commands = next(exchange)
         while True:
-            commands = exchange.send(_send(client, commands))
+            commands = exchange.send(send(commands))
     except StopIteration as done:
         result: tuple[list[Any], Mode] = done.value
         return result
 
 
-def execute(client: redis.Redis, batch: Batch) -> list[Any]:
-    calls, mode = batch.calls, MODES.of(client)
+def exchange(send: Sender, calls: Sequence[Call], mode: Mode) -> tuple[list[Any], Mode]:
+    """Send ``calls`` through ``send`` (one round trip, more if code must be loaded): their
+    replies, errors in place as exception objects, and the mode to go on with. Connection
+    errors raise typed; the cluster executor runs each node's part through here."""
     try:
-        replies = _send(client, commands_for(calls, mode))
+        replies = send(commands_for(calls, mode))
         if has_errors(replies):  # perhaps code the server lacks: the slow path
-            replies, now = _drive(client, calls, replies, mode)
-            if now != mode:
-                MODES.set(client, now)
+            replies, mode = _drive(send, calls, replies, mode)
     except redis.exceptions.RedisError as exc:
         raise translate(exc) from exc
     except UnicodeEncodeError as exc:  # raised while packing: nothing was sent
         raise unencodable(exc) from exc
+    return replies, mode
+
+
+def execute(client: redis.Redis, batch: Batch) -> list[Any]:
+    mode = MODES.of(client)
+    replies, now = exchange(partial(_send, client), batch.calls, mode)
+    if now != mode:
+        MODES.set(client, now)
     return finish(replies, decodes(client))
 
 
@@ -169,7 +182,7 @@ class _Submitted(_Submissions):
 
 
 def run(op: Op[T], client: redis.Redis) -> T:
-    """Drive ``op`` to completion on a sync client."""
+    """Drive ``op`` to completion on a sync client (a cluster client: ``cluster.executor``)."""
     submitted: _Submitted | None = None
     try:
         request = next(op)
@@ -261,30 +274,36 @@ async def _aexchange(client: redis.asyncio.Redis, commands: Commands) -> list[An
 
 
 async def _adrive(
-    client: redis.asyncio.Redis, calls: Sequence[Call], replies: list[Any], mode: Mode
+    send: ASender, calls: Sequence[Call], replies: list[Any], mode: Mode
 ) -> tuple[list[Any], Mode]:
     exchange = load_and_retry(calls, replies, mode)
     try:
         commands = next(exchange)
         while True:
-            commands = exchange.send(await _asend(client, commands))
+            commands = exchange.send(await send(commands))
     except StopIteration as done:
         result: tuple[list[Any], Mode] = done.value
         return result
 
 
-async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
-    calls, mode = batch.calls, MODES.of(client)
+async def aexchange(send: ASender, calls: Sequence[Call], mode: Mode) -> tuple[list[Any], Mode]:
+    """``exchange`` for asyncio."""
     try:
-        replies = await _asend(client, commands_for(calls, mode))
+        replies = await send(commands_for(calls, mode))
         if has_errors(replies):  # perhaps code the server lacks: the slow path
-            replies, now = await _adrive(client, calls, replies, mode)
-            if now != mode:
-                MODES.set(client, now)
+            replies, mode = await _adrive(send, calls, replies, mode)
     except redis.exceptions.RedisError as exc:
         raise translate(exc) from exc
     except UnicodeEncodeError as exc:  # raised while packing: nothing was sent
         raise unencodable(exc) from exc
+    return replies, mode
+
+
+async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
+    mode = MODES.of(client)
+    replies, now = await aexchange(partial(_asend, client), batch.calls, mode)
+    if now != mode:
+        MODES.set(client, now)
     return finish(replies, decodes(client))
 
 
@@ -350,7 +369,7 @@ class _ASubmitted(_Submissions):
 
 
 async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
-    """Drive ``op`` to completion on an asyncio client."""
+    """Drive ``op`` to completion on an asyncio client (a cluster client: ``cluster.executor``)."""
     submitted: _ASubmitted | None = None
     try:
         request = next(op)

@@ -28,9 +28,27 @@ def base_keys(ctx: Context) -> list[str]:
     return [k.enrollment_timeseries(), k.completion_timeseries(), k.all_training_certifications()]
 
 
-def require_index(ctx: Context) -> Op[None]:
-    """For reads whose marker check failed: fine on an empty store, else NotIndexedError."""
-    present = yield from single("EXISTS", *base_keys(ctx))
+def course_marker(ctx: Context, course_id: str) -> str:
+    """The marker a read of one course checks: the store's, or in the cluster layout the
+    course's own (set by the course's first write, as ``apply.lua`` does per hash tag)."""
+    k = ctx.keys
+    return k.index_marker(course_id) if k.cluster else k.index_marker()
+
+
+def require_index(ctx: Context, course_id: str | None = None) -> Op[None]:
+    """For reads whose marker check failed: fine on an empty store (in the cluster layout, a
+    course without data), else NotIndexedError."""
+    k = ctx.keys
+    if k.cluster and course_id is not None:
+        # The base keys apply.lua checks for a course's tag.
+        keys = [
+            k.course_enrollments(course_id),
+            k.course_completions(course_id),
+            k.course_enrollment_timeseries(course_id),
+        ]
+    else:
+        keys = base_keys(ctx)
+    present = yield from single("EXISTS", *keys)
     if present:
         raise NotIndexedError(NOT_INDEXED_MESSAGE)
 

@@ -6,6 +6,11 @@ of them atomically and replies per event. A single call such as ``record_enrollm
 of one, sent as plain arguments; ``record_many`` sends many per round trip in one JSON document,
 with keys deduplicated and referred to by position, so a batch of 1,000 enrolments in one course
 sends each shared key once.
+
+In the cluster layout (``TrainingKeys(layout="cluster")``) a call may touch one hash tag only: a
+batch becomes one call per tag (a course, a certificate bucket), each a document with that tag's
+head keys, and the replies are put back in event order (:meth:`EventBatch.script_replies`).
+Keys the cluster layout lacks (global day counters and series, caches) go out as position 0.
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ from ._codec import (
 )
 from ._context import Context
 from ._index import base_keys
-from ._protocol import Batch, Op, ScriptCall, load_script
+from ._protocol import Batch, Command, Op, ScriptCall, load_script
 from ._time import day_bucket, epoch_ms, from_epoch_ms, instant_ms, normalize_timestamp, to_iso
 from ._wire import script_error
 from .errors import InvalidIdError, InvalidInputError, InvalidStatusError, TrainingAnalyticsError
-from .keys import CERTIFICATION_STATUSES, check_id
+from .keys import CERTIFICATION_STATUSES, TrainingKeys, check_id
 from .types import EnhancedTrainingProgress, TrainingCertificationRecord
 
 APPLY = load_script(
@@ -57,11 +62,13 @@ class _Group:
 
     __slots__ = ("flat_keys", "flat_values", "keys", "values")
 
-    def __init__(self, head: tuple[str, ...], keys: Sequence[str], values: Sequence[str] = ()):
+    def __init__(
+        self, head: tuple[str, ...], keys: Sequence[str | None], values: Sequence[str] = ()
+    ):
         self.keys = tuple(keys)
         self.values = list(values)
         # What a batch of one event sends (see EventBatch.call).
-        self.flat_keys = (*head, *keys)
+        self.flat_keys = (*head, *keys)  # never holds None: the cluster layout sends no flat call
         self.flat_values = (str(len(values)), *values)
 
 
@@ -73,6 +80,43 @@ _QUARTER_MS = 900_000
 _FIGURE_POSITIONS = tuple(PROGRESS_FIELDS.index(name) for name in PROGRESS_FIGURE_FIELDS)
 
 
+class StreamSequence:
+    """The order of one streamed import's calls (see ``lua/apply.lua``): each call names its
+    stream's counter key and the number it must follow. Single layout: one key, batch after
+    batch. Cluster layout: one key per hash tag, each tag's calls numbered on their own (a
+    batch is one call per tag it touches), so a node that lost its code refuses that tag's later
+    calls until the failed one is sent again."""
+
+    __slots__ = ("_keys", "keys", "sent", "token")
+
+    def __init__(self, keys: TrainingKeys, token: str) -> None:
+        self.keys, self.token = keys, token
+        self.sent: dict[str | None, int] = {}
+        """Calls sent so far, per tag (None: the single layout's one counter)."""
+        self._keys: dict[str | None, str] = {}
+
+    def key(self, tag: str | None) -> str:
+        found = self._keys.get(tag)
+        if found is None:
+            found = self._keys[tag] = self.keys.ingest_sequence(self.token, tag)
+        return found
+
+    def next(self, tag: str | None) -> tuple[str, int]:
+        """The counter key and number of the next call of ``tag``."""
+        return self.key(tag), self.sent.get(tag, 0) + 1
+
+    def advance(self, events: EventBatch) -> None:
+        """``events`` is sent: the next batch's calls follow it."""
+        for tag in events.tags():
+            self.sent[tag] = self.sent.get(tag, 0) + 1
+
+    def counter_keys(self) -> list[str]:
+        """The keys to delete when the stream ends."""
+        if not self.keys.cluster:
+            return [self.key(None)]
+        return [self.key(tag) for tag in self.sent]
+
+
 class EventBatch:
     """Events encoded for one ``apply.lua`` call (layouts: the comments atop ``lua/*.lua``).
 
@@ -81,7 +125,20 @@ class EventBatch:
     single write should not pay for a JSON document.
     """
 
-    __slots__ = ("_call", "_days", "_groups", "_sequence", "bulk", "ctx", "events", "first_index")
+    __slots__ = (
+        "_call",
+        "_calls",
+        "_cluster",
+        "_days",
+        "_groups",
+        "_order",
+        "_sequence",
+        "_tags",
+        "bulk",
+        "ctx",
+        "events",
+        "first_index",
+    )
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -92,18 +149,30 @@ class EventBatch:
         self._groups: dict[tuple[str, ...], _Group] = memo.setdefault("groups", {})
         self._days: dict[int, str] = memo.setdefault("days", {})
         self._call: ScriptCall | None = None
-        self._sequence: tuple[str, int] | None = None
+        self._calls: tuple[ScriptCall, ...] | None = None
+        self._sequence: StreamSequence | None = None
+        self._cluster = ctx.keys.cluster
+        # Cluster layout: per event its hash tag; per call the events it carries (set by calls()).
+        self._tags: list[str] = []
+        self._order: list[list[int]] = []
         self.first_index = 0
         """The position of this batch's first event in its import (for error messages)."""
         self.bulk = False
         """Part of a ``record_many``: sent as a document even if it holds one event, so that it
         is encoded (and an unencodable id found) before any batch is sent."""
 
-    def in_sequence(self, key: str, number: int) -> None:
-        """Make this batch run only after batch ``number - 1`` of the stream whose counter is
-        ``key`` (see ``lua/apply.lua``): pipelined batches then apply in submission order."""
-        self._sequence = (key, number)
+    def in_sequence(self, stream: StreamSequence) -> None:
+        """Make this batch's calls run only after the calls ``stream`` sent before (see
+        ``lua/apply.lua``): pipelined batches then apply in submission order. The caller
+        calls ``stream.advance(batch)`` once the batch is sent."""
+        self._sequence = stream
         self.bulk = True  # the sequence travels in the document
+
+    def tags(self) -> list[str | None]:
+        """The hash tags of this batch's calls, in call order (single layout: [None])."""
+        if not self._cluster:
+            return [None]
+        return list(dict.fromkeys(self._tags))
 
     @property
     def size(self) -> int:
@@ -112,6 +181,8 @@ class EventBatch:
     def _head(self) -> tuple[str, ...]:
         """The keys every call's KEYS open with: the index marker, the base keys, then the
         store version."""
+        if self._cluster:
+            return ()  # per tag: _tag_head (a cluster call is always a document)
         head: tuple[str, ...] | None = self.ctx.memo.get("head")
         if head is None:
             k = self.ctx.keys
@@ -121,6 +192,35 @@ class EventBatch:
                 k.store_version(),
             )
         return head
+
+    def _tag_head(self, tag: str) -> tuple[str, ...]:
+        """Cluster layout: the head keys of a call of ``tag`` (a course id or a bucket tag): its
+        marker, three of its base keys (present once anything was written there), its version."""
+        heads: dict[str, tuple[str, ...]] = self.ctx.memo.setdefault("heads", {})
+        head = heads.get(tag)
+        if head is None:
+            if len(heads) >= _MEMO_LIMIT:
+                heads.clear()
+            k = self.ctx.keys
+            if tag.startswith(":cert:"):
+                base = (
+                    k.all_training_certifications(tag),
+                    k.certifications_by_status("issued", tag),
+                    k.certifications_by_status("claimed", tag),
+                )
+            else:
+                base = (
+                    k.course_enrollments(tag),
+                    k.course_completions(tag),
+                    k.course_enrollment_timeseries(tag),
+                )
+            head = heads[tag] = (k.index_marker(tag), *base, k.store_version(tag))
+        return head
+
+    def _add(self, event: list[Any], tag: str) -> None:
+        self.events.append(event)
+        if self._cluster:
+            self._tags.append(tag)
 
     def _remember(self, name: tuple[str, ...], group: _Group) -> _Group:
         if len(self._groups) >= _MEMO_LIMIT:
@@ -150,6 +250,21 @@ class EventBatch:
 
     def _enrollment_group(self, course_id: str, day: str) -> _Group:
         k = self.ctx.keys
+        if self._cluster:
+            return _Group(
+                (),
+                [
+                    k.course_enrollments(course_id),
+                    None,
+                    k.course_enrollment_timeseries(course_id),
+                    k.course_enrollments_by_day(course_id),
+                    k.course_stats(course_id),
+                    None,
+                    None,
+                    k.course_unenrolled_progress(course_id),
+                ],
+                (course_id, day),
+            )
         return _Group(
             self._head(),
             [
@@ -168,17 +283,21 @@ class EventBatch:
     def _completion_group(self, course_id: str, day: str) -> _Group:
         k = self.ctx.keys
         enrollment = self._enrollment_group(course_id, day)
-        return _Group(
-            self._head(),
-            [
-                *enrollment.keys,
+        if self._cluster:
+            own: list[str | None] = [
+                k.course_completions(course_id),
+                None,
+                k.course_completion_timeseries(course_id),
+                k.course_completions_by_day(course_id),
+            ]
+        else:
+            own = [
                 k.course_completions(course_id),
                 k.completion_by_date(day),
                 k.completion_timeseries(),
                 k.course_completions_by_day(course_id),
-            ],
-            enrollment.values,
-        )
+            ]
+        return _Group(self._head(), [*enrollment.keys, *own], enrollment.values)
 
     def enrollment(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         check_id(user_id, "user id")
@@ -187,7 +306,7 @@ class EventBatch:
         group = self._groups.get(name) or self._remember(
             name, self._enrollment_group(course_id, day)
         )
-        self.events.append(["E", group, None, user_id, ms])
+        self._add(["E", group, None, user_id, ms], course_id)
 
     def completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         check_id(user_id, "user id")
@@ -196,14 +315,12 @@ class EventBatch:
         group = self._groups.get(name) or self._remember(
             name, self._completion_group(course_id, day)
         )
-        self.events.append(["C", group, None, user_id, ms])
+        self._add(["C", group, None, user_id, ms], course_id)
 
     def _module_start_group(self, course_id: str, module_id: str) -> _Group:
         k = self.ctx.keys
-        return _Group(
-            self._head(),
-            [k.module_enrollments(course_id, module_id), k.course_analytics_cache(course_id)],
-        )
+        cache = None if self._cluster else k.course_analytics_cache(course_id)
+        return _Group(self._head(), [k.module_enrollments(course_id, module_id), cache])
 
     def _module_completion_group(self, course_id: str, module_id: str) -> _Group:
         start = self._module_start_group(course_id, module_id)
@@ -217,7 +334,7 @@ class EventBatch:
         group = self._groups.get(name) or self._remember(
             name, self._module_start_group(course_id, module_id)
         )
-        self.events.append(["S", group, None, user_id])
+        self._add(["S", group, None, user_id], course_id)
 
     def module_completion(self, user_id: str, course_id: str, module_id: str) -> None:
         check_id(user_id, "user id")
@@ -225,7 +342,7 @@ class EventBatch:
         group = self._groups.get(name) or self._remember(
             name, self._module_completion_group(course_id, module_id)
         )
-        self.events.append(["M", group, None, user_id])
+        self._add(["M", group, None, user_id], course_id)
 
     def _progress_group(self, course_id: str) -> _Group:
         k = self.ctx.keys
@@ -234,7 +351,7 @@ class EventBatch:
             [
                 k.course_enrollments(course_id),
                 k.course_stats(course_id),
-                k.course_analytics_cache(course_id),
+                None if self._cluster else k.course_analytics_cache(course_id),
                 k.course_unenrolled_progress(course_id),
             ],
         )
@@ -249,10 +366,23 @@ class EventBatch:
         )
         own = self.ctx.keys.user_course_progress(user, course)
         figures = ("" if milli is None else str(milli), "" if time_ms is None else str(time_ms))
-        self.events.append(["P", group, own, user, *values, *figures])
+        self._add(["P", group, own, user, *values, *figures], course)
 
-    def _certification_group(self) -> _Group:
+    def _certification_group(self, bucket: str | None) -> _Group:
         k = self.ctx.keys
+        if bucket is not None:  # the cluster layout: the certificate's bucket's keys
+            return _Group(
+                (),
+                [
+                    k.all_training_certifications(bucket),
+                    *(k.certifications_by_status(s, bucket) for s in CERTIFICATION_STATUSES),
+                    k.certification_expiry("issued", bucket),
+                    k.certification_expiry("claimed", bucket),
+                    k.credential_stats(bucket),
+                    None,
+                    None,
+                ],
+            )
         return _Group(
             self._head(),
             [
@@ -276,11 +406,16 @@ class EventBatch:
         pairs: list[str] = []
         for name, value in fields.items():
             pairs += [name, value]
-        group = self._groups.get(("cert",)) or self._remember(
-            ("cert",), self._certification_group()
-        )
+        group, bucket = self._certificate_group(record.id)
         own = self.ctx.keys.training_certification(record.id)
-        self.events.append(["I", group, own, record.id, *pairs])
+        self._add(["I", group, own, record.id, *pairs], bucket)
+
+    def _certificate_group(self, cert_id: str) -> tuple[_Group, str]:
+        """The group of a certificate's keys, and its tag (its bucket; "" single layout)."""
+        bucket = self.ctx.keys.certification_bucket(cert_id) if self._cluster else None
+        name = ("cert", bucket or "")
+        group = self._groups.get(name) or self._remember(name, self._certification_group(bucket))
+        return group, bucket or ""
 
     def certification_status(
         self,
@@ -298,11 +433,45 @@ class EventBatch:
             claim_time = normalize_timestamp(
                 claimed_at if claimed_at is not None else self.ctx.moment(at), "claimedAt"
             )
-        group = self._groups.get(("cert",)) or self._remember(
-            ("cert",), self._certification_group()
-        )
+        group, bucket = self._certificate_group(cert_id)
         own = self.ctx.keys.training_certification(cert_id)
-        self.events.append(["U", group, own, cert_id, new_status, claim_time])
+        self._add(["U", group, own, cert_id, new_status, claim_time], bucket)
+
+    def calls(self) -> tuple[ScriptCall, ...]:
+        """The script calls: one (see ``call``), or in the cluster layout one per hash tag,
+        in the order of each tag's first event, each a document with that tag's head keys."""
+        if self._calls is None:
+            if not self._cluster:
+                self._calls = (self.call(),)
+            else:
+                by_tag: dict[str, list[int]] = {}
+                for index, tag in enumerate(self._tags):
+                    found = by_tag.get(tag)
+                    if found is None:
+                        found = by_tag[tag] = []
+                    found.append(index)
+                self._order = list(by_tag.values())
+                sequence = self._sequence
+                self._calls = tuple(
+                    self._document(
+                        [self.events[i] for i in indices],
+                        self._tag_head(tag),
+                        None if sequence is None else sequence.next(tag),
+                    )
+                    for tag, indices in by_tag.items()
+                )
+        return self._calls
+
+    def script_replies(self, replies: list[Any]) -> list[Any]:
+        """The per-event replies, in event order, within the replies of ``calls()``'s batch."""
+        if not self._cluster:
+            result: list[Any] = replies[0]
+            return result
+        merged: list[Any] = [None] * len(self.events)
+        for indices, reply in zip(self._order, replies, strict=True):
+            for index, outcome in zip(indices, reply, strict=True):
+                merged[index] = outcome
+        return merged
 
     def call(self) -> ScriptCall:
         """The script call: flat arguments for one event, a JSON document for more.
@@ -311,9 +480,15 @@ class EventBatch:
         it has one; ARGV is kind, "1"/"0" (an own key follows the group's), the number of group
         values, the group values, then the event's arguments.
         """
+        if self._cluster:
+            raise TypeError("a cluster layout's batch is one call per hash tag: use calls()")
         if self._call is None:
             flat = len(self.events) == 1 and not self.bulk
-            self._call = self._flat() if flat else self._document()
+            if flat:
+                self._call = self._flat()
+            else:
+                sequence = None if self._sequence is None else self._sequence.next(None)
+                self._call = self._document(self.events, self._head(), sequence)
         return self._call
 
     def _flat(self) -> ScriptCall:
@@ -323,20 +498,23 @@ class EventBatch:
         keys = (*group.flat_keys, own)
         return ScriptCall(APPLY, keys, (kind, "1", *group.flat_values, *args))
 
-    def _document(self) -> ScriptCall:
-        keys = list(self._head())
-        positions = {key: i for i, key in enumerate(keys, 1)}
+    def _document(
+        self, events: list[list[Any]], head: tuple[str, ...], sequence: tuple[str, int] | None
+    ) -> ScriptCall:
+        keys = list(head)
+        positions: dict[str | None, int] = {key: i for i, key in enumerate(keys, 1)}
+        positions[None] = 0  # a key the layout lacks: KEYS[0], nil in Lua
         groups: list[tuple[list[int], list[str]]] = []
         group_index: dict[_Group, int] = {}
 
-        def position(key: str) -> int:
+        def position(key: str | None) -> int:
             found = positions.get(key)
             if found is None:
-                keys.append(key)
+                keys.append(key)  # type: ignore[arg-type]  # None is always found
                 found = positions[key] = len(keys)
             return found
 
-        for event in self.events:
+        for event in events:
             group: _Group = event[1]
             index = group_index.get(group)
             if index is None:
@@ -352,9 +530,9 @@ class EventBatch:
                     keys.append(own)
                     found = positions[own] = len(keys)
                 event[2] = found
-        doc: list[Any] = [groups, self.events]
-        if self._sequence is not None:
-            key, number = self._sequence
+        doc: list[Any] = [groups, events]
+        if sequence is not None:
+            key, number = sequence
             doc.append([position(key), number])
         # Encoded here, not while sending: an id that is not valid Unicode (a lone surrogate)
         # refuses this batch before it, or any batch after it, goes out. pydantic-core writes
@@ -395,28 +573,47 @@ def outcomes(replies: list[Any]) -> list[Outcome]:
 
 def request(events: EventBatch) -> Batch:
     """The round trip that applies a batch of events."""
-    return Batch((events.call(),))
+    return Batch(events.calls())
 
 
-def first_reply(replies: list[Any]) -> list[Any]:
-    """The script's reply within the replies of its one-call batch."""
-    result: list[Any] = replies[0]
-    return result
+def register_courses(events: EventBatch) -> Op[None]:
+    """Cluster layout: add the batch's courses to the course registry (``training:agg:courses:
+    {:meta}``, what sums over courses run over) before their first write, one SADD for those
+    this process has not registered yet. The registry is in another slot than any course, so
+    it cannot be written in the course's call: written first, it is always a superset of the
+    courses with data (a crash in between leaves a course with nothing, which sums to zero).
+    Nothing in the single layout."""
+    if not events.ctx.keys.cluster:
+        return
+    known: set[str] = events.ctx.memo.setdefault("registered", set())
+    new = [
+        tag
+        for tag in events.tags()
+        if tag is not None and tag not in known and not tag.startswith(":")
+    ]
+    if not new:
+        return
+    yield Batch((Command(("SADD", events.ctx.keys.course_registry(), *new)),))
+    if len(known) >= _MEMO_LIMIT:
+        known.clear()
+    known.update(new)
 
 
 def send(events: EventBatch) -> Op[list[Any]]:
     """Apply a batch (one round trip); the script's reply, one entry per event."""
     if events.size == 0:
         return []
+    yield from register_courses(events)
     replies = yield request(events)
-    return first_reply(replies)
+    return events.script_replies(replies)
 
 
 def apply_one(events: EventBatch) -> Op[bool]:
     """A batch of one event: its error raised, else whether it changed the store."""
     yield from zone.check_before_write(events.ctx)
+    yield from register_courses(events)
     replies = yield request(events)
-    outcome = _outcome(replies[0][0])
+    outcome = _outcome(events.script_replies(replies)[0])
     if isinstance(outcome, TrainingAnalyticsError):
         raise outcome
     if outcome:

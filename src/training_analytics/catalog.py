@@ -20,6 +20,7 @@ from .errors import (
     CourseNotFoundError,
     InvalidInputError,
 )
+from .keys import CATALOG_TAG
 from .types import TrainingCourse
 
 CATALOG = load_script("catalog.lua")
@@ -60,18 +61,25 @@ def _save_call(
     pairs: list[str] = []
     for name, value in fields.items():
         pairs += [name, value]
-    return ScriptCall(
-        CATALOG,
-        (
-            k.training_course(course.id),
-            k.all_training_courses(),
-            k.published_training_courses(),
-            k.training_courses_by_category(seen_category or course.category),
-            k.training_courses_by_category(course.category),
+    keys: tuple[str, ...] = (
+        k.training_course(course.id),
+        k.all_training_courses(),
+        k.published_training_courses(),
+        k.training_courses_by_category(seen_category or course.category),
+        k.training_courses_by_category(course.category),
+    )
+    if k.cluster:  # no caches there; the catalog's own version (one slot: {:catalog})
+        keys = (*keys, k.store_version(CATALOG_TAG))
+    else:
+        keys = (
+            *keys,
             k.overview_metrics_cache(),
             k.course_analytics_cache(course.id),
             k.store_version(),
-        ),
+        )
+    return ScriptCall(
+        CATALOG,
+        keys,
         (
             mode,
             course.id,

@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ._context import Context
-from ._index import ensure_fresh, require_index
-from ._protocol import Op, batch, cardinalities, cmd, single
+from ._index import course_marker, ensure_fresh, require_index
+from ._protocol import Command, Op, batch, cardinalities, cmd, single
 from .analytics import module_dropoffs
 from .errors import CourseNotFoundError, StoreError
 from .helpers import calculate_percentage, js_round, round_to, safe_parse_json
@@ -35,17 +35,24 @@ def get_course_detailed_analytics(ctx: Context, course_id: str) -> Op[CourseDeta
     events but no catalog entry, as the older system's stores have, still answers.
     """
     k = ctx.keys
-    indexed, known, modules_json, enrolled, completed, stats = yield batch(
-        cmd("EXISTS", k.index_marker()),
-        # One EXISTS over the course's own keys: the catalog entry, or any trace of activity.
-        cmd(
-            "EXISTS",
-            k.training_course(course_id),
-            k.course_enrollments(course_id),
-            k.course_completions(course_id),
-            k.course_stats(course_id),
-            k.course_unenrolled_progress(course_id),
-        ),
+    traces = (
+        k.course_enrollments(course_id),
+        k.course_completions(course_id),
+        k.course_stats(course_id),
+        k.course_unenrolled_progress(course_id),
+    )
+    # One EXISTS over the course's own keys: the catalog entry, or any trace of activity. On a
+    # cluster the catalog lives in another slot: its EXISTS goes apart, in the same round trip.
+    if k.cluster:
+        known_calls: tuple[Command, ...] = (
+            cmd("EXISTS", k.training_course(course_id)),
+            cmd("EXISTS", *traces),
+        )
+    else:
+        known_calls = (cmd("EXISTS", k.training_course(course_id), *traces),)
+    indexed, *known_counts, modules_json, enrolled, completed, stats = yield batch(
+        cmd("EXISTS", course_marker(ctx, course_id)),
+        *known_calls,
         cmd("HGET", k.training_course(course_id), "modules"),
         cmd("SCARD", k.course_enrollments(course_id)),
         cmd("SCARD", k.course_completions(course_id)),
@@ -61,8 +68,8 @@ def get_course_detailed_analytics(ctx: Context, course_id: str) -> Op[CourseDeta
         ),
     )
     if not indexed:
-        yield from require_index(ctx)
-    if not known:
+        yield from require_index(ctx, course_id)
+    if not sum(known_counts):
         raise CourseNotFoundError(
             f"no course {course_id!r}: it is not in the catalog and has no recorded activity"
         )

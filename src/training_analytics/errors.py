@@ -197,9 +197,9 @@ class LayoutError(TrainingAnalyticsError):
 
 
 class ClusterUnsupportedError(StoreError):
-    """The client is a Redis Cluster client, and this library's operations do not run on a
-    cluster yet (the cluster key layout is planned: see "Cluster layout" in
-    docs/architecture.md). Connecting and the cluster's health (``readyz``) work."""
+    """The client is a Redis Cluster client, and this operation does not run on a cluster yet:
+    it needs figures summed over courses or certificate buckets (see "What runs on a cluster"
+    in docs/architecture.md). Writes, per-course reads, connecting and ``readyz`` work."""
 
 
 class EmbeddedServerError(TrainingAnalyticsError):

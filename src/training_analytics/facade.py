@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from functools import wraps
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
@@ -45,20 +45,26 @@ from . import (
 from ._context import Context, utc_now
 from ._exec import arun, run
 from ._protocol import Op
+from .cluster.executor import arun_on_cluster, run_on_cluster
 from .cluster.health import is_cluster_client
 from .errors import ClusterUnsupportedError, InvalidInputError
 from .helpers import DEFAULT_MAX_RANGE_DAYS
-from .keys import TrainingKeys
+from .keys import Layout, TrainingKeys
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 class operation(Generic[P, T]):  # noqa: N801 - used like a decorator/function
-    """Binds ``op(ctx, *args)`` as a method of both facades."""
+    """Binds ``op(ctx, *args)`` as a method of both facades. ``cluster``: the operation runs on
+    a Redis Cluster (its keys share a hash tag per call); the others raise
+    ClusterUnsupportedError there, naming themselves, before anything is sent."""
 
-    def __init__(self, op: Callable[Concatenate[Context, P], Op[T]]) -> None:
+    def __init__(
+        self, op: Callable[Concatenate[Context, P], Op[T]], *, cluster: bool = False
+    ) -> None:
         self.op = op
+        self.cluster = cluster
         self.__doc__ = op.__doc__
         self.__wrapped__ = op
 
@@ -81,7 +87,10 @@ class operation(Generic[P, T]):  # noqa: N801 - used like a decorator/function
             return self
         if not isinstance(instance, _Facade):
             raise TypeError(f"{self.name} is an operation of a training analytics facade")
-        bound = instance._bind(self.op)
+        if instance.on_cluster and not self.cluster:
+            bound = instance._refuse(self.name)
+        else:
+            bound = instance._bind(self.op)
         # Cache on the instance: later lookups skip the descriptor (it defines no __set__).
         instance.__dict__[self.name] = bound
         return bound
@@ -109,15 +118,16 @@ class _Facade(Generic[ClientT]):
                 raise InvalidInputError(f"unknown time zone {tz!r}") from exc
         if max_range_days < 1:
             raise InvalidInputError("max_range_days must be at least 1")
-        if is_cluster_client(client):
-            raise ClusterUnsupportedError(
-                "this library's operations do not run on a Redis Cluster yet: its key layout "
-                "for a cluster is planned (docs/architecture.md, Cluster layout); use a "
-                "single server (redis://) for now"
-            )
+        self.on_cluster = is_cluster_client(client)
+        """A Redis Cluster client: the cluster key layout, and only the operations built for
+        it (docs/architecture.md, "Redis Cluster")."""
         self.client = client
+        layout: Layout = "cluster" if self.on_cluster else "single"
         self.context = Context(
-            keys=TrainingKeys(prefix), tz=tz, clock=clock, max_range_days=max_range_days
+            keys=TrainingKeys(prefix, layout=layout),
+            tz=tz,
+            clock=clock,
+            max_range_days=max_range_days,
         )
 
     @property
@@ -127,23 +137,39 @@ class _Facade(Generic[ClientT]):
     def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
         raise NotImplementedError
 
+    def _refuse(self, name: str) -> Callable[..., Any]:
+        raise NotImplementedError
+
+
+def _unsupported(name: str) -> ClusterUnsupportedError:
+    return ClusterUnsupportedError(
+        f"{name} does not run on a Redis Cluster yet: it reads or writes figures kept across "
+        "courses or certificate buckets, which the cluster layout sums per node (planned: "
+        "docs/architecture.md, Redis Cluster). Writes, per-course reads and certificates by id "
+        "work; use a single server (redis://) for this one"
+    )
+
 
 class _Operations(_Facade[ClientT]):
     # enrollments
-    get_course_enrollments = operation(enrollments.get_course_enrollments)
-    get_course_enrollment_count = operation(enrollments.get_course_enrollment_count)
-    get_course_completions = operation(enrollments.get_course_completions)
-    get_course_completion_count = operation(enrollments.get_course_completion_count)
-    get_user_course_progress_data = operation(enrollments.get_user_course_progress_data)
-    record_enrollment = operation(enrollments.record_enrollment)
-    record_completion = operation(enrollments.record_completion)
-    record_module_start = operation(enrollments.record_module_start)
-    record_module_completion = operation(enrollments.record_module_completion)
-    save_user_course_progress = operation(enrollments.save_user_course_progress)
+    get_course_enrollments = operation(enrollments.get_course_enrollments, cluster=True)
+    get_course_enrollment_count = operation(enrollments.get_course_enrollment_count, cluster=True)
+    get_course_completions = operation(enrollments.get_course_completions, cluster=True)
+    get_course_completion_count = operation(enrollments.get_course_completion_count, cluster=True)
+    get_user_course_progress_data = operation(
+        enrollments.get_user_course_progress_data, cluster=True
+    )
+    record_enrollment = operation(enrollments.record_enrollment, cluster=True)
+    record_completion = operation(enrollments.record_completion, cluster=True)
+    record_module_start = operation(enrollments.record_module_start, cluster=True)
+    record_module_completion = operation(enrollments.record_module_completion, cluster=True)
+    save_user_course_progress = operation(enrollments.save_user_course_progress, cluster=True)
     # analytics
-    get_module_dropoff_rate = operation(analytics.get_module_dropoff_rate)
-    get_course_module_dropoff_rates = operation(analytics.get_course_module_dropoff_rates)
-    get_course_module_funnel = operation(analytics.get_course_module_funnel)
+    get_module_dropoff_rate = operation(analytics.get_module_dropoff_rate, cluster=True)
+    get_course_module_dropoff_rates = operation(
+        analytics.get_course_module_dropoff_rates, cluster=True
+    )
+    get_course_module_funnel = operation(analytics.get_course_module_funnel, cluster=True)
     get_store_version = operation(changes.get_store_version)
     # timeseries
     get_daily_enrollment_counts = operation(timeseries.get_daily_enrollment_counts)
@@ -152,14 +178,18 @@ class _Operations(_Facade[ClientT]):
     get_completion_time_series = operation(timeseries.get_completion_time_series)
     # certifications
     get_all_training_certifications = operation(certifications.get_all_training_certifications)
-    get_training_certification = operation(certifications.get_training_certification)
+    get_training_certification = operation(certifications.get_training_certification, cluster=True)
     get_credential_stats = operation(certifications.get_credential_stats)
-    issue_training_certification = operation(certifications.issue_training_certification)
-    update_certification_status = operation(certifications.update_certification_status)
+    issue_training_certification = operation(
+        certifications.issue_training_certification, cluster=True
+    )
+    update_certification_status = operation(
+        certifications.update_certification_status, cluster=True
+    )
     # credentials
     get_credential_claim_analytics = operation(credentials.get_credential_claim_analytics)
     # courses
-    get_course_detailed_analytics = operation(courses.get_course_detailed_analytics)
+    get_course_detailed_analytics = operation(courses.get_course_detailed_analytics, cluster=True)
     calculate_average_completion = operation(courses.calculate_average_completion)
     get_training_overview_metrics = operation(courses.get_training_overview_metrics)
     invalidate_all_training_caches = operation(courses.invalidate_all_training_caches)
@@ -168,24 +198,26 @@ class _Operations(_Facade[ClientT]):
     get_all_enhanced_courses = operation(enhanced.get_all_enhanced_courses)
     get_enhanced_courses_by_status = operation(enhanced.get_enhanced_courses_by_status)
     # catalog
-    get_training_course = operation(catalog.get_training_course)
+    get_training_course = operation(catalog.get_training_course, cluster=True)
     get_all_training_courses = operation(catalog.get_all_training_courses)
     get_published_training_courses = operation(catalog.get_published_training_courses)
     get_training_courses_by_category = operation(catalog.get_training_courses_by_category)
-    create_training_course = operation(catalog.create_training_course)
-    update_training_course = operation(catalog.update_training_course)
-    delete_training_course = operation(catalog.delete_training_course)
-    publish_training_course = operation(catalog.publish_training_course)
-    unpublish_training_course = operation(catalog.unpublish_training_course)
-    put_training_course = operation(catalog.put_training_course)
+    create_training_course = operation(catalog.create_training_course, cluster=True)
+    update_training_course = operation(catalog.update_training_course, cluster=True)
+    delete_training_course = operation(catalog.delete_training_course, cluster=True)
+    publish_training_course = operation(catalog.publish_training_course, cluster=True)
+    unpublish_training_course = operation(catalog.unpublish_training_course, cluster=True)
+    put_training_course = operation(catalog.put_training_course, cluster=True)
     # listings (cursor-paginated) and the HTTP service's API keys
     list_certifications = operation(pages.list_certifications)
     get_expiring_certifications = operation(pages.get_expiring_certifications)
     list_course_analytics = operation(pages.list_course_analytics)
     find_training_courses = operation(catalog.find_training_courses)
-    change_certification_status = operation(certifications.change_certification_status)
+    change_certification_status = operation(
+        certifications.change_certification_status, cluster=True
+    )
     get_series_report = operation(series.get_series_report)
-    ping_store = operation(health.ping_store)
+    ping_store = operation(health.ping_store, cluster=True)
     create_api_key = operation(apikeys.create_api_key)
     list_api_keys = operation(apikeys.list_api_keys)
     has_api_keys = operation(apikeys.has_api_keys)
@@ -198,9 +230,9 @@ class _Operations(_Facade[ClientT]):
     answer_at = operation(answers.answer_at)
     cached_answer = operation(answers.cached_answer)
     # bulk and maintenance
-    record_many = operation(ingest.record_many)
-    record_each = operation(outcomes.record_each)
-    record_each_report = operation(outcomes.record_each_report)
+    record_many = operation(ingest.record_many, cluster=True)
+    record_each = operation(outcomes.record_each, cluster=True)
+    record_each_report = operation(outcomes.record_each_report, cluster=True)
     import_records = operation(transfer.import_records)
     import_lines = operation(transfer.import_lines)
     export_page = operation(transfer.export_page)
@@ -208,25 +240,39 @@ class _Operations(_Facade[ClientT]):
     import_statements = operation(statements.import_statements)
     reindex = operation(reindex.reindex)
 
-    get_recorded_time_zone = operation(zone.get_recorded_time_zone)
-    record_time_zone = operation(zone.record_time_zone)
+    get_recorded_time_zone = operation(zone.get_recorded_time_zone, cluster=True)
+    record_time_zone = operation(zone.record_time_zone, cluster=True)
 
 
 SyncClient = redis.Redis | redis.cluster.RedisCluster
-"""What ``connect()`` gives; a cluster client is refused (ClusterUnsupportedError) for now."""
+"""What ``connect()`` gives; on a cluster client some operations raise ClusterUnsupportedError."""
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 
 class TrainingAnalytics(_Operations[SyncClient]):
-    """Training analytics on a sync redis-py client (``redis.Redis``)."""
+    """Training analytics on a sync redis-py client (``redis.Redis`` or
+    ``redis.cluster.RedisCluster``)."""
 
     def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
-        # Never a cluster client: __init__ refused it.
-        context, client = self.context, cast(redis.Redis, self.client)
+        context, client = self.context, self.client
+        if isinstance(client, redis.cluster.RedisCluster):
+            cluster = client
+
+            @wraps(op)
+            def on_cluster(*args: Any, **kwargs: Any) -> Any:
+                return run_on_cluster(op(context, *args, **kwargs), cluster)
+
+            return on_cluster
 
         @wraps(op)
         def method(*args: Any, **kwargs: Any) -> Any:
             return run(op(context, *args, **kwargs), client)
+
+        return method
+
+    def _refuse(self, name: str) -> Callable[..., Any]:
+        def method(*args: Any, **kwargs: Any) -> Any:
+            raise _unsupported(name)
 
         return method
 
@@ -235,11 +281,25 @@ class AsyncTrainingAnalytics(_Operations[AsyncClient]):
     """Training analytics on an asyncio redis-py client (``redis.asyncio.Redis``)."""
 
     def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
-        context, client = self.context, cast(redis.asyncio.Redis, self.client)
+        context, client = self.context, self.client
+        if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            cluster = client
+
+            @wraps(op)
+            async def on_cluster(*args: Any, **kwargs: Any) -> Any:
+                return await arun_on_cluster(op(context, *args, **kwargs), cluster)
+
+            return on_cluster
 
         @wraps(op)
         async def method(*args: Any, **kwargs: Any) -> Any:
             return await arun(op(context, *args, **kwargs), client)
+
+        return method
+
+    def _refuse(self, name: str) -> Callable[..., Any]:
+        async def method(*args: Any, **kwargs: Any) -> Any:
+            raise _unsupported(name)
 
         return method
 

@@ -12,8 +12,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import zone
 from ._context import Context
-from ._protocol import Await, Op, Submit, single
-from ._writes import EventBatch, first_reply, outcomes, request
+from ._protocol import Await, Op, Submit, cmd, pipeline, single
+from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
 from .errors import (
     BatchAbortedError,
     InvalidInputError,
@@ -145,11 +145,12 @@ def record_many(
         requests = [request(events_batch) for events_batch in batches]
         for events_batch, batch in zip(batches, requests, strict=True):
             try:
+                yield from register_courses(events_batch)
                 replies = yield batch
             except TrainingAnalyticsError as exc:
                 doubt = events_batch.size if isinstance(exc, StoreUnavailableError) else 0
                 raise _aborted(exc, tally, tally.seen + doubt) from exc
-            tally.add(first_reply(replies))
+            tally.add(events_batch.script_replies(replies))
         if tally.applied:
             yield from zone.remember_after_write(ctx)
         return tally.result()
@@ -157,8 +158,8 @@ def record_many(
 
 
 def _stream(ctx: Context, events: Iterable[Any], batch_size: int, tally: _Tally) -> Op[BatchResult]:
-    key = ctx.keys.ingest_sequence(uuid.uuid4().hex)
-    in_flight: deque[Any] = deque()  # tickets
+    stream = StreamSequence(ctx.keys, uuid.uuid4().hex)
+    in_flight: deque[tuple[Any, EventBatch]] = deque()  # tickets
     ends = [0]  # events submitted through batch n, at position n
     failure: TrainingAnalyticsError | None = None
     batches = _batches(ctx, events, batch_size)
@@ -167,13 +168,15 @@ def _stream(ctx: Context, events: Iterable[Any], batch_size: int, tally: _Tally)
             events_batch = next(batches, None)
             if events_batch is None:
                 break
-            events_batch.in_sequence(key, len(ends))
+            events_batch.in_sequence(stream)
             batch = request(events_batch)
         except InvalidInputError as exc:
             failure = exc
             break
+        stream.advance(events_batch)
         try:
-            in_flight.append((yield Submit(batch)))
+            yield from register_courses(events_batch)
+            in_flight.append(((yield Submit(batch)), events_batch))
         except TrainingAnalyticsError as exc:
             failure = exc
         ends.append(ends[-1] + events_batch.size)
@@ -191,40 +194,44 @@ def _stream(ctx: Context, events: Iterable[Any], batch_size: int, tally: _Tally)
                 failure = refused
                 break
     if failure is None:
-        yield from forget_sequence(key)
+        yield from forget_sequence(stream)
         if tally.applied:
             yield from zone.remember_after_write(ctx)
         return tally.result()
     applied = tally.seen
     unapplied = ends[-1] if isinstance(failure, StoreUnavailableError) else applied
-    if unapplied > applied:
-        # The connection was lost with batches in flight: ask the server how far it got.
+    if unapplied > applied and not ctx.keys.cluster:
+        # The connection was lost with batches in flight: ask the server how far it got. (On a
+        # cluster a batch is one call per tag, on several nodes: its calls may have been applied
+        # on some and not others, so the events in doubt stay in doubt.)
         try:
-            last = yield from single("GET", key)
+            last = yield from single("GET", stream.key(None))
         except TrainingAnalyticsError:
             pass
         else:
             applied = unapplied = max(applied, ends[min(int(last or 0), len(ends) - 1)])
-    yield from forget_sequence(key)
+    yield from forget_sequence(stream)
     raise _aborted(failure, tally, unapplied, applied) from failure
 
 
 def _collect(
-    in_flight: deque[Any], tally: _Tally
+    in_flight: deque[tuple[Any, EventBatch]], tally: _Tally
 ) -> Generator[Any, Any, TrainingAnalyticsError | None]:
     """Await the oldest submitted batch: None, or the error that refused it."""
+    ticket, events_batch = in_flight.popleft()
     try:
-        replies = yield Await(in_flight.popleft())
+        replies = yield Await(ticket)
     except TrainingAnalyticsError as exc:
         return exc
-    tally.add(first_reply(replies))
+    tally.add(events_batch.script_replies(replies))
     return None
 
 
-def forget_sequence(key: str) -> Generator[Any, Any, None]:
-    """Delete a stream's sequence key (best effort: it expires anyway)."""
+def forget_sequence(stream: StreamSequence) -> Generator[Any, Any, None]:
+    """Delete a stream's sequence keys (best effort: they expire anyway). One DEL per key:
+    on a cluster they sit on the nodes of their tags."""
     with contextlib.suppress(TrainingAnalyticsError):
-        yield from single("DEL", key)
+        yield from pipeline([cmd("DEL", key) for key in stream.counter_keys()])
 
 
 def _aborted(

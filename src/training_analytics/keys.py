@@ -12,8 +12,8 @@ Two layouts. ``layout="single"`` (the default) is the older system's, byte for b
 ``layout="cluster"`` is the plan of docs/architecture.md ("Cluster layout") for Redis Cluster:
 every key one write call touches shares a hash tag (``{courseId}``, a certificate bucket
 ``{:cert:NNN}``, or ``{:catalog}`` / ``{:service}`` / ``{:meta}``), and the single layout's global
-counters and caches have no key there (:class:`LayoutError`). The cluster names exist here as pure
-functions; the write path and the reads do not use them yet.
+counters and caches have no key there (:class:`LayoutError`). A facade on a cluster client uses
+it for writes and per-course reads (docs/architecture.md, "What runs on a cluster").
 """
 
 from __future__ import annotations

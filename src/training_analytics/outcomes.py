@@ -23,7 +23,7 @@ from typing_extensions import TypedDict
 from . import zone
 from ._context import Context
 from ._protocol import Await, Batch, Call, Op, ScriptCall, Submit
-from ._writes import EventBatch, first_reply, outcomes, request
+from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
 from .errors import InvalidInputError, StoreError
 from .ingest import DEFAULT_BATCH_SIZE, check_batch_arguments, encode, forget_sequence
 from .types import EventOutcome, EventOutcomes
@@ -215,28 +215,40 @@ class _Pending:
         self.positions: list[int] = []
 
 
+Sendable: TypeAlias = tuple[Batch, list[int], EventBatch]
+"""A batch's round trip, the positions of its events' outcomes, and its events."""
+
+
+def _unencodable_calls(batch: Batch) -> InvalidInputError | None:
+    for call in batch.calls:
+        problem = _unencodable(call)
+        if problem is not None:
+            return problem
+    return None
+
+
 def _sendable(
-    ctx: Context, pending: _Pending, tally: OutcomeTally, sequence: tuple[str, int] | None
-) -> tuple[Batch, list[int]]:
+    ctx: Context, pending: _Pending, tally: OutcomeTally, sequence: StreamSequence | None
+) -> Sendable:
     """The round trip for a batch, without the events whose text cannot be sent (each refused
     on its own; then the batch is encoded again from the others). With ``sequence`` (the
     stream's key and this batch's number), the batch runs only after the one numbered before
     it: pipelined batches keep their order even if the server loses its code meanwhile."""
     if sequence is not None:
-        pending.batch.in_sequence(*sequence)
+        pending.batch.in_sequence(sequence)
     try:
         batch = request(pending.batch)
-        problem = _unencodable(batch.calls[0])
+        problem = _unencodable_calls(batch)
     except InvalidInputError as exc:  # refused while encoding the whole call
         problem = exc
     if problem is None:
-        return batch, pending.positions
+        return batch, pending.positions, pending.batch
     kept = _Pending(ctx)
     for event, position in zip(pending.events, pending.positions, strict=True):
         alone = EventBatch(ctx)
         encode(alone, event)
         try:
-            error = _unencodable(request(alone).calls[0])
+            error = _unencodable_calls(request(alone))
         except InvalidInputError as exc:
             error = exc
         if error is not None:
@@ -245,10 +257,10 @@ def _sendable(
         encode(kept.batch, event)
         kept.positions.append(position)
     if not kept.positions:
-        return Batch(()), []
+        return Batch(()), [], kept.batch
     if sequence is not None:
-        kept.batch.in_sequence(*sequence)
-    return request(kept.batch), kept.positions
+        kept.batch.in_sequence(sequence)
+    return request(kept.batch), kept.positions, kept.batch
 
 
 def apply_each(
@@ -266,19 +278,20 @@ def apply_each(
     applied_before = tally.applied
     # Batches that may share the connection with others carry a number in this stream (see
     # _sendable); only batches actually sent are numbered, so the numbers have no gaps.
-    stream_key = ctx.keys.ingest_sequence(uuid.uuid4().hex)
+    stream = StreamSequence(ctx.keys, uuid.uuid4().hex)
     numbered = 0
 
-    def next_number(sendable: tuple[Batch, list[int]]) -> tuple[Batch, list[int]]:
+    def next_number(sendable: Sendable) -> Sendable:
         nonlocal numbered
         if sendable[1]:
             numbered += 1
+            stream.advance(sendable[2])
         return sendable
 
     current = _Pending(ctx)
     # A full batch waits here until another event proves it is not the only one.
-    full: tuple[Batch, list[int]] | None = None
-    in_flight: deque[tuple[Any, list[int]]] = deque()
+    full: Sendable | None = None
+    in_flight: deque[tuple[Any, list[int], EventBatch]] = deque()
     for event in events:
         plain = _plain(event)
         try:
@@ -292,27 +305,29 @@ def apply_each(
         current.positions.append(tally.pending())
         if full is not None:
             if full[1]:
-                in_flight.append(((yield Submit(full[0])), full[1]))
+                yield from register_courses(full[2])
+                in_flight.append(((yield Submit(full[0])), full[1], full[2]))
             full = None
             if len(in_flight) > 1:
-                ticket, done = in_flight.popleft()
-                tally.settle(done, first_reply((yield Await(ticket))))
+                ticket, done, sent = in_flight.popleft()
+                tally.settle(done, sent.script_replies((yield Await(ticket))))
         if current.batch.size >= batch_size:
-            sendable = _sendable(ctx, current, tally, (stream_key, numbered + 1))
+            sendable = _sendable(ctx, current, tally, stream)
             full, current = next_number(sendable), _Pending(ctx)
     last = full
     if last is None and current.batch.size:
-        sequence = (stream_key, numbered + 1) if numbered else None
+        sequence = stream if numbered else None
         last = next_number(_sendable(ctx, current, tally, sequence))
     if last is not None and last[1]:
+        yield from register_courses(last[2])
         if not in_flight:  # a single batch: one plain round trip
-            tally.settle(last[1], first_reply((yield last[0])))
+            tally.settle(last[1], last[2].script_replies((yield last[0])))
         else:
-            in_flight.append(((yield Submit(last[0])), last[1]))
+            in_flight.append(((yield Submit(last[0])), last[1], last[2]))
     while in_flight:
-        ticket, done = in_flight.popleft()
-        tally.settle(done, first_reply((yield Await(ticket))))
+        ticket, done, sent = in_flight.popleft()
+        tally.settle(done, sent.script_replies((yield Await(ticket))))
     if numbered:
-        yield from forget_sequence(stream_key)
+        yield from forget_sequence(stream)
     if tally.applied > applied_before:
         yield from zone.remember_after_write(ctx)

@@ -6,6 +6,11 @@
 --          and the caller is told to reindex
 -- KEYS[2..4] the base keys every older-system event left behind: both event series, all certs
 -- KEYS[5]  the store version: raised once by a call in which some event changed the store
+--          In the cluster layout a call touches one hash tag, and these five are that tag's:
+--          its marker, three of its base keys (a course: its enrolment and completion sets and
+--          its enrolment series; a certificate bucket: its all set and issued and claimed
+--          sets) and its version. Group keys the layout lacks (global counters and series,
+--          caches) are sent as position 0: handlers see nil and skip them.
 -- KEYS[6..] every key the events use, each once; events refer to them by position
 -- ARGV[1]  JSON [groups, events] (one event comes flat instead, as described below). A group
 --          is [[key positions], [values]] shared by many events (a course's keys for one day).

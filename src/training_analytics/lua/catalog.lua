@@ -3,7 +3,8 @@
 -- KEYS: 1 course hash, 2 all-courses sorted set (by order), 3 published set,
 --       4 category set the course is in now ("" position when creating),
 --       5 category set it will be in, 6 overview cache, 7 course analytics cache,
---       8 the store version (raised by every change)
+--       8 the store version (raised by every change); the cluster layout has no caches and
+--       sends 6 keys, its catalog's version last
 -- ARGV: 1 mode (create | update | delete), 2 course id, 3 category the caller read (update,
 --       delete: checked, so a concurrent change makes the caller re-read instead of leaving the
 --       course in two category sets), 4 order, 5 published ("true"/"false"),
@@ -56,6 +57,7 @@ else
     redis.call('SREM', KEYS[3], id)
   end
 end
-redis.call('DEL', KEYS[6], KEYS[7])
-redis.pcall('INCR', KEYS[8])  -- never fails the call after its writes (see apply.lua)
+-- The cluster layout has no caches: its calls send six keys, the version last.
+if #KEYS == 8 then redis.call('DEL', KEYS[6], KEYS[7]) end
+redis.pcall('INCR', KEYS[#KEYS])  -- never fails the call after its writes (see apply.lua)
 return 1

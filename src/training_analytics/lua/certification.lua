@@ -1,6 +1,7 @@
 -- Certification events.
 -- group keys: 1 all set, 2-5 status sets (issued, claimed, expired, revoked), 6-7 expiry
---   indexes (issued, claimed), 8 credential stats hash, 9 credential cache, 10 overview cache
+--   indexes (issued, claimed), 8 credential stats hash, 9 credential cache, 10 overview cache;
+--   in the cluster layout 1-8 are the certificate's bucket's and 9, 10 do not exist (nil)
 -- own key: the certification hash
 local STATUS_KEY = {issued = 2, claimed = 3, expired = 4, revoked = 5}
 local EXPIRY_KEY = {issued = 6, claimed = 7}

@@ -1,7 +1,8 @@
 -- Event E: a learner enrols in a course.
--- group keys: 1 enrollments set, 2 global day counter, 3 global enrollment series,
---   4 course enrollments-by-day hash, 5 course stats hash, 6 course cache, 7 overview cache,
---   8 course hash of progress saved before enrolment
+-- group keys: 1 enrollments set, 2 global day counter, 3 enrollment series (global; the
+--   course's own in the cluster layout), 4 course enrollments-by-day hash, 5 course stats hash,
+--   6 course cache, 7 overview cache, 8 course hash of progress saved before enrolment.
+--   The cluster layout has no 2, 6, 7 (position 0 in the document: nil here)
 -- group values: 1 course id, 2 day (YYYY-MM-DD in the configured zone)
 -- own key: none;  args (event[4..]): user id, epoch ms (text)
 -- Enrolling twice counts once. Progress saved before the enrolment joins the course averages now.
@@ -10,7 +11,8 @@
 -- fails before anything is written) and its course sums (checked when it has figures to add)
 -- can take their writes; else the refusal.
 local function check_enroll(gk, gv)
-  return check_counter(gk[2]) or check_type(gk[3], 'zset') or check_hash_counter(gk[4], gv[2])
+  return (gk[2] and check_counter(gk[2])) or check_type(gk[3], 'zset')
+    or check_hash_counter(gk[4], gv[2])
 end
 
 -- Enrol: 1 enrolled now, 0 was enrolled, or the refusal (nothing written).
@@ -23,7 +25,7 @@ local function enroll(gk, gv, user, ms)
   local refused = check_enroll(gk, gv) or (figures and check_hash_counters(gk[5], SCORE_FIELDS))
   if refused then return refused end
   if sadd(gk[1], user) == 0 then return 0 end
-  incr(gk[2], 1)
+  if gk[2] then incr(gk[2], 1) end
   zadd(gk[3], ms, ms .. ':' .. user .. ':' .. gv[1])
   hincr(gk[4], gv[2], 1)
   hincr(gk[5], 'set:enrollments', 1)  -- the set's size as this library knows it (drift check)
@@ -68,7 +70,7 @@ RUNS['E'] = function(gk, gv, events, first, last, results)
     end
   end
   if added > 0 then
-    incr(gk[2], added)
+    if gk[2] then incr(gk[2], added) end
     hincr(gk[4], gv[2], added)
     hincr(gk[5], 'set:enrollments', added)
     touch(gk[6])

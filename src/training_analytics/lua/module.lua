@@ -1,5 +1,5 @@
 -- Event S: a learner starts a module.
--- group keys: 1 module started set, 2 course cache;  args (event[4..]): user id
+-- group keys: 1 module started set, 2 course cache (none in the cluster layout: nil);  args (event[4..]): user id
 MEMBER_SETS['S'] = {1}
 HANDLERS['S'] = function(gk, gv, _, e)
   -- SADD is the event's first write: a set of another type refuses it before anything is written.

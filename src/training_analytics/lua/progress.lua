@@ -1,6 +1,6 @@
 -- Event P: save a learner's course progress (the seed's progress hash, all fields).
--- group keys: 1 enrollments set, 2 course stats hash, 3 course cache, 4 course hash of progress
---   saved before enrolment;  own key: progress hash
+-- group keys: 1 enrollments set, 2 course stats hash, 3 course cache (none in the cluster
+--   layout: nil), 4 course hash of progress saved before enrolment;  own key: progress hash
 -- args (event[4..]): user id, the values of PROGRESS_FIELDS in order ("" when absent), then
 --   the new figures: score in thousandths and ms to complete ("" when the averages skip it),
 --   which the client computes from those values by progress_figures' rules
