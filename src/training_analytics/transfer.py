@@ -28,7 +28,7 @@ from ._codec import certification_from_hash, coerce, course_from_hash, progress_
 from ._context import Context
 from ._protocol import Await, Batch, Op, Submit, cmd, pipeline, single
 from ._time import from_epoch_ms, to_iso
-from ._writes import EventBatch, first_reply, outcomes, request
+from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
 from .catalog import put_training_course
 from .errors import (
     ConflictError,
@@ -235,12 +235,13 @@ class _Run:
         tally.settled = self.last
 
 
-def _request(ctx: Context, run: _Run, sequence: tuple[str, int]) -> Batch | None:
-    """The round trip for a batch numbered ``sequence`` in its stream (it runs only after the
-    batch before it, see ``lua/apply.lua``), or None when no event of it can be sent. An event
-    whose text cannot be sent (a lone surrogate, which JSON's escapes let through) is refused
-    on its own, and the batch encoded again from the others."""
-    run.events.in_sequence(*sequence)
+def _request(ctx: Context, run: _Run, stream: StreamSequence) -> Batch | None:
+    """The round trip for the next batch of ``stream`` (it runs only after the batch before
+    it, see ``lua/apply.lua``), or None when no event of it can be sent. An event whose text
+    cannot be sent (a lone surrogate, which JSON's escapes let through) is refused on its own,
+    and the batch encoded again from the others (with the same place in the stream: a place
+    is taken only when its batch is sent)."""
+    run.events.in_sequence(stream)
     try:
         return request(run.events)
     except InvalidInputError:
@@ -263,7 +264,7 @@ def _request(ctx: Context, run: _Run, sequence: tuple[str, int]) -> Batch | None
     if not run.tags:
         return None
     run.events = kept
-    kept.in_sequence(*sequence)
+    kept.in_sequence(stream)
     return request(kept)
 
 
@@ -289,7 +290,7 @@ def import_lines(
     check_batch_arguments(records, batch_size)
     yield from zone.check_before_write(ctx)
     applied_before = tally.applied
-    stream_key = ctx.keys.ingest_sequence(uuid.uuid4().hex)
+    stream = StreamSequence(ctx.keys, uuid.uuid4().hex)
     numbered = 0
     in_flight: deque[_Run] = deque()
     current = _Run(ctx)
@@ -300,9 +301,11 @@ def import_lines(
             return
         if run.tags:
             run.last = max(run.last, run.tags[-1])
-            batch = _request(ctx, run, (stream_key, numbered + 1))
+            batch = _request(ctx, run, stream)
             if batch is not None:
                 numbered += 1
+                stream.advance(run.events)
+                yield from register_courses(run.events)
                 run.ticket = yield Submit(batch)
         in_flight.append(run)
 
@@ -311,7 +314,7 @@ def import_lines(
         if run.ticket is None:
             run.settle(tally, [])
         else:
-            run.settle(tally, first_reply((yield Await(run.ticket))))
+            run.settle(tally, run.events.script_replies((yield Await(run.ticket))))
         if tally.applied > applied_before:
             # Once, on the first write that changed the store (not only at the end: an import
             # stopped midway has written its day buckets in this zone too).
@@ -376,7 +379,7 @@ def import_lines(
     while in_flight:
         yield from collect()
     if numbered:
-        yield from forget_sequence(stream_key)
+        yield from forget_sequence(stream)
     return tally
 
 
