@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from rich.console import Console
+from rich.markup import escape
 
 import training_analytics as ta
 from training_analytics import ingest as ta_ingest
@@ -192,7 +193,7 @@ class Bench:
         except ImportError as exc:
             reason = f"skipped: {exc} (pip install 'training-analytics[bench]')"
             self.run.meta["ingest_mixed"] = {"skipped": reason}
-            self.log(f"ingest-mixed {reason}")
+            self.log(escape(f"ingest-mixed {reason}"))  # "[bench]" is not Rich markup
             return
         ingest_mixed_phase(self)
 
