@@ -67,8 +67,9 @@ AUTO_JOBS_BYTES = 4 << 20
 #: The most workers chosen by default (the server needs CPU too, often on the same machine).
 MAX_AUTO_JOBS = 4
 DEFAULT_JOBS_TEXT = (
-    f"1 for stdin and files under {AUTO_JOBS_BYTES >> 20} MiB, else the CPUs this process may "
-    f"use, at most {MAX_AUTO_JOBS}"
+    f"1 for stdin and files under {AUTO_JOBS_BYTES >> 20} MiB, else one fewer than the CPUs "
+    f"this process may use (the store's server usually shares the machine), at most "
+    f"{MAX_AUTO_JOBS}"
 )
 
 
@@ -86,7 +87,10 @@ def choose_jobs(jobs: int | None, size: int | None) -> int:
         return jobs
     if size is None or size < AUTO_JOBS_BYTES or not available():
         return 1
-    return max(1, min(MAX_AUTO_JOBS, _usable_cpus()))
+    # Measured on 2 cores with the server beside it (docs/performance.md): --jobs 1 imported the
+    # mixed history at 57,105 events/s, --jobs 2 at 41,373: a second worker competes with the
+    # server for the one other core, and routing lines to workers costs the parent CPU.
+    return max(1, min(MAX_AUTO_JOBS, _usable_cpus() - 1))
 
 
 @contextlib.contextmanager
