@@ -43,7 +43,7 @@ pytestmark = [
     ),
 ]
 sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[browser]')"
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
 )
 
 ARGS = [

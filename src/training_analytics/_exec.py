@@ -8,7 +8,7 @@ lacks, reply decoding and error translation live in ``_wire``, and submitted bat
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from functools import partial
 from typing import Any, Final, TypeVar
 
@@ -233,6 +233,28 @@ async def _asend(client: redis.asyncio.Redis, commands: Commands) -> list[Any]:
 _EXECUTE_COMMAND: Final = redis.asyncio.Redis.execute_command
 
 
+async def connection_exchange(
+    connection: Any, callbacks: Mapping[Any, Callable[..., Any]], commands: Commands
+) -> list[Any]:
+    """One round trip on an asyncio connection: the commands in one write, the replies read in
+    order and parsed by ``callbacks`` (the client's), errors the server answers in place."""
+    await connection.send_packed_command(connection.pack_commands(commands))
+    replies: list[Any] = []
+    for command in commands:
+        try:
+            reply = await connection.read_response()
+        except redis.exceptions.ResponseError as exc:
+            replies.append(exc)
+            continue
+        name = command[0]
+        if name in callbacks:
+            reply = callbacks[name](reply)
+            if inspect.isawaitable(reply):
+                reply = await reply
+        replies.append(reply)
+    return replies
+
+
 async def _aexchange(client: redis.asyncio.Redis, commands: Commands) -> list[Any]:
     """What ``execute_command`` or a pipeline without MULTI does, on a pooled connection: the
     commands in one write, the replies read in order and parsed by the client's callbacks,
@@ -247,21 +269,7 @@ async def _aexchange(client: redis.asyncio.Redis, commands: Commands) -> list[An
     connection = await get()
 
     async def exchange() -> list[Any]:
-        await connection.send_packed_command(connection.pack_commands(commands))
-        replies: list[Any] = []
-        for command in commands:
-            try:
-                reply = await connection.read_response()
-            except redis.exceptions.ResponseError as exc:
-                replies.append(exc)
-                continue
-            name = command[0]
-            if name in callbacks:
-                reply = callbacks[name](reply)
-                if inspect.isawaitable(reply):
-                    reply = await reply
-            replies.append(reply)
-        return replies
+        return await connection_exchange(connection, callbacks, commands)
 
     async def dropped(error: BaseException) -> None:
         await connection.disconnect()

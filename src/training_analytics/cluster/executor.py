@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -51,7 +51,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from .._exec import _drive, _send, aexchange, exchange
+from .._exec import _drive, _send, aexchange, connection_exchange, exchange
 from .._protocol import Await, Batch, Call, Command, Op, ScriptCall, Submit
 from .._wire import Commands, Mode, commands_for, finish, has_errors, translate, unencodable
 from ..errors import ClusterUnsupportedError, StoreUnavailableError, TrainingAnalyticsError
@@ -392,23 +392,8 @@ async def _node_exchange(node: redis.asyncio.cluster.ClusterNode, commands: Comm
     with it): the commands in one write, replies parsed by the client's callbacks, errors the
     server answers in place."""
     connection = node.acquire_connection()
-    callbacks = node.response_callbacks
     try:
-        await connection.send_packed_command(connection.pack_commands(commands))
-        replies: list[Any] = []
-        for command in commands:
-            try:
-                reply = await connection.read_response()
-            except redis.exceptions.ResponseError as exc:
-                replies.append(exc)
-                continue
-            name = command[0]
-            if name in callbacks:
-                reply = callbacks[name](reply)
-                if isinstance(reply, Awaitable):
-                    reply = await reply
-            replies.append(reply)
-        return replies
+        return await connection_exchange(connection, node.response_callbacks, commands)
     except BaseException:
         # Replies may be left unread: the connection must not serve anyone else.
         await connection.disconnect()
