@@ -19,8 +19,9 @@ import pytest
 import redis
 
 import training_analytics as ta
+from training_analytics._context import Context
 from training_analytics._exec import run
-from training_analytics._index import ensure_fresh
+from training_analytics._index import ensure_fresh, require_index
 
 from . import seed_writer
 from .factories import NOW, course
@@ -259,3 +260,19 @@ def test_concurrent_writes_of_this_library_are_never_taken_for_drift(client: red
     for thread in threads:
         thread.join()
     assert failures == [] and reads[0] > 0
+
+
+def test_a_first_write_landing_between_the_marker_check_and_the_base_key_check_is_no_error(
+    client: redis.Redis,
+) -> None:
+    # A read found no marker; before it looked for base keys, this library's first write set
+    # both. The base keys it now sees come with the marker: that is an indexed store, not one
+    # another system wrote (CI once raised NotIndexedError here under concurrent writes).
+    ctx = Context()
+    ta.TrainingAnalytics(client, clock=lambda: NOW).record_enrollment("u1", "c1", at=NOW)
+    run(require_index(ctx), client)
+    run(require_index(ctx, "c1"), client)
+    # The same base keys without the marker: the older system's data, never indexed.
+    client.delete(ctx.keys.index_marker())
+    with pytest.raises(ta.NotIndexedError):
+        run(require_index(ctx), client)

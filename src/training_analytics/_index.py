@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._context import Context
-from ._protocol import Op, ScriptCall, batch, cmd, load_script, single
+from ._protocol import Op, ScriptCall, batch, cmd, load_script
 from .errors import CodeUnavailableError, NotIndexedError, StaleIndexError
 
 NOT_INDEXED_MESSAGE = (
@@ -48,8 +48,13 @@ def require_index(ctx: Context, course_id: str | None = None) -> Op[None]:
         ]
     else:
         keys = base_keys(ctx)
-    present = yield from single("EXISTS", *keys)
-    if present:
+    # The marker again, after the base keys and in the same round trip: a first write of this
+    # library may have landed since the caller's check, and it sets both at once. Base keys seen
+    # with the marker still absent afterwards mean no such write came between: the store really
+    # is unindexed. (The marker is only ever removed by reindex, which wants this error.)
+    marker = k.index_marker() if course_id is None else course_marker(ctx, course_id)
+    present, marked = yield batch(cmd("EXISTS", *keys), cmd("EXISTS", marker))
+    if present and not marked:
         raise NotIndexedError(NOT_INDEXED_MESSAGE)
 
 
