@@ -357,10 +357,12 @@ class EventBatch:
         )
 
     def progress(self, progress: EnhancedTrainingProgress) -> None:
-        values = progress_to_fields(progress)
+        self.progress_values(progress.user_id, progress.course_id, progress_to_fields(progress))
+
+    def progress_values(self, user: str, course: str, values: list[str]) -> None:
+        """A progress save already validated: its hash values in PROGRESS_FIELDS order."""
         # The new figures travel with the event: parsing them is cheaper here than in Lua.
         milli, time_ms = progress_figures(*(values[i] for i in _FIGURE_POSITIONS))
-        user, course = progress.user_id, progress.course_id
         group = self._groups.get(("P", course)) or self._remember(
             ("P", course), self._progress_group(course)
         )

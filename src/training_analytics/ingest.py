@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from . import zone
+from ._canonical import progress_values
 from ._context import Context
 from ._protocol import Await, Op, Submit, cmd, pipeline, single
 from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
@@ -40,6 +41,13 @@ _EVENT = TypeAdapter[Any](TrainingEvent)
 def encode(events: EventBatch, event: Any) -> None:
     """Add one event (a model or its dict form) to a batch; InvalidInputError if malformed."""
     if isinstance(event, dict):
+        if event.get("kind") == "progress":
+            # A save in the stored form skips the models (the bulk of an import's progress).
+            raw = event.get("progress")
+            canonical = progress_values(raw) if isinstance(raw, dict) else None
+            if canonical is not None:
+                events.progress_values(*canonical)
+                return
         try:
             event = _EVENT.validate_python(event)
         except ValidationError as exc:

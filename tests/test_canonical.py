@@ -1,0 +1,224 @@
+"""The fast way in for canonical progress saves never disagrees with the general path.
+
+``_canonical.progress_values`` may decline any save (None: the general path decides), but a save
+it takes must be one the general path accepts, with the same stored values.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+import training_analytics as ta
+from training_analytics._canonical import progress_values
+from training_analytics._codec import progress_to_fields
+from training_analytics.errors import TrainingAnalyticsError
+from training_analytics.types import EnhancedTrainingProgress
+
+
+def _general(raw: dict[str, Any]) -> tuple[str, str, list[str]] | None:
+    try:
+        progress = EnhancedTrainingProgress.model_validate(raw)
+        return progress.user_id, progress.course_id, progress_to_fields(progress)
+    except (ValidationError, TrainingAnalyticsError):
+        return None
+
+
+_ascii_ids = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=":{}*?[]\\"),
+    min_size=1,
+    max_size=12,
+)
+_canonical_ids = st.one_of(
+    st.sampled_from(["u1", "learner-0000013", "course-14", "m1", "x" * 200]), _ascii_ids
+)
+_wild_ids = st.one_of(
+    st.text(min_size=0, max_size=6),
+    st.sampled_from(["", "x" * 201, "a:b", "a{b}", "a b", "a*", "é", "a\\b", "a[b]", "a?"]),
+    st.integers(),
+    st.none(),
+)
+_canonical_timestamps = st.datetimes(
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)
+).map(lambda d: f"{d.year:04d}-{d:%m-%dT%H:%M:%S}.{d.microsecond // 1000:03d}Z")
+_wild_timestamps = st.one_of(
+    st.sampled_from(
+        [
+            "2024-02-29T00:00:00.000Z",
+            "2025-02-29T00:00:00.000Z",
+            "2025-04-31T10:00:00.000Z",
+            "0000-01-01T00:00:00.000Z",
+            "2025-01-06T14:15:03Z",
+            "2025-01-06T14:15:03.530+02:00",
+            "2025-13-01T00:00:00.000Z",
+            "2025-01-06T24:00:00.000Z",
+            "2025-01-06",
+            "",
+            "yesterday",
+        ]
+    ),
+    st.just(datetime(2025, 1, 6, tzinfo=UTC)),
+    st.none(),
+    st.integers(),
+)
+_canonical_numbers = st.one_of(
+    st.integers(min_value=0, max_value=100), st.floats(min_value=0, max_value=100)
+)
+_wild_numbers = st.one_of(
+    st.integers(min_value=-5, max_value=105),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e16, 1e-7, 2**53 - 1, 2**53, 2**70, 10**400, True, False, -0.0]),
+    st.sampled_from(["90", "9e1", "", "x"]),
+    st.none(),
+)
+_statuses = st.sampled_from(["not_started", "in_progress", "completed"])
+_wild_statuses = st.sampled_from(["done", "", None, 1])
+_text = st.one_of(st.text(max_size=4), st.none(), st.integers())
+
+
+def _build(
+    draw: st.DrawFn, fields: list[tuple[str, st.SearchStrategy[Any], st.SearchStrategy[Any]]]
+) -> dict[str, Any]:
+    """Mostly canonical: each field present or not, at most two of them wild."""
+    names = [name for name, _, _ in fields]
+    wild = draw(st.sets(st.sampled_from(names), max_size=2))
+    out: dict[str, Any] = {}
+    for name, canonical, odd in fields:
+        if name in wild:
+            out[name] = draw(odd)
+        elif canonical is not _ABSENT and (name in _REQUIRED or draw(st.booleans())):
+            out[name] = draw(canonical)
+    if draw(st.booleans()):  # the order a client sends need not be the model's
+        out = dict(reversed(list(out.items())))
+    return out
+
+
+_ABSENT: st.SearchStrategy[Any] = st.nothing()
+_REQUIRED = {"userId", "courseId"}
+
+
+@st.composite
+def _modules(draw: st.DrawFn) -> dict[str, Any]:
+    module = _build(
+        draw,
+        [
+            ("score", _canonical_numbers, _wild_numbers),
+            ("startedAt", _canonical_timestamps, _wild_timestamps),
+            ("completedAt", _canonical_timestamps, _wild_timestamps),
+            ("attempts", st.integers(min_value=0, max_value=50), _wild_numbers),
+            ("timeSpentMinutes", _canonical_numbers, _wild_numbers),
+            ("module_id", _ABSENT, _canonical_ids),
+            ("extra", _ABSENT, st.integers()),
+        ],
+    )
+    module["moduleId"] = draw(st.one_of(_canonical_ids, _canonical_ids, _wild_ids))
+    module["status"] = draw(st.one_of(_statuses, _statuses, _wild_statuses))
+    return module
+
+
+@st.composite
+def _saves(draw: st.DrawFn) -> dict[str, Any]:
+    save = _build(
+        draw,
+        [
+            ("userId", _canonical_ids, _wild_ids),
+            ("courseId", _canonical_ids, _wild_ids),
+            ("status", _statuses, _wild_statuses),
+            ("moduleProgress", st.lists(_modules(), max_size=4), st.just([{"moduleId": "m"}])),
+            ("overallScore", _canonical_numbers, _wild_numbers),
+            ("startedAt", _canonical_timestamps, _wild_timestamps),
+            ("completedAt", _canonical_timestamps, _wild_timestamps),
+            ("lastAccessedAt", _canonical_timestamps, _wild_timestamps),
+            ("totalTimeSpentMinutes", _canonical_numbers, _wild_numbers),
+            ("certificateId", _ascii_ids, _text),
+            ("certificateIssuedAt", _canonical_timestamps, _wild_timestamps),
+            ("user_id", _ABSENT, _canonical_ids),
+            ("unknown", _ABSENT, st.integers()),
+        ],
+    )
+    return save
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_saves())
+def test_a_save_the_fast_path_takes_is_one_the_general_path_stores_the_same(
+    raw: dict[str, Any],
+) -> None:
+    fast = progress_values(raw)
+    event("fast path" if fast is not None else "general path")
+    if fast is not None:
+        assert fast == _general(raw)
+
+
+def _canonical_save(**changes: Any) -> dict[str, Any]:
+    save: dict[str, Any] = {
+        "userId": "learner-0000013",
+        "courseId": "course-14",
+        "status": "in_progress",
+        "moduleProgress": [
+            {
+                "moduleId": "m1",
+                "status": "completed",
+                "score": 90,
+                "attempts": 1,
+                "timeSpentMinutes": 15.5,
+                "completedAt": "2025-01-06T14:15:03.530Z",
+            },
+            {"status": "in_progress", "moduleId": "m2", "startedAt": "2025-01-07T07:14:23.628Z"},
+        ],
+        "overallScore": 82.25,
+        "startedAt": "2025-01-06T13:51:24.659Z",
+        "lastAccessedAt": "2025-01-07T07:14:23.628Z",
+        "totalTimeSpentMinutes": 49,
+    }
+    save.update(changes)
+    return save
+
+
+def test_what_a_bulk_import_brings_takes_the_fast_path() -> None:
+    # Were the fast path never taken, the property above would hold vacuously.
+    save = _canonical_save()
+    assert progress_values(save) == _general(save) is not None
+    assert progress_values(_canonical_save(completedAt="2025-01-08T00:00:00.000Z")) is not None
+
+
+def test_values_to_convert_or_refuse_go_the_general_way() -> None:
+    cases: list[dict[str, Any]] = [
+        {"overallScore": "82"},  # converted by the general path
+        {"overallScore": 101},  # refused with InvalidScoreError
+        {"overallScore": math.nan},
+        {"overallScore": True},
+        {"startedAt": "2025-01-06T13:51:24Z"},  # normalised
+        {"completedAt": "2025-01-05T00:00:00.000Z"},  # before startedAt: refused
+        {"startedAt": "2024-02-29T00:00:00.000Z"},  # leap day: the general path knows
+        {"certificateId": None},
+        {"certificateId": "é"},
+        {"user_id": "x"},
+        {"userId": "a:b"},
+    ]
+    for changes in cases:
+        assert progress_values(_canonical_save(**changes)) is None, changes
+
+
+def test_record_many_stores_a_canonical_save_as_the_single_call_does(
+    analytics: Any, client: redis.Redis, make_analytics: Any
+) -> None:
+    save = _canonical_save()
+    result = analytics.record_many([{"kind": "progress", "progress": save}])
+    assert result.applied == 1
+    stored: dict[str, str] = client.hgetall(  # type: ignore[assignment]
+        analytics.keys.user_course_progress("learner-0000013", "course-14")
+    )
+    client.flushdb()
+    make_analytics().save_user_course_progress(ta.EnhancedTrainingProgress.model_validate(save))
+    assert (
+        client.hgetall(analytics.keys.user_course_progress("learner-0000013", "course-14"))
+        == stored
+    )
+    assert stored["moduleProgress"].startswith('[{"moduleId":"m1","status":"completed","score":90')
