@@ -47,10 +47,12 @@ _Score = (
     Annotated[int, Strict(), Field(ge=0, le=100)]
     | Annotated[float, Strict(), Field(ge=0, le=100, allow_inf_nan=False)]
 )
-# Past 2**53 the general path keeps an integer's digits, which JavaScript would not: rare, so
-# left to it.
+# The general path keeps an integer's digits up to the largest that still converts to a float
+# (above it refuses it). The bound matters: a strict float field takes an integer the int branch
+# declines, and would store it as a float.
+_LARGEST_FLOAT_INT = 2**1024 - 2**970 - 1
 _Minutes = (
-    Annotated[int, Strict(), Field(ge=0, le=MAX_SAFE_INTEGER)]
+    Annotated[int, Strict(), Field(ge=0, le=_LARGEST_FLOAT_INT)]
     | Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
 )
 _Attempts = Annotated[int, Strict(), Field(ge=0, le=MAX_SAFE_INTEGER)]
