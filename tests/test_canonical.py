@@ -6,6 +6,7 @@ it takes must be one the general path accepts, with the same stored values.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -13,13 +14,16 @@ from typing import Any
 import redis
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 import training_analytics as ta
-from training_analytics._canonical import progress_values
+from training_analytics._canonical import CanonicalProgress, progress_line, progress_values
 from training_analytics._codec import progress_to_fields
 from training_analytics.errors import TrainingAnalyticsError
-from training_analytics.types import EnhancedTrainingProgress
+from training_analytics.fileformats import parse_jsonl
+from training_analytics.types import EnhancedTrainingProgress, ProgressEvent
+
+_PROGRESS_EVENT_MODEL = TypeAdapter(ProgressEvent)
 
 
 def _general(raw: dict[str, Any]) -> tuple[str, str, list[str]] | None:
@@ -225,3 +229,40 @@ def test_record_many_stores_a_canonical_save_as_the_single_call_does(
         == stored
     )
     assert stored["moduleProgress"].startswith('[{"moduleId":"m1","status":"completed","score":90')
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_saves(), st.sampled_from([{}, {"at": "2025-01-06T14:15:03.530Z"}, {"at": 5}, {"x": 1}]))
+def test_a_line_the_fast_path_takes_is_one_the_general_path_stores_the_same(
+    raw: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    try:
+        line = json.dumps({"kind": "progress", "progress": raw, **extra}).encode()
+    except (TypeError, ValueError):  # a datetime or 10**400 has no JSON form here
+        return
+    fast = progress_line(line)
+    event("fast path" if fast is not None else "general path")
+    if fast is not None:
+        try:
+            model = _PROGRESS_EVENT_MODEL.validate_json(line)
+        except ValidationError:
+            model = None
+        assert model is not None
+        assert fast == (
+            model.progress.user_id,
+            model.progress.course_id,
+            progress_to_fields(model.progress),
+        )
+
+
+def test_an_import_reads_a_canonical_progress_line_the_fast_way() -> None:
+    lines = [
+        (
+            1,
+            b"\xef\xbb\xbf"
+            + json.dumps({"kind": "progress", "progress": _canonical_save()}).encode(),
+        )
+    ]
+    [(number, record)] = list(parse_jsonl(lines))
+    assert number == 1 and type(record) is CanonicalProgress
+    assert record == _general(_canonical_save())

@@ -17,7 +17,7 @@ accepts what the general path accepts, and gives the same stored values (the pro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NamedTuple, NotRequired
 
 from pydantic import ConfigDict, Field, Strict, StringConstraints, TypeAdapter, ValidationError
 from pydantic import with_config as _with_config
@@ -85,17 +85,47 @@ class _Progress(TypedDict):
     certificateIssuedAt: NotRequired[_Timestamp]
 
 
+class CanonicalProgress(NamedTuple):
+    """A progress save the fast path took: what ``EventBatch.progress_values`` adds."""
+
+    user_id: str
+    course_id: str
+    values: list[str]
+
+
+@_with_config(ConfigDict(extra="forbid"))
+class _ProgressEvent(TypedDict):
+    kind: Literal["progress"]
+    progress: _Progress
+    at: NotRequired[Any]  # not read for a progress save, on either path
+
+
 _PROGRESS = TypeAdapter(_Progress).validator
+_PROGRESS_EVENT = TypeAdapter(_ProgressEvent).validator
 
 
-def progress_values(raw: Mapping[str, Any]) -> tuple[str, str, list[str]] | None:
-    """(user id, course id, the hash values in ``_codec.PROGRESS_FIELDS`` order) of a progress
-    save given in the canonical form, as ``_codec.progress_to_fields`` gives them; None when the
-    save needs the general path (to convert a value, or to refuse it)."""
+def progress_values(raw: Mapping[str, Any]) -> CanonicalProgress | None:
+    """The hash values (``_codec.PROGRESS_FIELDS`` order) of a progress save given in the
+    canonical form, as ``_codec.progress_to_fields`` gives them; None when the save needs the
+    general path (to convert a value, or to refuse it)."""
     try:
         progress = _PROGRESS.validate_python(raw)
     except ValidationError:
         return None
+    return _canonical(progress)
+
+
+def progress_line(line: bytes) -> CanonicalProgress | None:
+    """``progress_values`` of a JSON Lines line holding a progress event (parsed and checked in
+    one call); None for any other line."""
+    try:
+        event = _PROGRESS_EVENT.validate_json(line)
+    except ValidationError:
+        return None
+    return _canonical(event["progress"])
+
+
+def _canonical(progress: _Progress) -> CanonicalProgress | None:
     started = progress.get("startedAt", "")
     completed = progress.get("completedAt", "")
     # Canonical timestamps order as text does; the general path refuses this one.
@@ -115,4 +145,4 @@ def progress_values(raw: Mapping[str, Any]) -> tuple[str, str, list[str]] | None
     ]
     if not "".join(values).isascii():  # the general path checks other text is valid Unicode
         return None
-    return progress["userId"], progress["courseId"], values
+    return CanonicalProgress(progress["userId"], progress["courseId"], values)

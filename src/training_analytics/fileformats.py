@@ -22,6 +22,7 @@ from typing import IO, Annotated, Any, Literal, TypeAlias
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
+from ._canonical import progress_line
 from .errors import InvalidInputError
 from .transfer import CourseRecord, ExportCursor, ExportPage, ImportTally
 from .types import (
@@ -284,6 +285,8 @@ PARSE_LINES = 1000
 PARSE_BYTES = 1 << 20
 
 _BOM = "\ufeff".encode()
+# In every progress event's line (and rarely another's: that one only pays a failed attempt).
+_PROGRESS_KEY = b'"progress"'
 
 ImportRecord: TypeAlias = Annotated[
     EnrollmentEvent
@@ -327,17 +330,25 @@ def parse_jsonl(
 ) -> Iterator[Numbered]:
     """The records of JSON Lines lines, blank lines left out, in order, one at a time.
 
-    A valid record comes back as its model; any other line is read as ``read_lines`` reads
-    it, so that it is refused with the same message (or, rarely, accepted as a dict that the
-    write path refuses: ``json.loads`` takes lone surrogates, pydantic-core does not).
+    A valid record comes back as its model (a progress save already in the stored form as the
+    ``CanonicalProgress`` the write path takes, without building models); any other line is
+    read as ``read_lines`` reads it, so that it is refused with the same message (or, rarely,
+    accepted as a dict that the write path refuses: ``json.loads`` takes lone surrogates,
+    pydantic-core does not).
     """
     validate = _ONE.validate_json
     for number, raw in lines:
         if raw is None:
             yield number, _too_long(max_line_bytes)
             continue
+        line = raw.removeprefix(_BOM) if number == 1 else raw
+        if _PROGRESS_KEY in line:
+            canonical = progress_line(line)
+            if canonical is not None:  # a save in the stored form: no models built
+                yield number, canonical
+                continue
         try:
-            yield number, validate(raw.removeprefix(_BOM) if number == 1 else raw)
+            yield number, validate(line)
         except ValidationError:
             record = _decoded(number, raw)
             if record is not None:

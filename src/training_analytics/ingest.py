@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from . import zone
-from ._canonical import progress_values
+from ._canonical import CanonicalProgress, progress_values
 from ._context import Context
 from ._protocol import Await, Op, Submit, cmd, pipeline, single
 from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
@@ -40,6 +40,9 @@ _EVENT = TypeAdapter[Any](TrainingEvent)
 
 def encode(events: EventBatch, event: Any) -> None:
     """Add one event (a model or its dict form) to a batch; InvalidInputError if malformed."""
+    if type(event) is CanonicalProgress:  # a progress line the import parsed the fast way
+        events.progress_values(*event)
+        return
     if isinstance(event, dict):
         if event.get("kind") == "progress":
             # A save in the stored form skips the models (the bulk of an import's progress).
