@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import training_analytics as ta
+from training_analytics._codec import _text_map_json
 from training_analytics._time import instant_ms, parse_timestamp_ms, to_iso
 from training_analytics.helpers import js_round, round_to
 
@@ -172,3 +174,14 @@ def test_to_iso_is_the_seed_format() -> None:
     assert (
         to_iso(datetime(2025, 1, 15, 10, 30, 0, 123999, tzinfo=UTC)) == "2025-01-15T10:30:00.123Z"
     )
+
+
+@given(st.dictionaries(st.text(), st.text()))
+def test_a_localized_name_is_stored_as_json_dumps_writes_it(names: dict[str, str]) -> None:
+    # The faster serialiser must write the same bytes the older system's readers get today.
+    assert _text_map_json(names) == json.dumps(names, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_a_localized_name_with_a_lone_surrogate_is_written_as_json_dumps_writes_it() -> None:
+    # The write path refuses it afterwards (check_encodable); the text must not fail first.
+    assert _text_map_json({"en": "\ud800"}) == '{"en":"\ud800"}'

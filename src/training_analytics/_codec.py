@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from ._time import normalize_timestamp, parse_timestamp_ms
 from .errors import (
@@ -60,6 +61,16 @@ def js_number(value: float) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _text_map_json(value: Mapping[str, str]) -> str:
+    """``_json`` of a map of texts (a localized name), byte for byte, in a tenth of the time:
+    ``json.dumps`` builds an encoder per call for these separators. (For floats the two would
+    differ: ``1e-07`` against ``1e-7``.)"""
+    try:
+        return to_json(value).decode()
+    except PydanticSerializationError:  # a lone surrogate: refused by check_encodable after
+        return _json(value)
 
 
 def coerce(model: type[Any], value: Any, what: str) -> Any:
@@ -243,7 +254,7 @@ def certification_to_fields(record: TrainingCertificationRecord) -> dict[str, st
         "id": record.id,
         "userId": record.user_id,
         "courseId": record.course_id,
-        "courseName": _json(record.course_name),
+        "courseName": _text_map_json(record.course_name),
         "userName": record.user_name,
         "userEmail": record.user_email,
         "status": record.status,
