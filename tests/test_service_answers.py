@@ -165,8 +165,11 @@ def service(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     assert server.terminate() == 0
 
 
-async def _hammer(base: str, key: str, path: str, stop: asyncio.Event) -> list[tuple[float, int]]:
-    """GET ``path`` from 20 clients until ``stop``: (when each request was sent, its status)."""
+async def _hammer(
+    base: str, key: str, path: str, stop: asyncio.Event, answered: asyncio.Event | None = None
+) -> list[tuple[float, int]]:
+    """GET ``path`` from 20 clients until ``stop``: (when each request was sent, its status).
+    ``answered`` is set by the first 200."""
     seen: list[tuple[float, int]] = []
     headers = {"Authorization": f"Bearer {key}"}
 
@@ -175,6 +178,8 @@ async def _hammer(base: str, key: str, path: str, stop: asyncio.Event) -> list[t
             sent = time.monotonic()
             reply = await http.get(path, headers=headers)
             seen.append((sent, reply.status_code))
+            if answered is not None and reply.status_code == 200:
+                answered.set()
 
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         await asyncio.gather(*(loop(http) for _ in range(20)))
@@ -189,9 +194,14 @@ def test_a_key_revoked_under_load_is_refused_to_every_request_sent_after(
     key = lib.create_api_key("dash", "viewer").key
 
     async def scenario() -> None:
-        stop = asyncio.Event()
-        load = asyncio.create_task(_hammer(service.base, key, "/api/v1/courses/c1/analytics", stop))
-        await asyncio.sleep(0.5)
+        stop, answered = asyncio.Event(), asyncio.Event()
+        load = asyncio.create_task(
+            _hammer(service.base, key, "/api/v1/courses/c1/analytics", stop, answered)
+        )
+        # Revoked once the key has been accepted under load (not after a fixed pause: on a busy
+        # machine the first answers can take longer than that).
+        await asyncio.wait_for(answered.wait(), 60)
+        await asyncio.sleep(0.2)
         await asyncio.to_thread(lib.revoke_api_key, "dash")
         revoked = time.monotonic()
         await asyncio.sleep(0.3)
