@@ -116,8 +116,8 @@ def get_credential_stats(ctx: Context) -> Op[CredentialStats]:
 
 #: Claims due in this window count as "expiring" in credential analytics.
 EXPIRY_WINDOW = timedelta(days=30)
-_CLAIM_FIELDS = ("claimed", "claim_ms_sum", "claim_n")
-_CARDINALITIES = load_script("cardinalities.lua", read_only=True)
+_STATS_FIELDS = ("claimed", "claim_ms_sum", "claim_n", *RECORDED_SIZES)
+_FIGURES = load_script("certificate_figures.lua", read_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,28 +165,27 @@ def _number(value: Any) -> int:
 
 
 def _bucket_calls(ctx: Context, bucket: str, now: datetime, *, scripted: bool) -> tuple[Call, ...]:
-    """One bucket's reads, all in its slot: its marker, its stats hash, four ZCOUNTs on its
-    expiry index, and its five set sizes (one read-only call, or five SCARDs)."""
+    """One bucket's reads, all in its slot: its marker, four ZCOUNTs on its expiry indexes, its
+    five set sizes and its stats hash (claim totals, recorded sizes). One read-only call that
+    reads them at one moment (``certificate_figures.lua``), or the same as eleven plain
+    commands, whose replies come in the same order as the call's."""
     k = ctx.keys
     now_ms, soon_ms = epoch_ms(now), epoch_ms(now + EXPIRY_WINDOW)
-    issued, claimed = (
-        k.certification_expiry("issued", bucket),
-        k.certification_expiry("claimed", bucket),
-    )
+    marker, stats = k.index_marker(bucket), k.credential_stats(bucket)
+    issued = k.certification_expiry("issued", bucket)
+    claimed = k.certification_expiry("claimed", bucket)
     sets = _bucket_set_keys(ctx, bucket)
-    counts: tuple[Call, ...] = (
-        (ScriptCall(_CARDINALITIES, sets, ()),)
-        if scripted
-        else tuple(cmd("SCARD", key) for key in sets)
-    )
+    if scripted:
+        keys = (marker, stats, issued, claimed, *sets)
+        return (ScriptCall(_FIGURES, keys, (now_ms, soon_ms, *_STATS_FIELDS)),)
     return (
-        cmd("EXISTS", k.index_marker(bucket)),
-        cmd("HMGET", k.credential_stats(bucket), *_CLAIM_FIELDS, *RECORDED_SIZES),
+        cmd("EXISTS", marker),
         cmd("ZCOUNT", issued, "-inf", now_ms),
         cmd("ZCOUNT", claimed, "-inf", now_ms),
         cmd("ZCOUNT", issued, f"({now_ms}", soon_ms),
         cmd("ZCOUNT", claimed, f"({now_ms}", soon_ms),
-        *counts,
+        *(cmd("SCARD", key) for key in sets),
+        cmd("HMGET", stats, *_STATS_FIELDS),
     )
 
 
@@ -211,24 +210,22 @@ def bucket_figures(ctx: Context, now: datetime) -> Op[CertificateFigures]:
     """
     buckets = ctx.keys.certification_buckets()
     try:
-        replies = yield batch(
-            *(c for b in buckets for c in _bucket_calls(ctx, b, now, scripted=True))
-        )
-        width, scripted = 7, True
+        replies = yield batch(*(_bucket_calls(ctx, b, now, scripted=True)[0] for b in buckets))
+        rows = list(replies)
     except CodeUnavailableError:
-        # A read-only user on nodes without the read function (or nodes at maxmemory): the same
-        # reads with plain SCARDs, as cardinalities() does.
+        # A read-only user on nodes without the read function (or nodes at maxmemory, which
+        # refuse to load it): the same reads as plain commands, as cardinalities() does.
         replies = yield batch(
             *(c for b in buckets for c in _bucket_calls(ctx, b, now, scripted=False))
         )
-        width, scripted = 11, False
-    rows = [replies[i * width : (i + 1) * width] for i in range(len(buckets))]
+        width = len(replies) // len(buckets)
+        rows = [replies[i * width : (i + 1) * width] for i in range(len(buckets))]
     parts: list[CertificateFigures] = []
     checks: list[tuple[str, list[SizeCheck]]] = []
     unmarked: list[str] = []
     for bucket, row in zip(buckets, rows, strict=True):
-        marked, stats, overdue_i, overdue_c, soon_i, soon_c, *rest = row
-        sizes = [int(n) for n in (rest[0] if scripted else rest)]
+        marked, overdue_i, overdue_c, soon_i, soon_c, *counts, stats = row
+        sizes = [int(n) for n in counts]
         if not marked and sizes[0]:
             unmarked.append(bucket)
         set_keys = _bucket_set_keys(ctx, bucket)

@@ -10,8 +10,9 @@ a bounded number of batches and may come back short, or empty, with a cursor to 
 On a cluster the certificates sit in buckets (``{:cert:NNN}``, one slot each): the walk goes
 through the buckets in order, each with SSCAN as above, and its cursor also names the bucket.
 A round scans a window of buckets side by side (one batch: one pipeline per node), the window
-doubling while the page is not full; replies past a bucket whose scan is not over are dropped
-(read again on the next round), so the order stays "bucket by bucket, each batch by id".
+widening while the page is not full (``next_window``); replies past a bucket whose scan is not
+over are dropped (read again on the next round), so the order stays "bucket by bucket, each
+batch by id".
 The soonest-expiring certificates are the first ``limit`` of each bucket's expiry index,
 merged.
 """
@@ -52,7 +53,7 @@ MAX_EXPIRY_DAYS: Final = 3660
 # SSCAN calls one page may make (a course filter can skip most of what a batch holds).
 _SCAN_BUDGET: Final = 10
 _SCAN_COUNT: Final = 200
-# Buckets a cluster walk scans in its first round; doubled each round while the page is short.
+# Buckets a cluster walk scans in its first round; widened while the page is short.
 _FIRST_WINDOW: Final = 16
 
 
