@@ -198,11 +198,11 @@ def test_the_facades_refuse_global_operations_on_a_cluster_client(
     async def build() -> None:
         client = ta.async_connect(cluster_url)
         try:
-            await ta.AsyncTrainingAnalytics(client).get_credential_claim_analytics()
+            await ta.AsyncTrainingAnalytics(client).get_training_overview_metrics()
         finally:
             await client.aclose()
 
-    with pytest.raises(ta.ClusterUnsupportedError, match="get_credential_claim_analytics"):
+    with pytest.raises(ta.ClusterUnsupportedError, match="get_training_overview_metrics"):
         asyncio.run(build())
 
 

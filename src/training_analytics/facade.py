@@ -177,9 +177,11 @@ class _Operations(_Facade[ClientT]):
     get_enrollment_time_series = operation(timeseries.get_enrollment_time_series)
     get_completion_time_series = operation(timeseries.get_completion_time_series)
     # certifications
-    get_all_training_certifications = operation(certifications.get_all_training_certifications)
+    get_all_training_certifications = operation(
+        certifications.get_all_training_certifications, cluster=True
+    )
     get_training_certification = operation(certifications.get_training_certification, cluster=True)
-    get_credential_stats = operation(certifications.get_credential_stats)
+    get_credential_stats = operation(certifications.get_credential_stats, cluster=True)
     issue_training_certification = operation(
         certifications.issue_training_certification, cluster=True
     )
@@ -187,7 +189,9 @@ class _Operations(_Facade[ClientT]):
         certifications.update_certification_status, cluster=True
     )
     # credentials
-    get_credential_claim_analytics = operation(credentials.get_credential_claim_analytics)
+    get_credential_claim_analytics = operation(
+        credentials.get_credential_claim_analytics, cluster=True
+    )
     # courses
     get_course_detailed_analytics = operation(courses.get_course_detailed_analytics, cluster=True)
     calculate_average_completion = operation(courses.calculate_average_completion)
@@ -209,8 +213,8 @@ class _Operations(_Facade[ClientT]):
     unpublish_training_course = operation(catalog.unpublish_training_course, cluster=True)
     put_training_course = operation(catalog.put_training_course, cluster=True)
     # listings (cursor-paginated) and the HTTP service's API keys
-    list_certifications = operation(pages.list_certifications)
-    get_expiring_certifications = operation(pages.get_expiring_certifications)
+    list_certifications = operation(pages.list_certifications, cluster=True)
+    get_expiring_certifications = operation(pages.get_expiring_certifications, cluster=True)
     list_course_analytics = operation(pages.list_course_analytics)
     find_training_courses = operation(catalog.find_training_courses)
     change_certification_status = operation(
