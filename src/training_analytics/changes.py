@@ -28,6 +28,8 @@ from .types import StoreVersion
 # ctx.memo entry: the registered courses a previous read found, sorted (their versions are
 # asked in the first round trip; a course registered since costs one more).
 _KNOWN = "version-courses"
+_FIXED = "version-fixed-calls"
+_FIXED_TAGS = "version-fixed-tags"
 
 
 class Versions(NamedTuple):
@@ -56,7 +58,7 @@ def version_read(ctx: Context) -> VersionRead:
     known: tuple[str, ...] = ctx.memo.get(_KNOWN, ())
     calls = (
         cmd("SMEMBERS", k.course_registry()),
-        *(cmd("GET", k.store_version(tag)) for tag in _fixed_tags(ctx)),
+        *_fixed_calls(ctx),
         *(cmd("GET", k.store_version(course)) for course in known),
     )
     return VersionRead(calls, known)
@@ -70,7 +72,9 @@ def versions(ctx: Context, read: VersionRead, replies: Sequence[Any]) -> Op[Vers
     if not k.cluster:
         return Versions(_counter(k.store_version(), replies[0]))
     registry, *values = replies
-    fixed = _fixed_tags(ctx)
+    fixed = ctx.memo.get(_FIXED_TAGS)
+    if fixed is None:
+        fixed = ctx.memo[_FIXED_TAGS] = _fixed_tags(ctx)
     found = dict(zip((*fixed, *read.courses), values, strict=True))
     courses = sorted(registry)
     new = [course for course in courses if course not in found]
@@ -81,23 +85,43 @@ def versions(ctx: Context, read: VersionRead, replies: Sequence[Any]) -> Op[Vers
         ctx.memo[_KNOWN] = tuple(courses)
     # The registry says which courses count: one asked from the memo but no longer
     # registered (a store emptied meanwhile) does not.
-    counters = [(tag, _counter(k.store_version(tag), found[tag])) for tag in (*fixed, *courses)]
-    digest = hashlib.blake2b(digest_size=16)
-    for tag, value in counters:
-        if value:
-            digest.update(f"{tag}={value};".encode())
-    return Versions(sum(value for _, value in counters), digest.hexdigest())
+    total, digest = 0, hashlib.blake2b(digest_size=16)
+    for tag in (*fixed, *courses):
+        reply = found[tag]
+        if not reply:
+            continue
+        try:
+            value = int(reply)
+        except ValueError:
+            raise StoreError(_NOT_A_COUNTER.format(key=k.store_version(tag), reply=reply)) from None
+        total += value
+        digest.update(f"{tag}={value};".encode())
+    return Versions(total, digest.hexdigest())
 
 
 def _fixed_tags(ctx: Context) -> list[str]:
     return [CATALOG_TAG, *ctx.keys.certification_buckets()]
 
 
+def _fixed_calls(ctx: Context) -> tuple[Command, ...]:
+    """The GETs of the catalog's and every bucket's counter, made once per facade (a
+    dashboard polls the version twice a second: building 257 key names each time showed in
+    profiles)."""
+    calls: tuple[Command, ...] | None = ctx.memo.get(_FIXED)
+    if calls is None:
+        k = ctx.keys
+        calls = ctx.memo[_FIXED] = tuple(cmd("GET", k.store_version(t)) for t in _fixed_tags(ctx))
+    return calls
+
+
+_NOT_A_COUNTER = "{key} holds {reply!r}, not a counter; delete it"
+
+
 def _counter(key: str, reply: Any) -> int:
     try:
         return int(reply or 0)
     except ValueError:
-        raise StoreError(f"{key} holds {reply!r}, not a counter; delete it") from None
+        raise StoreError(_NOT_A_COUNTER.format(key=key, reply=reply)) from None
 
 
 def read_versions(ctx: Context) -> Op[Versions]:

@@ -22,6 +22,7 @@ from .types import CourseDetailedAnalytics, CourseModule, TrainingOverviewMetric
 
 _MODULES = TypeAdapter(list[CourseModule])
 _MS_PER_HOUR = 3_600_000
+_BUCKET_SCARDS = "certificate-bucket-scards"  # ctx.memo: the cluster layout's SCARD per bucket
 
 
 def _int(value: Any) -> int:
@@ -125,10 +126,15 @@ def _cluster_course_rates(
     bucket's SCARD, summed; then one ``cardinalities.lua`` call per course (each course is a
     slot of its own). Base sets only, as on one server: no marker to check."""
     k = ctx.keys
+    buckets: tuple[Command, ...] | None = ctx.memo.get(_BUCKET_SCARDS)
+    if buckets is None:  # made once per facade: a bucket's key names never change
+        buckets = ctx.memo[_BUCKET_SCARDS] = tuple(
+            cmd("SCARD", k.all_training_certifications(b)) for b in k.certification_buckets()
+        )
     ids, published, *certificates = yield batch(
         cmd("ZRANGE", k.all_training_courses(), 0, -1),
         cmd("SMEMBERS", k.published_training_courses()),
-        *(cmd("SCARD", k.all_training_certifications(b)) for b in k.certification_buckets()),
+        *buckets,
     )
     counts = yield from cardinalities_per_slot(
         [(k.course_enrollments(c), k.course_completions(c)) for c in ids]

@@ -89,10 +89,12 @@ def _summed_days(ctx: Context, series: str, dates: list[str]) -> Op[list[TimeSer
     and the recorded size of its set (StaleIndexError)."""
     courses = yield from single("SMEMBERS", ctx.keys.course_registry())
     parts = yield from gather([_course_days(ctx, series, dates, c) for c in sorted(courses)])
-    return [
-        TimeSeriesDataPoint(date=day, count=sum(_count(values[i]) for values in parts))
-        for i, day in enumerate(dates)
-    ]
+    totals = [0] * len(dates)
+    for values in parts:
+        for i, value in enumerate(values):
+            if value:  # most courses have no events most days
+                totals[i] += _count(value)
+    return [TimeSeriesDataPoint(date=d, count=n) for d, n in zip(dates, totals, strict=True)]
 
 
 def get_daily_enrollment_counts(
