@@ -192,8 +192,8 @@ def test_the_facades_refuse_global_operations_on_a_cluster_client(
     """Writes and per-course reads run on a cluster (tests/test_cluster_writes.py); what needs
     sums over courses or buckets raises a typed error naming itself, before anything is sent."""
     facade = ta.TrainingAnalytics(cluster_client)
-    with pytest.raises(ta.ClusterUnsupportedError, match="get_training_overview_metrics"):
-        facade.get_training_overview_metrics()
+    with pytest.raises(ta.ClusterUnsupportedError, match="get_credential_stats"):
+        facade.get_credential_stats()
 
     async def build() -> None:
         client = ta.async_connect(cluster_url)

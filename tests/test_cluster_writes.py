@@ -216,9 +216,6 @@ def test_refused_events_are_reported_in_event_order(cluster_facade: Any) -> None
 @pytest.mark.parametrize(
     ("name", "args"),
     [
-        ("get_training_overview_metrics", ()),
-        ("get_daily_enrollment_counts", ("2025-01-01", "2025-01-31")),
-        ("get_store_version", ()),
         ("reindex", ()),
         ("list_api_keys", ()),
     ],

@@ -169,6 +169,27 @@ def cardinalities(keys: Sequence[str]) -> Generator[Batch, list[Any], list[int]]
     return [int(n) for n in replies[0]]
 
 
+def cardinalities_per_slot(
+    groups: Sequence[Sequence[str]],
+) -> Generator[Batch, list[Any], list[list[int]]]:
+    """SCARD of every key of every group, in one round trip: one ``cardinalities.lua`` call per
+    group, each group's keys in one hash slot (on a cluster the executor sends each node its
+    groups in one pipeline, all nodes side by side). Replies in the groups' order."""
+    calls = [group for group in groups if group]
+    if not calls:
+        return [[] for _ in groups]
+    script = load_script("cardinalities.lua", read_only=True)
+    try:
+        replies = yield Batch(tuple(ScriptCall(script, tuple(keys), ()) for keys in calls))
+        counts = iter([int(n) for n in reply] for reply in replies)
+    except CodeUnavailableError:
+        # As cardinalities(): the code refused, one SCARD per key instead.
+        flat = yield Batch(tuple(Command(("SCARD", key)) for keys in calls for key in keys))
+        numbers = iter(int(n) for n in flat)
+        counts = iter([next(numbers) for _ in keys] for keys in calls)
+    return [next(counts) if group else [] for group in groups]
+
+
 def pipeline(calls: Sequence[Call]) -> Generator[Batch, list[Any], list[Any]]:
     """Any number of calls in one round trip (none: no round trip)."""
     if not calls:

@@ -2,8 +2,9 @@
 answers its analytics GETs from.
 
 An answer is labelled with the store's **stamp** read before it: the store version
-(``changes``: raised by every write that changes training data, in the same atomic call) and the
-store's epoch, a random token in ``training:service:epoch``. A store emptied and written again
+(``changes``: raised by every write that changes training data, in the same atomic call; on the
+cluster layout the sum of every tag's counter, with a digest of their values) and the store's
+epoch, a random token in ``training:service:epoch``. A store emptied and written again
 restarts its version from 0; its new epoch keeps answers read before from matching it. The
 epoch is created by the first read that succeeds without one (after its read, so that a read
 that fails writes nothing); that read's answer is not kept, since its stamp had no epoch.
@@ -32,8 +33,9 @@ from typing import Final, NamedTuple
 from pydantic import BaseModel
 
 from ._context import Context
-from ._protocol import Command, Op, batch, cmd
+from ._protocol import Op, batch, cmd
 from .apikeys import ApiKeyInfo, verification, verified
+from .changes import Versions, version_read, versions
 from .errors import InvalidInputError, StoreError
 
 DEFAULT_MAX_AGE: Final = 1.0
@@ -44,10 +46,13 @@ DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
 
 class Stamp(NamedTuple):
     """What the store was when a reader looked: its epoch (None until a read creates it:
-    then nothing is kept) and its version."""
+    then nothing is kept), its version and, on the cluster layout, the digest of every tag's
+    version counter (``changes.Versions``: there the version is a sum, and two readers may see
+    the same sum of different counters)."""
 
     epoch: str | None
     version: int
+    digest: str | None = None
 
 
 class CheckedKeys(NamedTuple):
@@ -125,48 +130,47 @@ class AnswerCache:
             self._bytes -= len(dropped.body)
 
 
-def _stamp_calls(ctx: Context) -> tuple[Command, Command]:
-    k = ctx.keys
-    return cmd("GET", k.store_epoch()), cmd("GET", k.store_version())
-
-
-def _stamp(epoch: str | None, version: str | None) -> Stamp | None:
-    """The stamp from the replies to ``_stamp_calls``."""
-    try:
-        number = int(version or 0)
-    except ValueError:
-        return None  # a version key something else broke: nothing can be kept
-    return Stamp(None if epoch is None else str(epoch), number)
-
-
 def read_stamp(ctx: Context) -> Op[Stamp | None]:
-    """The store's stamp (one round trip). None when a key of the stamp holds something else
-    than it should: nothing is kept then."""
+    """The store's stamp (one round trip; on the cluster layout one more when courses were
+    registered since this facade last looked). None when a key of the stamp holds something
+    else than it should: nothing is kept then."""
+    read = version_read(ctx)
     try:
-        epoch, version = yield batch(*_stamp_calls(ctx))
+        epoch, *replies = yield batch(cmd("GET", ctx.keys.store_epoch()), *read.calls)
+        found = yield from versions(ctx, read, replies)
     except StoreError:
         return None
-    return _stamp(epoch, version)
+    return _stamp(epoch, found)
+
+
+def _stamp(epoch: str | None, found: Versions) -> Stamp:
+    return Stamp(None if epoch is None else str(epoch), found.total, found.digest)
 
 
 def check_keys(ctx: Context, keys: Sequence[str]) -> Op[CheckedKeys]:
     """Verify each of ``keys`` as ``verify_api_key`` does (its last use recorded) and read the
-    store's stamp, all in one round trip: what a worker of the HTTP service sends for the
+    store's stamp, all in one round trip (on the cluster layout one more when courses were
+    registered since this facade last looked): what a worker of the HTTP service sends for the
     requests waiting at one moment."""
     if isinstance(keys, str | bytes) or not isinstance(keys, Sequence):
         raise InvalidInputError(f"keys must be a list of API keys, got {type(keys).__name__}")
     calls = [verification(ctx, key) for key in keys]
     sent = [call for call in calls if call is not None]
     stamp: Stamp | None = None
+    read = version_read(ctx)
     try:
-        replies = yield batch(*sent, *_stamp_calls(ctx))
+        replies = yield batch(*sent, cmd("GET", ctx.keys.store_epoch()), *read.calls)
     except StoreError:
         # Perhaps a key of the stamp holds another type: the keys alone, whose own errors
         # raise from here.
         records = (yield batch(*sent)) if sent else []
     else:
         records = replies[: len(sent)]
-        stamp = _stamp(replies[-2], replies[-1])
+        epoch, *version_replies = replies[len(sent) :]
+        try:
+            stamp = _stamp(epoch, (yield from versions(ctx, read, version_replies)))
+        except StoreError:  # a version counter something else broke: nothing can be kept
+            stamp = None
     found = iter(records)
     infos = [None if call is None else verified(next(found)) for call in calls]
     return CheckedKeys(infos, stamp)
@@ -185,6 +189,7 @@ def _check(cache: object, name: object, read: object, stamp: object) -> None:
         isinstance(stamp, Stamp)
         and isinstance(stamp.epoch, str | None)
         and type(stamp.version) is int
+        and isinstance(stamp.digest, str | None)
     ):
         raise InvalidInputError(f"stamp must be a Stamp or None, got {stamp!r}")
 

@@ -13,14 +13,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from ._context import Context
 from ._index import course_marker, ensure_fresh, require_index
-from ._protocol import Command, Op, batch, cardinalities, cmd, single
+from ._protocol import Command, Op, batch, cardinalities, cardinalities_per_slot, cmd, single
 from .analytics import module_dropoffs
 from .errors import CourseNotFoundError, StoreError
 from .helpers import calculate_percentage, js_round, round_to, safe_parse_json
+from .keys import check_id
 from .types import CourseDetailedAnalytics, CourseModule, TrainingOverviewMetrics
 
 _MODULES = TypeAdapter(list[CourseModule])
 _MS_PER_HOUR = 3_600_000
+_BUCKET_SCARDS = "certificate-bucket-scards"  # ctx.memo: the cluster layout's SCARD per bucket
 
 
 def _int(value: Any) -> int:
@@ -100,6 +102,8 @@ def get_course_detailed_analytics(ctx: Context, course_id: str) -> Op[CourseDeta
 def _course_rates(ctx: Context) -> Op[tuple[list[str], set[str], list[int], list[int], int]]:
     """Course ids, published ids, enrolments and completions per course, certificate count."""
     k = ctx.keys
+    if k.cluster:
+        return (yield from _cluster_course_rates(ctx))
     ids, published, certificates = yield batch(
         cmd("ZRANGE", k.all_training_courses(), 0, -1),
         cmd("SMEMBERS", k.published_training_courses()),
@@ -112,6 +116,32 @@ def _course_rates(ctx: Context) -> Op[tuple[list[str], set[str], list[int], list
     replies = yield from cardinalities(keys)
     enrolled, completed = replies[0::2], replies[1::2]
     return list(ids), set(published), enrolled, completed, int(certificates)
+
+
+def _cluster_course_rates(
+    ctx: Context,
+) -> Op[tuple[list[str], set[str], list[int], list[int], int]]:
+    """``_course_rates`` on the cluster layout, in the same two round trips (each one pipeline
+    per node, nodes side by side): the catalog's indexes (one slot) with every certificate
+    bucket's SCARD, summed; then one ``cardinalities.lua`` call per course (each course is a
+    slot of its own). Base sets only, as on one server: no marker to check."""
+    k = ctx.keys
+    buckets: tuple[Command, ...] | None = ctx.memo.get(_BUCKET_SCARDS)
+    if buckets is None:  # made once per facade: a bucket's key names never change
+        buckets = ctx.memo[_BUCKET_SCARDS] = tuple(
+            cmd("SCARD", k.all_training_certifications(b)) for b in k.certification_buckets()
+        )
+    ids, published, *certificates = yield batch(
+        cmd("ZRANGE", k.all_training_courses(), 0, -1),
+        cmd("SMEMBERS", k.published_training_courses()),
+        *buckets,
+    )
+    counts = yield from cardinalities_per_slot(
+        [(k.course_enrollments(c), k.course_completions(c)) for c in ids]
+    )
+    enrolled = [pair[0] for pair in counts]
+    completed = [pair[1] for pair in counts]
+    return list(ids), set(published), enrolled, completed, sum(int(n) for n in certificates)
 
 
 def _average_completion(
@@ -145,8 +175,14 @@ def get_training_overview_metrics(ctx: Context) -> Op[TrainingOverviewMetrics]:
 
 
 def invalidate_course_cache(ctx: Context, course_id: str) -> Op[int]:
-    """Delete a course's cached analytics and the overview; returns how many keys were deleted."""
+    """Delete a course's cached analytics and the overview; returns how many keys were deleted.
+
+    0 on the cluster layout, with nothing sent: it has no caches (this library never fills
+    them; the older system's readers, who do, cannot read a cluster store)."""
     k = ctx.keys
+    if k.cluster:
+        check_id(course_id, "course id")
+        return 0
     deleted = yield from single(
         "DEL", k.course_analytics_cache(course_id), k.overview_metrics_cache()
     )
@@ -154,8 +190,11 @@ def invalidate_course_cache(ctx: Context, course_id: str) -> Op[int]:
 
 
 def invalidate_all_training_caches(ctx: Context) -> Op[int]:
-    """Delete every cached analytics result; returns how many keys were deleted."""
+    """Delete every cached analytics result; returns how many keys were deleted (0 on the
+    cluster layout, with nothing sent: see ``invalidate_course_cache``)."""
     k = ctx.keys
+    if k.cluster:
+        return 0
     deleted = yield from single("DEL", k.overview_metrics_cache(), k.credential_analytics_cache())
     cursor = "0"
     while True:

@@ -170,12 +170,12 @@ class _Operations(_Facade[ClientT]):
         analytics.get_course_module_dropoff_rates, cluster=True
     )
     get_course_module_funnel = operation(analytics.get_course_module_funnel, cluster=True)
-    get_store_version = operation(changes.get_store_version)
+    get_store_version = operation(changes.get_store_version, cluster=True)
     # timeseries
-    get_daily_enrollment_counts = operation(timeseries.get_daily_enrollment_counts)
-    get_daily_completion_counts = operation(timeseries.get_daily_completion_counts)
-    get_enrollment_time_series = operation(timeseries.get_enrollment_time_series)
-    get_completion_time_series = operation(timeseries.get_completion_time_series)
+    get_daily_enrollment_counts = operation(timeseries.get_daily_enrollment_counts, cluster=True)
+    get_daily_completion_counts = operation(timeseries.get_daily_completion_counts, cluster=True)
+    get_enrollment_time_series = operation(timeseries.get_enrollment_time_series, cluster=True)
+    get_completion_time_series = operation(timeseries.get_completion_time_series, cluster=True)
     # certifications
     get_all_training_certifications = operation(
         certifications.get_all_training_certifications, cluster=True
@@ -194,18 +194,22 @@ class _Operations(_Facade[ClientT]):
     )
     # courses
     get_course_detailed_analytics = operation(courses.get_course_detailed_analytics, cluster=True)
-    calculate_average_completion = operation(courses.calculate_average_completion)
-    get_training_overview_metrics = operation(courses.get_training_overview_metrics)
-    invalidate_all_training_caches = operation(courses.invalidate_all_training_caches)
-    invalidate_course_cache = operation(courses.invalidate_course_cache)
+    calculate_average_completion = operation(courses.calculate_average_completion, cluster=True)
+    get_training_overview_metrics = operation(courses.get_training_overview_metrics, cluster=True)
+    invalidate_all_training_caches = operation(courses.invalidate_all_training_caches, cluster=True)
+    invalidate_course_cache = operation(courses.invalidate_course_cache, cluster=True)
     # enhanced
-    get_all_enhanced_courses = operation(enhanced.get_all_enhanced_courses)
-    get_enhanced_courses_by_status = operation(enhanced.get_enhanced_courses_by_status)
+    get_all_enhanced_courses = operation(enhanced.get_all_enhanced_courses, cluster=True)
+    get_enhanced_courses_by_status = operation(
+        enhanced.get_enhanced_courses_by_status, cluster=True
+    )
     # catalog
     get_training_course = operation(catalog.get_training_course, cluster=True)
-    get_all_training_courses = operation(catalog.get_all_training_courses)
-    get_published_training_courses = operation(catalog.get_published_training_courses)
-    get_training_courses_by_category = operation(catalog.get_training_courses_by_category)
+    get_all_training_courses = operation(catalog.get_all_training_courses, cluster=True)
+    get_published_training_courses = operation(catalog.get_published_training_courses, cluster=True)
+    get_training_courses_by_category = operation(
+        catalog.get_training_courses_by_category, cluster=True
+    )
     create_training_course = operation(catalog.create_training_course, cluster=True)
     update_training_course = operation(catalog.update_training_course, cluster=True)
     delete_training_course = operation(catalog.delete_training_course, cluster=True)
@@ -215,12 +219,12 @@ class _Operations(_Facade[ClientT]):
     # listings (cursor-paginated) and the HTTP service's API keys
     list_certifications = operation(pages.list_certifications, cluster=True)
     get_expiring_certifications = operation(pages.get_expiring_certifications, cluster=True)
-    list_course_analytics = operation(pages.list_course_analytics)
-    find_training_courses = operation(catalog.find_training_courses)
+    list_course_analytics = operation(pages.list_course_analytics, cluster=True)
+    find_training_courses = operation(catalog.find_training_courses, cluster=True)
     change_certification_status = operation(
         certifications.change_certification_status, cluster=True
     )
-    get_series_report = operation(series.get_series_report)
+    get_series_report = operation(series.get_series_report, cluster=True)
     ping_store = operation(health.ping_store, cluster=True)
     create_api_key = operation(apikeys.create_api_key)
     list_api_keys = operation(apikeys.list_api_keys)
@@ -229,10 +233,10 @@ class _Operations(_Facade[ClientT]):
     verify_api_key = operation(apikeys.verify_api_key)
     read_with_api_key = operation(apikeys.read_with_api_key)
     # answers kept while the store is unchanged (what the HTTP service's analytics GETs give)
-    check_keys = operation(answers.check_keys)
-    read_stamp = operation(answers.read_stamp)
-    answer_at = operation(answers.answer_at)
-    cached_answer = operation(answers.cached_answer)
+    check_keys = operation(answers.check_keys, cluster=True)
+    read_stamp = operation(answers.read_stamp, cluster=True)
+    answer_at = operation(answers.answer_at, cluster=True)
+    cached_answer = operation(answers.cached_answer, cluster=True)
     # bulk and maintenance
     record_many = operation(ingest.record_many, cluster=True)
     record_each = operation(outcomes.record_each, cluster=True)
