@@ -37,6 +37,12 @@ class TimeZoneMismatchError(InvalidInputError):
     in (``training:meta:time-zone``); nothing was written."""
 
 
+class LayoutMismatchError(InvalidInputError):
+    """A cluster store's recorded key layout (``training:meta:layout:{:meta}``: layout name and
+    certificate bucket count) differs from the facade's: its writes would land under keys the
+    store's readers never look at; nothing was written."""
+
+
 class InvalidDateRangeError(InvalidInputError):
     """A date range ends before it starts, or is longer than the configured maximum."""
 

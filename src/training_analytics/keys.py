@@ -408,7 +408,8 @@ class TrainingKeys:
         return f"{self.prefix}training:agg:courses:{{{META_TAG}}}"
 
     def layout_record(self) -> str:
-        """Cluster layout: hash naming the layout and its bucket count, written with the store."""
+        """Cluster layout: string (JSON) naming the layout and its certificate bucket count,
+        written by the store's first write or by ``migrate`` (see ``layout.py``)."""
         self._cluster_only("layout record")
         return f"{self.prefix}training:meta:layout:{{{META_TAG}}}"
 
