@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +22,12 @@ import redis.asyncio.cluster
 import redis.cluster
 
 import training_analytics as ta
+from training_analytics.bench.mixed import MixedHistory, events
 from training_analytics.cluster.local import ClusterControl
 
-from .factories import NOW, Factory
+from .factories import NOW, Factory, course
+from .test_cli_transfer import _env
+from .test_transfer import export_all
 
 FacadeMaker = Callable[..., Any]
 
@@ -101,7 +107,7 @@ def test_the_first_write_records_the_layout(
     assert cluster_client.get("training:meta:layout:{:meta}") is None
     facade.record_enrollment("u1", "c1")
     assert facade.get_recorded_layout() == {"layout": "cluster", "certBuckets": 256}
-    assert json.loads(cluster_client.get("training:meta:layout:{:meta}")) == {
+    assert json.loads(str(cluster_client.get("training:meta:layout:{:meta}"))) == {
         "layout": "cluster",
         "certBuckets": 256,
     }
@@ -150,3 +156,120 @@ def test_the_single_server_layout_records_nothing(
     analytics.record_enrollment("u1", "c1")
     assert analytics.get_recorded_layout() is None
     assert not [key for key in client.scan_iter("training:meta:layout*")]
+
+
+# --- (b) export and import ----------------------------------------------------------------------
+
+SMALL = MixedHistory(pairs=150, seed=5)
+
+
+def _canonical(records: list[dict[str, Any]]) -> list[str]:
+    return sorted(json.dumps(record, sort_keys=True) for record in records)
+
+
+def _load(facade: Any, history: MixedHistory) -> None:
+    for course_id in history.course_ids():
+        facade.create_training_course(course(course_id, modules=history.modules))
+    facade.record_many(list(events(history)), stream=True)
+
+
+def test_export_on_a_cluster_gives_the_single_servers_records(
+    make_cluster_facade: FacadeMaker, analytics: Any
+) -> None:
+    on_cluster = make_cluster_facade()
+    _load(on_cluster, SMALL)
+    _load(analytics, SMALL)
+    exported = export_all(on_cluster, 50)
+    assert exported, "nothing exported"
+    assert _canonical(exported) == _canonical(export_all(analytics, 50))
+    # Every section is there, and each learner's events of a course keep their time order.
+    kinds = {record.get("kind", "progress") for record in exported}
+    assert {"course", "enrollment", "completion", "module_start", "progress"} <= kinds
+    assert "certification_issued" in kinds
+
+
+def test_import_into_a_cluster_answers_as_the_single_server(
+    make_cluster_facade: FacadeMaker,
+    analytics: Any,
+    cluster_client: redis.cluster.RedisCluster,
+) -> None:
+    _load(analytics, SMALL)
+    records = export_all(analytics, 64)
+    on_cluster = make_cluster_facade()
+    result = on_cluster.import_records(records)
+    assert result.rejected == 0
+    for course_id in SMALL.course_ids():
+        assert on_cluster.get_course_detailed_analytics(
+            course_id
+        ) == analytics.get_course_detailed_analytics(course_id)
+        assert on_cluster.get_course_module_dropoff_rates(
+            course_id
+        ) == analytics.get_course_module_dropoff_rates(course_id)
+    # Imported again: nothing changes (the write path is idempotent; a progress record is
+    # saved again and reports "applied", as on one server, with the same figures).
+    before = _dump(cluster_client)
+    again = on_cluster.import_records(records)
+    applied = [
+        record.get("kind")
+        for record, outcome in zip(records, again.results, strict=True)
+        if outcome.status == "applied"
+    ]
+    assert set(applied) <= {"progress"}
+    after = _dump(cluster_client)
+    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    assert {key for key in changed if not key.startswith("training:version:")} == set()
+    assert _canonical(export_all(on_cluster, 64)) == _canonical(records)
+
+
+def test_import_lines_streams_into_a_cluster(
+    make_cluster_facade: FacadeMaker, analytics: Any
+) -> None:
+    _load(analytics, SMALL)
+    records = export_all(analytics, 64)
+    on_cluster = make_cluster_facade()
+    tally = on_cluster.import_lines(enumerate(records, 1), ta.ImportTally(), batch_size=100)
+    assert tally.rejected == 0
+    assert tally.settled == len(records)
+    assert _canonical(export_all(on_cluster, 64)) == _canonical(records)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "training_analytics", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+        check=False,
+    )
+
+
+def test_cli_export_and_import_jobs_on_a_cluster(
+    client: redis.Redis,
+    redis_url: str,
+    cluster_url: str,
+    cluster_client: redis.cluster.RedisCluster,
+    tmp_path: Path,
+) -> None:
+    analytics = ta.TrainingAnalytics(client, clock=_clock)
+    _load(analytics, SMALL)
+    single_file = tmp_path / "single.jsonl"
+    done = _cli("export", "--url", redis_url, "-o", str(single_file))
+    assert done.returncode == 0, done.stderr
+    done = _cli("import", "--url", cluster_url, str(single_file), "--jobs", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["rejected"] == 0
+    cluster_file = tmp_path / "cluster.jsonl"
+    done = _cli("export", "--url", cluster_url, "-o", str(cluster_file))
+    assert done.returncode == 0, done.stderr
+
+    def lines(path: Path) -> list[str]:
+        return _canonical([json.loads(line) for line in path.read_text().splitlines()])
+
+    assert lines(cluster_file) == lines(single_file)
+    on_cluster = ta.TrainingAnalytics(cluster_client, clock=_clock)
+    for course_id in SMALL.course_ids():
+        assert on_cluster.get_course_detailed_analytics(
+            course_id
+        ) == analytics.get_course_detailed_analytics(course_id)

@@ -308,7 +308,7 @@ def _friendly_errors() -> Iterator[None]:
 
 @dataclass
 class Store:
-    client: redis.Redis
+    client: redis.Redis | redis.cluster.RedisCluster
     analytics: ta.TrainingAnalytics
     settings: Settings
     """The options in effect: ``tz`` is the zone the commands use (resolved against the store's)."""
@@ -336,7 +336,13 @@ def _redact(url: str) -> str:
     )
 
 
-def _open_store(settings: Settings, url: str | None = None, *, check_zone: bool = True) -> Store:
+def _open_store(
+    settings: Settings,
+    url: str | None = None,
+    *,
+    check_zone: bool = True,
+    cluster_ok: bool = False,
+) -> Store:
     """Connect (starting the embedded server if that is what resolves) and check it answers.
 
     ``url`` overrides ``settings.url``. The day buckets' zone is the one recorded in the store
@@ -358,7 +364,7 @@ def _open_store(settings: Settings, url: str | None = None, *, check_zone: bool 
         except ValueError as exc:
             # redis-py parses the URL here (scheme, port range, query options).
             raise ta.InvalidInputError(f"invalid server URL {where!r}: {exc}") from exc
-    if isinstance(connected, redis.cluster.RedisCluster):
+    if isinstance(connected, redis.cluster.RedisCluster) and not cluster_ok:
         try:
             ping(connected)  # every node that answers reports cluster_state:ok
         finally:
@@ -1051,6 +1057,7 @@ def _compact_embedded_store(store: Store) -> None:
     """After a reset, rewrite the embedded server's append-only file (its history is gone)."""
     if not store.embedded:
         return  # someone else's server: its persistence is theirs to run
+    assert isinstance(store.client, redis.Redis)  # the embedded server is never a cluster
     with err.status("Compacting the embedded store's append-only file…"):
         compact_append_only_file(store.client)
 
@@ -1285,7 +1292,7 @@ def import_(
                 _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
             size = os.fstat(stream.fileno()).st_size
             total = size if size and os.path.isfile(file) else None
-        store = _open_store(settings, url)
+        store = _open_store(settings, url, cluster_ok=True)
         workers = import_jobs.choose_jobs(jobs, total)
         started = time.monotonic()
         progress = Progress(
@@ -1476,7 +1483,7 @@ def export(
     settings = _settings(ctx, prefix, tz)
     to_stdout = output is None or output == "-"
     with _friendly_errors(), contextlib.ExitStack() as stack:
-        store = _open_store(settings, url)
+        store = _open_store(settings, url, cluster_ok=True)
         if to_stdout:
             sink: Any = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
             # Flushed, then detached rather than closed: stdout itself stays open.
