@@ -43,6 +43,11 @@ class LayoutMismatchError(InvalidInputError):
     store's readers never look at; nothing was written."""
 
 
+class MigrationError(InvalidInputError):
+    """``migrate`` cannot run as asked (source and target are the same store, or the target
+    holds data or another migration); nothing was written."""
+
+
 class InvalidDateRangeError(InvalidInputError):
     """A date range ends before it starts, or is longer than the configured maximum."""
 
