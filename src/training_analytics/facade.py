@@ -242,7 +242,7 @@ class _Operations(_Facade[ClientT]):
     export_page = operation(transfer.export_page, cluster=True)
     record_statements = operation(statements.record_statements)
     import_statements = operation(statements.import_statements)
-    reindex = operation(reindex.reindex)
+    reindex = operation(reindex.reindex, cluster=True)
 
     get_recorded_time_zone = operation(zone.get_recorded_time_zone, cluster=True)
     record_time_zone = operation(zone.record_time_zone, cluster=True)

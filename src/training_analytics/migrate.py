@@ -171,6 +171,12 @@ def save_checkpoint(ctx: Context, checkpoint: MigrationCheckpoint) -> Op[None]:
     yield from single("SET", ctx.keys.migration_record(), checkpoint.model_dump_json())
 
 
+def mark_migrated(ctx: Context) -> Op[None]:
+    """Cluster: set the store-wide index marker (``training:agg:schema:{:meta}``)."""
+    if ctx.keys.cluster:
+        yield from single("SET", ctx.keys.index_marker(), "1")
+
+
 def holds_data(ctx: Context) -> Op[str | None]:
     """A key of training data under the prefix (one is enough), or None: the store's facts
     (``training:meta:*``: zone, layout, a migration's checkpoint) are not data."""
@@ -313,6 +319,9 @@ def migration(
         yield Step("target", partial(save_checkpoint, checkpoint=checkpoint))
         if on_page is not None:
             on_page(checkpoint)
+    # On a cluster, the store-wide marker says the whole store was migrated (global reads
+    # may check it); one server's marker was set by the first write.
+    yield Step("target", mark_migrated)
     if verify:
         report.comparisons = yield from compare(checkpoint.first_ms, checkpoint.last_ms)
     return report
