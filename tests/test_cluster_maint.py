@@ -339,3 +339,35 @@ def test_reindex_rebuilds_a_cluster_store_without_derived_keys(
     assert fresh.get_course_detailed_analytics(
         course_id
     ) == analytics.get_course_detailed_analytics(course_id)
+
+
+def test_an_export_position_naming_a_gone_node_starts_the_walk_again(
+    make_cluster_facade: FacadeMaker, cluster: ClusterControl
+) -> None:
+    on_cluster = make_cluster_facade()
+    on_cluster.save_user_course_progress(
+        {
+            "userId": "u1",
+            "courseId": "c1",
+            "status": "in_progress",
+            "moduleProgress": [],
+            "overallScore": 50,
+            "startedAt": "2025-06-01T10:00:00.000Z",
+            "lastAccessedAt": "2025-06-01T10:00:00.000Z",
+            "totalTimeSpentMinutes": 5,
+        }
+    )
+    # A failed-over or removed primary: its name is in a saved position, not in the cluster.
+    gone = ta.ExportCursor(section="progress", nodes=["127.0.0.1:1"], scan="17")
+    page = on_cluster.export_page(gone, count=100)
+    assert page.records == []
+    assert page.next is not None
+    primaries = sorted(f"{node.host}:{node.port}" for node in cluster.primaries())
+    assert (page.next.nodes, page.next.scan) == (primaries, "0")
+    records = []
+    cursor = page.next
+    while cursor is not None and cursor.section == "progress":
+        page = on_cluster.export_page(cursor, count=100)
+        records += page.records
+        cursor = page.next
+    assert [r["progress"]["userId"] for r in records] == ["u1"]

@@ -5,9 +5,9 @@ whole store walks each primary in turn (``Command.node`` routes it there; the cl
 refuses a node the cluster no longer has). The position is plain data, ``(nodes, cursor)``:
 the primaries still to walk, the first one's SCAN cursor, so a scan can stop after any page
 and go on later (SCAN cursors are stateless on the server). A topology change between pages
-(a failover, slots moved) may then miss or repeat keys, as SCAN itself does for keys that move;
-``migrate`` and export are meant to run on a stable cluster, and everything they write is
-idempotent.
+(slots moved) may then miss or repeat keys, as SCAN itself does for keys that move; a position
+naming a primary the cluster no longer has starts the walk again over today's primaries
+(repeating keys, never missing them). Everything export and ``migrate`` write is idempotent.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from ._context import Context
 from ._protocol import Arg, Batch, Op, on_node, single
+from .errors import StoreUnavailableError
 
 __all__ = ["primaries", "scan_page"]
 
@@ -46,7 +47,16 @@ def scan_page(
         return [], [], "0"
     node = nodes[0]
     if node:
-        replies = (yield Batch((on_node(node, "SCAN", cursor, *args),)))[0]
+        try:
+            replies = (yield Batch((on_node(node, "SCAN", cursor, *args),)))[0]
+        except StoreUnavailableError:
+            current = yield from primaries(ctx)
+            if node in current:
+                raise  # the node is down, not gone
+            # The topology changed since this position was taken (a failover, a node removed):
+            # the walk starts again over today's primaries. Keys are seen again, which every
+            # user of a scan tolerates (export and migrate apply idempotent records).
+            return [], current, "0"
     else:
         replies = yield from single("SCAN", cursor, *args)
     following, keys = replies

@@ -58,6 +58,9 @@ COURSE_KIND = "course"
 
 #: What one export page asks the server for (SCAN's COUNT, the LIMIT of a series page).
 DEFAULT_PAGE_SIZE = 500
+#: Module sets, and a cluster's certificate buckets, read side by side in one export page.
+KEYS_PER_PAGE = 64
+BUCKETS_PER_PAGE = 64
 
 Section = Literal[
     "courses",
@@ -633,33 +636,57 @@ def _module_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPag
             update={**update, "keys": sorted(set(keys)), "scan_done": done}
         )
         return page
-    found = cursor.keys[0]
-    if not found.startswith(head):
-        raise InvalidInputError(f"export cursor names a key outside this export: {found!r}")
-    course_id, module_id = _split_key(ctx, found, head)
-    if not _ids(course_id, module_id):
-        page.skipped.append(f"{found}: not a course and a module this library can address")
-        page.next = cursor.model_copy(update={"keys": cursor.keys[1:], "member_scan": "0"})
-        return page
-    # The key is built again from its ids: a cursor that came back from a client reads no
-    # other key than one this section would.
-    key = (
-        k.module_enrollments(course_id, module_id)
-        if starts
-        else k.module_completions(course_id, module_id)
-    )
-    scan, members = yield from single("SSCAN", key, cursor.member_scan, "COUNT", count)
-    for user_id in members:
-        if not _ids(user_id):
-            page.skipped.append(f"{key} member {user_id!r}: not a learner id")
+    # Several set keys per page, their SSCANs in one round trip: a module set is usually small,
+    # and a page per key made the module sections most of an export's round trips. Keys are
+    # consumed in order; the first one not read to its end keeps its SSCAN cursor, and the
+    # replies of keys after it are read again on the next page.
+    entries: list[tuple[str, str, str, str | None]] = []
+    for found in cursor.keys[:KEYS_PER_PAGE]:
+        if not found.startswith(head):
+            raise InvalidInputError(f"export cursor names a key outside this export: {found!r}")
+        course_id, module_id = _split_key(ctx, found, head)
+        if not _ids(course_id, module_id):
+            entries.append((found, course_id, module_id, None))
             continue
-        page.records.append(
-            {"kind": kind, "userId": user_id, "courseId": course_id, "moduleId": module_id}
+        # The key is built again from its ids: a cursor that came back from a client reads no
+        # other key than one this section would.
+        key = (
+            k.module_enrollments(course_id, module_id)
+            if starts
+            else k.module_completions(course_id, module_id)
         )
-    if str(scan) == "0":
-        page.next = cursor.model_copy(update={"keys": cursor.keys[1:], "member_scan": "0"})
-    else:
-        page.next = cursor.model_copy(update={"member_scan": str(scan)})
+        entries.append((found, course_id, module_id, key))
+    replies = yield from pipeline(
+        [
+            cmd("SSCAN", key, cursor.member_scan if i == 0 else "0", "COUNT", count)
+            for i, (_, _, _, key) in enumerate(entries)
+            if key is not None
+        ]
+    )
+    answers = iter(replies)
+    consumed = 0
+    for listed, course_id, module_id, read in entries:
+        if read is None:
+            page.skipped.append(f"{listed}: not a course and a module this library can address")
+            consumed += 1
+            continue
+        scan, members = next(answers)
+        for user_id in members:
+            if not _ids(user_id):
+                page.skipped.append(f"{read} member {user_id!r}: not a learner id")
+                continue
+            page.records.append(
+                {"kind": kind, "userId": user_id, "courseId": course_id, "moduleId": module_id}
+            )
+        if str(scan) != "0":
+            page.next = cursor.model_copy(
+                update={"keys": cursor.keys[consumed:], "member_scan": str(scan)}
+            )
+            return page
+        consumed += 1
+        if len(page.records) >= count:
+            break
+    page.next = cursor.model_copy(update={"keys": cursor.keys[consumed:], "member_scan": "0"})
     return page
 
 
@@ -689,17 +716,46 @@ def _progress_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportP
     return page
 
 
+def _certificate_ids(ctx: Context, cursor: ExportCursor, count: int) -> Op[tuple[list[str], Any]]:
+    """The next ids of the certificates section and the next cursor (None: section done). One
+    SSCAN of the store's set; on a cluster, of several buckets in one round trip (most hold a
+    few ids), stopping at the first bucket not read to its end, which keeps its cursor."""
+    k = ctx.keys
+    if not k.cluster:
+        scan, ids = yield from single(
+            "SSCAN", k.all_training_certifications(), cursor.scan, "COUNT", count
+        )
+        return list(ids), _resume(cursor, scan)
+    buckets = k.certification_buckets()
+    chosen = range(cursor.bucket, min(cursor.bucket + BUCKETS_PER_PAGE, len(buckets)))
+    if not chosen:
+        return [], _after(cursor)
+    replies = yield from pipeline(
+        [
+            cmd(
+                "SSCAN",
+                k.all_training_certifications(buckets[b]),
+                cursor.scan if b == cursor.bucket else "0",
+                "COUNT",
+                count,
+            )
+            for b in chosen
+        ]
+    )
+    found: list[str] = []
+    for b, (scan, ids) in zip(chosen, replies, strict=True):
+        found += ids
+        if str(scan) != "0":
+            return found, cursor.model_copy(update={"bucket": b, "scan": str(scan)})
+        if len(found) >= count:
+            return found, cursor.model_copy(update={"bucket": b + 1, "scan": "0"})
+    return found, cursor.model_copy(update={"bucket": chosen[-1] + 1, "scan": "0"})
+
+
 def _certifications_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
     k = ctx.keys
-    if k.cluster:  # bucket by bucket
-        buckets = k.certification_buckets()
-        if cursor.bucket >= len(buckets):
-            return ExportPage(next=_after(cursor))
-        every = k.all_training_certifications(buckets[cursor.bucket])
-    else:
-        every = k.all_training_certifications()
-    scan, ids = yield from single("SSCAN", every, cursor.scan, "COUNT", count)
-    ids = sorted(set(ids))
+    found, following = yield from _certificate_ids(ctx, cursor, count)
+    ids = sorted(set(found))
     replies = yield from pipeline([cmd("HGETALL", k.training_certification(i)) for i in ids])
     page = ExportPage()
     for cert_id, data in zip(ids, replies, strict=True):
@@ -720,10 +776,7 @@ def _certifications_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[E
             # The issue time keeps the claim out of the average claim time, as it is here.
             line["at"] = record.issued_at
         page.records.append(line)
-    if k.cluster and str(scan) == "0":
-        page.next = cursor.model_copy(update={"bucket": cursor.bucket + 1, "scan": "0"})
-    else:
-        page.next = _resume(cursor, scan)
+    page.next = following
     return page
 
 
