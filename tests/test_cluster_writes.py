@@ -221,7 +221,6 @@ def test_refused_events_are_reported_in_event_order(cluster_facade: Any) -> None
         ("get_credential_claim_analytics", ()),
         ("get_all_training_certifications", ()),
         ("get_store_version", ()),
-        ("reindex", ()),
         ("list_api_keys", ()),
     ],
 )
