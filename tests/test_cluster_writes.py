@@ -216,7 +216,6 @@ def test_refused_events_are_reported_in_event_order(cluster_facade: Any) -> None
 @pytest.mark.parametrize(
     ("name", "args"),
     [
-        ("reindex", ()),
         ("list_api_keys", ()),
     ],
 )

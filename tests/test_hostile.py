@@ -329,6 +329,7 @@ CALLS: dict[str, st.SearchStrategy[Call]] = {
     "has_api_keys": _args(),
     "list_api_keys": _args(),
     "record_time_zone": _args(),
+    "get_recorded_layout": _args(),
 }
 
 

@@ -53,6 +53,7 @@ SINGLE = {
     "training_patterns": ((), ["training:*", "cache:training:*"]),
     "time_zone_marker": ((), "training:meta:time-zone"),
     "demo_marker": ((), "training:meta:demo"),
+    "migration_record": ((), "training:meta:migrate"),
     "store_version": ((), "training:version"),
     "api_keys": ((), "training:service:apikeys"),
     "api_key": (("abc",), "training:service:apikey:abc"),
@@ -115,6 +116,7 @@ def test_cluster_keys_by_name() -> None:
     assert k.api_key("ab") == "training:service:apikey:{:service}:ab"
     assert k.time_zone_marker() == "training:meta:time-zone:{:meta}"
     assert k.course_registry() == "training:agg:courses:{:meta}"
+    assert k.migration_record() == "training:meta:migrate:{:meta}"
     bucket = k.certification_bucket("cert-1")
     assert bucket == f":cert:{zlib.crc32(b'cert-1') % 256:03d}"
     assert k.training_certification("cert-1") == f"training:certification:{{{bucket}}}:cert-1"
@@ -211,6 +213,7 @@ def test_store_wide_keys_share_their_tags_slot() -> None:
     assert len({key_slot(key.encode()) for key in catalog}) == 1
     assert len({key_slot(key.encode()) for key in (k.api_keys(), k.api_key("d"))}) == 1
     meta = [k.index_marker(), k.course_registry(), k.layout_record(), k.time_zone_marker()]
+    meta.append(k.migration_record())
     assert len({key_slot(key.encode()) for key in meta}) == 1
 
 

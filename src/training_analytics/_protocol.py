@@ -100,6 +100,9 @@ def load_script(*files: str, read_only: bool = False, legacy_guard: str = "") ->
 
 class Command(NamedTuple):
     args: tuple[Arg, ...]
+    node: str | None = None
+    """Cluster only: the primary (``host:port``, as ``primaries()`` names it) that must run a
+    command that names no key (a per-node SCAN); None routes it by its key."""
 
 
 class ScriptCall(NamedTuple):
@@ -146,6 +149,11 @@ def cmd(*args: Arg) -> Command:
 
 def batch(*calls: Call) -> Batch:
     return Batch(calls)
+
+
+def on_node(node: str, *args: Arg) -> Command:
+    """A command for one cluster primary (a per-node SCAN): see ``Command.node``."""
+    return Command(args, node)
 
 
 def single(*args: Arg) -> Generator[Batch, list[Any], Any]:

@@ -59,7 +59,8 @@ from typer.models import CommandFunctionType
 
 import training_analytics as ta
 
-from . import fileformats, import_jobs
+from . import fileformats, import_jobs, transfer
+from . import migrate as migrate_core
 from ._time import parse_instant
 from .demo import (
     DEFAULT_LEARNERS,
@@ -70,6 +71,7 @@ from .demo import (
     load_demo,
 )
 from .errors import EmbeddedServerError
+from .keys import DEFAULT_CERT_BUCKETS
 from .server import (
     DATA_DIR_ENV,
     REDIS_URL_ENV,
@@ -308,7 +310,7 @@ def _friendly_errors() -> Iterator[None]:
 
 @dataclass
 class Store:
-    client: redis.Redis
+    client: redis.Redis | redis.cluster.RedisCluster
     analytics: ta.TrainingAnalytics
     settings: Settings
     """The options in effect: ``tz`` is the zone the commands use (resolved against the store's)."""
@@ -336,7 +338,13 @@ def _redact(url: str) -> str:
     )
 
 
-def _open_store(settings: Settings, url: str | None = None, *, check_zone: bool = True) -> Store:
+def _open_store(
+    settings: Settings,
+    url: str | None = None,
+    *,
+    check_zone: bool = True,
+    cluster_ok: bool = False,
+) -> Store:
     """Connect (starting the embedded server if that is what resolves) and check it answers.
 
     ``url`` overrides ``settings.url``. The day buckets' zone is the one recorded in the store
@@ -358,7 +366,7 @@ def _open_store(settings: Settings, url: str | None = None, *, check_zone: bool 
         except ValueError as exc:
             # redis-py parses the URL here (scheme, port range, query options).
             raise ta.InvalidInputError(f"invalid server URL {where!r}: {exc}") from exc
-    if isinstance(connected, redis.cluster.RedisCluster):
+    if isinstance(connected, redis.cluster.RedisCluster) and not cluster_ok:
         try:
             ping(connected)  # every node that answers reports cluster_state:ok
         finally:
@@ -1051,6 +1059,7 @@ def _compact_embedded_store(store: Store) -> None:
     """After a reset, rewrite the embedded server's append-only file (its history is gone)."""
     if not store.embedded:
         return  # someone else's server: its persistence is theirs to run
+    assert isinstance(store.client, redis.Redis)  # the embedded server is never a cluster
     with err.status("Compacting the embedded store's append-only file…"):
         compact_append_only_file(store.client)
 
@@ -1285,7 +1294,7 @@ def import_(
                 _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
             size = os.fstat(stream.fileno()).st_size
             total = size if size and os.path.isfile(file) else None
-        store = _open_store(settings, url)
+        store = _open_store(settings, url, cluster_ok=True)
         workers = import_jobs.choose_jobs(jobs, total)
         started = time.monotonic()
         progress = Progress(
@@ -1476,7 +1485,7 @@ def export(
     settings = _settings(ctx, prefix, tz)
     to_stdout = output is None or output == "-"
     with _friendly_errors(), contextlib.ExitStack() as stack:
-        store = _open_store(settings, url)
+        store = _open_store(settings, url, cluster_ok=True)
         if to_stdout:
             sink: Any = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
             # Flushed, then detached rather than closed: stdout itself stays open.
@@ -1532,6 +1541,194 @@ def export(
         highlight=False,
         soft_wrap=True,
     )
+
+
+#: ``migrate`` verified, and some answer differs between the two stores.
+EXIT_DIFFERS = 3
+
+
+def _migration_table(report: migrate_core.MigrationReport) -> Table:
+    table = Table(title="Answers compared (source vs target)")
+    table.add_column("Answer")
+    table.add_column("Compared", justify="right")
+    table.add_column("Equal", justify="right")
+    table.add_column("Result")
+    table.add_column("Note")
+    colours = {"equal": "green", "differs": "bold red", "not compared": "yellow"}
+    for row in report.comparisons:
+        status = row.status
+        table.add_row(
+            escape(row.answer),
+            f"{row.compared:,}",
+            f"{row.equal:,}",
+            f"[{colours[status]}]{status}[/]",
+            escape(row.example or row.note),
+        )
+    return table
+
+
+@app.command()
+def migrate(
+    ctx: typer.Context,
+    *,
+    from_url: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            metavar="URL",
+            help="The store to copy: redis:// (one server, the older system's layout, "
+            "reindexed or not) or redis+cluster:// (a cluster).",
+            show_default=False,
+        ),
+    ],
+    to_url: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            metavar="URL",
+            help="The store to fill: empty, or holding an interrupted migration of the same "
+            "source (it is finished).",
+            show_default=False,
+        ),
+    ],
+    from_prefix: Annotated[
+        str | None, typer.Option("--from-prefix", help="The source's key prefix.")
+    ] = None,
+    to_prefix: Annotated[
+        str | None,
+        typer.Option("--to-prefix", help="The target's key prefix. Default: the source's."),
+    ] = None,
+    cert_buckets: Annotated[
+        int,
+        typer.Option(
+            "--cert-buckets",
+            min=1,
+            help="Certificate buckets of a cluster target (fixed when it is created).",
+        ),
+    ] = DEFAULT_CERT_BUCKETS,
+    page_size: Annotated[
+        int, typer.Option("--page-size", min=1, help="Records read from the source per page.")
+    ] = transfer.DEFAULT_PAGE_SIZE,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify/--no-verify", help="Compare every analytics answer afterwards."),
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Copy a store into another: one server into a cluster, or back (docs/architecture.md).
+
+    Streams page by page through the target's write path, then reads every analytics answer
+    on both stores and prints the comparison. Interrupted (Ctrl-C, killed) and run again with
+    the same arguments, it goes on where it stopped; nothing is counted twice.
+
+    Exit status: 0 when every answer compared is equal, 3 when some differ, 2 when a store
+    cannot be reached or the arguments are refused (same store, non-empty target), 130 when
+    interrupted.
+    """
+    base = _settings(ctx, None, None)
+    source_settings = replace(base, prefix=base.prefix if from_prefix is None else from_prefix)
+    target_prefix = source_settings.prefix if to_prefix is None else to_prefix
+    with _friendly_errors():
+        source = _open_store(source_settings, from_url, cluster_ok=True)
+        opened = _open_store(
+            replace(source_settings, prefix=target_prefix, tz_given=False),
+            to_url,
+            cluster_ok=True,
+        )
+        # The target's day buckets are the source's: its facade writes in the source's zone.
+        target = ta.TrainingAnalytics(
+            opened.client,
+            prefix=target_prefix,
+            tz=source.settings.tz,
+            cert_buckets=cert_buckets,
+        )
+        same_place = source_settings.prefix == target_prefix and _database(
+            source.client
+        ) == _database(opened.client)
+        name = f"{source.where} ({_describe_prefix(source_settings.prefix)})"
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("Copying: {task.fields[section]}"),
+            BarColumn(),
+            TextColumn("{task.fields[records]:,} records"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        )
+        sections = transfer.SECTIONS
+        task = progress.add_task(
+            "migrate", total=len(sections), section="starting", records=0, rate=""
+        )
+        started = time.monotonic()
+        copied_at_start: list[int] = []
+
+        def on_page(checkpoint: migrate_core.MigrationCheckpoint) -> None:
+            if not copied_at_start:
+                copied_at_start.append(checkpoint.records)
+            cursor = checkpoint.cursor
+            done = len(sections) if cursor is None else sections.index(cursor.section)
+            now = checkpoint.records - copied_at_start[0]
+            rate = f"{now / max(time.monotonic() - started, 1e-9):,.0f}/s"
+            progress.update(
+                task,
+                completed=done,
+                section="verifying" if cursor is None else cursor.section.replace("_", " "),
+                records=checkpoint.records,
+                rate=rate,
+            )
+
+        steps = migrate_core.migration(
+            name,
+            page_size=page_size,
+            verify=verify,
+            same_place=same_place,
+            on_page=on_page,
+        )
+        try:
+            with progress:
+                report = migrate_core.run_migration(source.analytics, target, steps)
+        except KeyboardInterrupt:
+            _interrupted(
+                "migrate stopped. Run the same command again to finish: it goes on from the "
+                "last page the target acknowledged, and nothing is counted twice."
+            )
+        elapsed = time.monotonic() - started
+    checkpoint = report.checkpoint
+    if as_json:
+        out.print_json(
+            data={
+                **report.model_dump(mode="json"),
+                "equal": report.equal,
+                "seconds": round(elapsed, 3),
+            }
+        )
+    else:
+        resumed = f" (resumed; run {checkpoint.runs})" if report.resumed else ""
+        out.print(
+            f"Migrated {escape(name)} into {escape(opened.where)} "
+            f"({_describe_prefix(target_prefix)}){resumed}: {checkpoint.records:,} records, "
+            f"{report.copied_now:,} copied by this run, in {elapsed:.1f} s; "
+            f"{checkpoint.applied:,} applied, {checkpoint.unchanged:,} unchanged, "
+            f"{checkpoint.rejected:,} rejected, {checkpoint.skipped:,} skipped.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for line in report.rejections + report.skipped:
+            err.print(f"[yellow]not copied:[/] {escape(_one_line(line))}", highlight=False)
+        if report.comparisons:
+            out.print(_migration_table(report))
+    if not report.equal:
+        raise typer.Exit(EXIT_DIFFERS)
+
+
+def _database(client: Any) -> int:
+    if isinstance(client, redis.cluster.RedisCluster):
+        return 0
+    return int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
 
 
 # --- the HTTP service: serve, keys ---------------------------------------------------------------

@@ -37,6 +37,17 @@ class TimeZoneMismatchError(InvalidInputError):
     in (``training:meta:time-zone``); nothing was written."""
 
 
+class LayoutMismatchError(InvalidInputError):
+    """A cluster store's recorded key layout (``training:meta:layout:{:meta}``: layout name and
+    certificate bucket count) differs from the facade's: its writes would land under keys the
+    store's readers never look at; nothing was written."""
+
+
+class MigrationError(InvalidInputError):
+    """``migrate`` cannot run as asked (source and target are the same store, or the target
+    holds data or another migration); nothing was written."""
+
+
 class InvalidDateRangeError(InvalidInputError):
     """A date range ends before it starts, or is longer than the configured maximum."""
 

@@ -42,6 +42,7 @@ from . import (
     transfer,
     zone,
 )
+from . import layout as store_layout
 from ._context import Context, utc_now
 from ._exec import arun, run
 from ._protocol import Op
@@ -49,7 +50,7 @@ from .cluster.executor import arun_on_cluster, run_on_cluster
 from .cluster.health import is_cluster_client
 from .errors import ClusterUnsupportedError, InvalidInputError
 from .helpers import DEFAULT_MAX_RANGE_DAYS
-from .keys import Layout, TrainingKeys
+from .keys import DEFAULT_CERT_BUCKETS, Layout, TrainingKeys
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -110,6 +111,7 @@ class _Facade(Generic[ClientT]):
         tz: str | ZoneInfo = "UTC",
         clock: Callable[[], datetime] = utc_now,
         max_range_days: int = DEFAULT_MAX_RANGE_DAYS,
+        cert_buckets: int = DEFAULT_CERT_BUCKETS,
     ) -> None:
         if isinstance(tz, str):
             try:
@@ -124,7 +126,9 @@ class _Facade(Generic[ClientT]):
         self.client = client
         layout: Layout = "cluster" if self.on_cluster else "single"
         self.context = Context(
-            keys=TrainingKeys(prefix, layout=layout),
+            # cert_buckets: a cluster store's certificate buckets (fixed when it is created; a
+            # facade with another count is refused before its first write: layout.py).
+            keys=TrainingKeys(prefix, layout=layout, cert_buckets=cert_buckets),
             tz=tz,
             clock=clock,
             max_range_days=max_range_days,
@@ -241,15 +245,16 @@ class _Operations(_Facade[ClientT]):
     record_many = operation(ingest.record_many, cluster=True)
     record_each = operation(outcomes.record_each, cluster=True)
     record_each_report = operation(outcomes.record_each_report, cluster=True)
-    import_records = operation(transfer.import_records)
-    import_lines = operation(transfer.import_lines)
-    export_page = operation(transfer.export_page)
+    import_records = operation(transfer.import_records, cluster=True)
+    import_lines = operation(transfer.import_lines, cluster=True)
+    export_page = operation(transfer.export_page, cluster=True)
     record_statements = operation(statements.record_statements)
     import_statements = operation(statements.import_statements)
-    reindex = operation(reindex.reindex)
+    reindex = operation(reindex.reindex, cluster=True)
 
     get_recorded_time_zone = operation(zone.get_recorded_time_zone, cluster=True)
     record_time_zone = operation(zone.record_time_zone, cluster=True)
+    get_recorded_layout = operation(store_layout.get_recorded_layout, cluster=True)
 
 
 SyncClient = redis.Redis | redis.cluster.RedisCluster

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import redis
+import redis.cluster
 
 from . import errors
 from .errors import InvalidInputError, TrainingAnalyticsError
@@ -116,19 +117,32 @@ def collector_tuned() -> Iterator[None]:
 @dataclass(frozen=True)
 class Target:
     """How a worker reaches the store: the parent's connection settings (copied by the fork,
-    never sent anywhere), the key prefix and the day buckets' zone."""
+    never sent anywhere), the key prefix and the day buckets' zone. On a cluster: a seed node
+    and the nodes' connection settings; each worker reads the slot map itself."""
 
     connection_class: type[Any]
     connection_kwargs: dict[str, Any]
     prefix: str
     tz: str
+    cluster_seed: tuple[str, int] | None = None
 
     @classmethod
-    def of(cls, client: redis.Redis, prefix: str, tz: str) -> Target:
+    def of(cls, client: redis.Redis | redis.cluster.RedisCluster, prefix: str, tz: str) -> Target:
+        if isinstance(client, redis.cluster.RedisCluster):
+            cluster: Any = client  # redis-py's sync cluster client is partly untyped
+            seed = cluster.get_default_node()
+            kwargs = dict(cluster.nodes_manager.connection_kwargs)
+            for name in ("host", "port"):
+                kwargs.pop(name, None)
+            return cls(redis.Connection, kwargs, prefix, tz, (seed.host, seed.port))
         pool = client.connection_pool
         return cls(pool.connection_class, dict(pool.connection_kwargs), prefix, tz)
 
     def analytics(self) -> TrainingAnalytics:
+        if self.cluster_seed is not None:
+            host, port = self.cluster_seed
+            cluster = redis.cluster.RedisCluster(host=host, port=port, **self.connection_kwargs)
+            return TrainingAnalytics(cluster, prefix=self.prefix, tz=self.tz)
         pool = redis.ConnectionPool(
             connection_class=self.connection_class, **self.connection_kwargs
         )

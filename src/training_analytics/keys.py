@@ -408,9 +408,16 @@ class TrainingKeys:
         return f"{self.prefix}training:agg:courses:{{{META_TAG}}}"
 
     def layout_record(self) -> str:
-        """Cluster layout: hash naming the layout and its bucket count, written with the store."""
+        """Cluster layout: string (JSON) naming the layout and its certificate bucket count,
+        written by the store's first write or by ``migrate`` (see ``layout.py``)."""
         self._cluster_only("layout record")
         return f"{self.prefix}training:meta:layout:{{{META_TAG}}}"
+
+    def migration_record(self) -> str:
+        """String (JSON): where ``migrate`` into this store stands (its source, its export
+        cursor, what it counted): written before its first copied record, so that a run
+        interrupted at any point is resumed, not refused as a non-empty target."""
+        return f"{self.prefix}training:meta:migrate{self._meta_end()}"
 
     def _meta_end(self) -> str:
         return f":{{{META_TAG}}}" if self._cluster else ""

@@ -32,7 +32,8 @@ from ._context import Context
 from ._protocol import Op, ScriptCall, batch, cmd, load_script, pipeline, single
 from ._time import day_bucket, from_epoch_ms, parse_timestamp_ms
 from .errors import ConcurrentUpdateError, InvalidIdError, TrainingAnalyticsError
-from .keys import CERTIFICATION_STATUSES, EXPIRABLE_STATUSES, check_id
+from .keys import CERTIFICATION_STATUSES, EXPIRABLE_STATUSES, check_id, glob_escape
+from .scanning import scan_page
 from .types import SeedModel
 
 CHUNK = 2000
@@ -124,20 +125,34 @@ def _rebuild_course_stats(ctx: Context, course_id: str, report: ReindexReport) -
     )
 
 
-def _rebuild_unenrolled_progress(ctx: Context, report: ReindexReport) -> Op[None]:
+def _rebuild_unenrolled_progress(
+    ctx: Context, report: ReindexReport, courses_seen: set[str] | None = None
+) -> Op[None]:
     """Figures of progress saved by learners not enrolled in its course, one SCAN page at a
     time (a store may hold a progress hash per learner and course)."""
     k = ctx.keys
-    head = k.user_course_progress("x", "y")[: -len("x:y")]
+    head = k.user_course_progress("x", "y")[: -len("x:{y}" if k.cluster else "x:y")]
+    nodes: list[str] | None = None
     cursor = "0"
-    while True:
+    while nodes is None or nodes:
         # Hashes only: a stray key of another type under the prefix is not a learner's progress.
-        cursor, keys = yield from single(
-            "SCAN", cursor, "MATCH", k.user_course_progress_pattern(), "COUNT", 5000, "TYPE", "hash"
+        # (Every primary of a cluster in turn; on one server the plain SCAN.)
+        keys, nodes, cursor = yield from scan_page(
+            ctx,
+            nodes,
+            cursor,
+            "MATCH",
+            k.user_course_progress_pattern(),
+            "COUNT",
+            5000,
+            "TYPE",
+            "hash",
         )
         by_course: dict[str, list[str]] = defaultdict(list)
         for key in keys:
             user, _, course = key[len(head) :].partition(":")
+            if k.cluster:
+                course = course[1:-1] if course[:1] == "{" and course[-1:] == "}" else ""
             try:
                 by_course[check_id(course, "course id")].append(check_id(user, "user id"))
             except InvalidIdError:
@@ -173,13 +188,23 @@ def _rebuild_unenrolled_progress(ctx: Context, report: ReindexReport) -> Op[None
         yield from pipeline(
             [cmd("HSET", k.course_unenrolled_progress(c), *pairs) for c, pairs in entries.items()]
         )
-        if str(cursor) == "0":
-            return
+        if courses_seen is not None:
+            courses_seen.update(courses)
 
 
-def _rebuild_day_counts(ctx: Context, series: str, report: ReindexReport) -> Op[None]:
+def _rebuild_day_counts(
+    ctx: Context, series: str, report: ReindexReport, course_id: str | None = None
+) -> Op[None]:
+    """Per-course day counts from an event series: the store's, or (cluster) one course's."""
     k = ctx.keys
-    source = k.enrollment_timeseries() if series == "enrollment" else k.completion_timeseries()
+    if course_id is not None:
+        source = (
+            k.course_enrollment_timeseries(course_id)
+            if series == "enrollment"
+            else k.course_completion_timeseries(course_id)
+        )
+    else:
+        source = k.enrollment_timeseries() if series == "enrollment" else k.completion_timeseries()
     target = k.course_enrollments_by_day if series == "enrollment" else k.course_completions_by_day
     seen: set[tuple[str, str]] = set()
     counts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -190,21 +215,23 @@ def _rebuild_day_counts(ctx: Context, series: str, report: ReindexReport) -> Op[
         if not flat:
             break
         for member, score in flat:
-            _, user_id, course_id = [*member.split(":", 2), "", ""][:3]
-            if not user_id or not course_id or (user_id, course_id) in seen:
+            _, user_id, member_course = [*member.split(":", 2), "", ""][:3]
+            if not user_id or not member_course or (user_id, member_course) in seen:
                 continue
-            seen.add((user_id, course_id))
-            counts[course_id][day_bucket(from_epoch_ms(int(float(score))), ctx.tz)] += 1
+            if course_id is not None and member_course != course_id:
+                continue  # a member naming another course has no place in this course's slot
+            seen.add((user_id, member_course))
+            counts[member_course][day_bucket(from_epoch_ms(int(float(score))), ctx.tz)] += 1
         start += CHUNK * 5
-    for course_id, days in counts.items():
+    for counted, days in counts.items():
         pairs: list[str | int] = []
         for day, n in sorted(days.items()):
             pairs += [day, n]
-        yield from single("HSET", target(course_id), *pairs)
+        yield from single("HSET", target(counted), *pairs)
     if series == "enrollment":
-        report.enrollment_events = len(seen)
+        report.enrollment_events += len(seen)
     else:
-        report.completion_events = len(seen)
+        report.completion_events += len(seen)
 
 
 def _flatten(entries: list[Any]) -> list[tuple[str, float]]:
@@ -214,9 +241,19 @@ def _flatten(entries: list[Any]) -> list[tuple[str, float]]:
     return [(str(m), float(s)) for m, s in zip(entries[0::2], entries[1::2], strict=True)]
 
 
-def _rebuild_certifications(ctx: Context, report: ReindexReport, token: str) -> Op[None]:
+def _rebuild_certifications(
+    ctx: Context, report: ReindexReport, token: str, bucket: str | None = None
+) -> Op[bool]:
+    """Status sets, expiry indexes and claim figures: the store's, or (cluster) one bucket's.
+    Whether it holds certificates."""
     k = ctx.keys
-    ids = yield from _members(k.all_training_certifications())
+    ids = yield from _members(k.all_training_certifications(bucket))
+    if bucket is not None and not ids:
+        # An empty bucket: no certificate to file; status sets left by others are dropped.
+        yield from pipeline(
+            [cmd("DEL", k.certifications_by_status(s, bucket)) for s in CERTIFICATION_STATUSES]
+        )
+        return False
     by_status: dict[str, list[str]] = {s: [] for s in CERTIFICATION_STATUSES}
     expiry: dict[str, list[str | int]] = {s: [] for s in EXPIRABLE_STATUSES}
     claimed = claim_ms = claim_n = 0
@@ -251,12 +288,12 @@ def _rebuild_certifications(ctx: Context, report: ReindexReport, token: str) -> 
                 if issued is not None and claim is not None and claim > issued:
                     claim_ms += claim - issued
                     claim_n += 1
-    report.certifications = len(ids) - len(dangling)
-    report.removed_dangling_certifications = len(dangling)
+    report.certifications += len(ids) - len(dangling)
+    report.removed_dangling_certifications += len(dangling)
     # Status sets are rebuilt aside and swapped in, so readers never see them half built.
     for status, members in by_status.items():
-        final = k.certifications_by_status(status)
-        temporary = k.reindex_scratch(token, status)
+        final = k.certifications_by_status(status, bucket)
+        temporary = k.reindex_scratch(token, status, bucket)
         yield from single("DEL", temporary)
         for start in range(0, len(members), CHUNK):
             yield from single("SADD", temporary, *members[start : start + CHUNK])
@@ -267,12 +304,12 @@ def _rebuild_certifications(ctx: Context, report: ReindexReport, token: str) -> 
     for status, pairs in expiry.items():
         for start in range(0, len(pairs), CHUNK * 2):
             part = pairs[start : start + CHUNK * 2]
-            yield from single("ZADD", k.certification_expiry(status), *part)
+            yield from single("ZADD", k.certification_expiry(status, bucket), *part)
     if dangling:
-        yield from single("SREM", k.all_training_certifications(), *dangling)
+        yield from single("SREM", k.all_training_certifications(bucket), *dangling)
     yield from single(
         "HSET",
-        k.credential_stats(),
+        k.credential_stats(bucket),
         "claimed",
         claimed,
         "claim_ms_sum",
@@ -280,9 +317,10 @@ def _rebuild_certifications(ctx: Context, report: ReindexReport, token: str) -> 
         "claim_n",
         claim_n,
         "set:all",
-        report.certifications,
+        len(ids) - len(dangling),
         *(item for s in CERTIFICATION_STATUSES for item in (f"set:{s}", len(by_status[s]))),
     )
+    return True
 
 
 def reindex(ctx: Context, progress: Progress | None = None) -> Op[ReindexReport]:
@@ -348,6 +386,8 @@ def _holding(ctx: Context, token: str, op: Op[ReindexReport]) -> Op[ReindexRepor
 
 
 def _rebuild(ctx: Context, token: str, progress: Progress | None) -> Op[ReindexReport]:
+    if ctx.keys.cluster:
+        return (yield from _rebuild_cluster(ctx, token, progress))
     k = ctx.keys
     report = ReindexReport()
     notify: Progress = progress or (lambda stage, done: None)
@@ -382,4 +422,85 @@ def _rebuild(ctx: Context, token: str, progress: Progress | None) -> Op[ReindexR
     notify("certifications", report.certifications)
     # Figures may have changed: readers watching the version refetch.
     yield batch(cmd("SET", k.index_marker(), "1"), cmd("INCR", k.store_version()))
+    return report
+
+
+def _scan_store(ctx: Context, pattern: str) -> Op[list[str]]:
+    """Every key matching ``pattern`` on every primary of a cluster."""
+    found: list[str] = []
+    nodes: list[str] | None = None
+    cursor = "0"
+    while nodes is None or nodes:
+        keys, nodes, cursor = yield from scan_page(
+            ctx, nodes, cursor, "MATCH", pattern, "COUNT", 5000
+        )
+        found.extend(str(key) for key in keys)
+    return found
+
+
+def _tagged_courses(keys: list[str], head: str) -> set[str]:
+    """Course ids of keys ``head{course}`` (a course's set or series in the cluster layout)."""
+    return {key[len(head) + 1 : -1] for key in keys if key.endswith("}")}
+
+
+def _rebuild_cluster(ctx: Context, token: str, progress: Progress | None) -> Op[ReindexReport]:
+    """The same rebuild on a cluster: tag by tag (each course, each certificate bucket), the
+    keyspace walked primary by primary; the course registry rebuilt from what was found.
+
+    Markers go first (every tag's, the ``{:meta}`` one included), so writes to a tag with data
+    are refused until its figures are back; then the other derived keys. Each key is dropped
+    with its own UNLINK (keys of different slots cannot share one command).
+    """
+    k = ctx.keys
+    report = ReindexReport()
+    notify: Progress = progress or (lambda stage, done: None)
+    escaped = glob_escape(k.prefix)
+    for pattern in (f"{escaped}training:agg:schema:*", k.derived_pattern()):
+        derived = yield from _scan_store(ctx, pattern)
+        for start in range(0, len(derived), CHUNK):
+            yield from pipeline([cmd("UNLINK", key) for key in derived[start : start + CHUNK]])
+    found: set[str] = set()
+    for sample in (
+        k.course_enrollments("x"),
+        k.course_completions("x"),
+        k.course_enrollment_timeseries("x"),
+        k.course_completion_timeseries("x"),
+    ):
+        head = sample[: -len("{x}")]
+        keys = yield from _scan_store(ctx, glob_escape(head) + "{*}")
+        found |= _tagged_courses(keys, head)
+    catalog_ids = yield from single("ZRANGE", k.all_training_courses(), 0, -1)
+    course_ids = []
+    for course_id in sorted(found | {str(c) for c in catalog_ids}):
+        try:
+            course_ids.append(check_id(course_id, "course id"))
+        except InvalidIdError:
+            report.skipped_course_ids.append(course_id)
+    for done, course_id in enumerate(course_ids, 1):
+        yield from _rebuild_course_stats(ctx, course_id, report)
+        yield from _rebuild_day_counts(ctx, "enrollment", report, course_id)
+        yield from _rebuild_day_counts(ctx, "completion", report, course_id)
+        notify("courses", done)
+    report.courses = len(course_ids)
+    with_progress: set[str] = set()
+    yield from _rebuild_unenrolled_progress(ctx, report, with_progress)
+    notify("progress saved before enrolment", report.unenrolled_progress)
+    registry = sorted(set(course_ids) | with_progress)
+    for start in range(0, len(registry), CHUNK):
+        yield from single("SADD", k.course_registry(), *registry[start : start + CHUNK])
+    buckets = []
+    for bucket in k.certification_buckets():
+        if (yield from _rebuild_certifications(ctx, report, token, bucket)):
+            buckets.append(bucket)
+    notify("certifications", report.certifications)
+    # The marker and version of every tag with data (readers watching the version refetch;
+    # an empty tag's first write sets its own), then the store's marker.
+    tags = [*registry, *buckets]
+    for start in range(0, len(tags), CHUNK):
+        part = tags[start : start + CHUNK]
+        yield from pipeline(
+            [cmd("SET", k.index_marker(t), "1") for t in part]
+            + [cmd("INCR", k.store_version(t)) for t in part]
+        )
+    yield from single("SET", k.index_marker(), "1")
     return report

@@ -41,6 +41,7 @@ from .errors import (
 from .ingest import DEFAULT_BATCH_SIZE, check_batch_arguments, encode, forget_sequence
 from .keys import check_id, glob_escape
 from .outcomes import OutcomeTally, apply_each
+from .scanning import scan_page
 from .types import (
     CertificationIssuedEvent,
     CertificationStatusEvent,
@@ -58,6 +59,9 @@ COURSE_KIND = "course"
 
 #: What one export page asks the server for (SCAN's COUNT, the LIMIT of a series page).
 DEFAULT_PAGE_SIZE = 500
+#: Module sets, and a cluster's certificate buckets, read side by side in one export page.
+KEYS_PER_PAGE = 64
+BUCKETS_PER_PAGE = 64
 
 Section = Literal[
     "courses",
@@ -406,6 +410,17 @@ class ExportCursor(SeedModel):
     """Module sections: the SSCAN cursor within ``keys[0]``."""
     scan_done: bool = False
     """Module sections: the SCAN of keys is complete (only ``keys`` remain)."""
+    nodes: list[str] | None = None
+    """Cluster, SCAN sections: the primaries still to scan, ``scan`` the first one's cursor
+    (None: not asked yet)."""
+    courses: list[str] = Field(default_factory=list)
+    """Cluster, series sections: course ids from the registry not exported yet (the first one
+    in part, from ``scan``/``skip``)."""
+    registry_scan: str = "0"
+    """Cluster, series sections: the SSCAN cursor of the course registry."""
+    registry_done: bool = False
+    bucket: int = 0
+    """Cluster, certifications: the certificate bucket being read (``scan`` is its SSCAN)."""
 
 
 class ExportPage(SeedModel):
@@ -497,11 +512,26 @@ def _courses_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPa
 
 def _series_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
     """A page of the enrolment or completion series in time order, resumed by (score, skip)
-    rather than by rank, so members added meanwhile do not shift it."""
+    rather than by rank, so members added meanwhile do not shift it. On a cluster the series is
+    kept per course: course by course (from the course registry), each in time order."""
     k = ctx.keys
     enrollments = cursor.section == "enrollments"
-    key = k.enrollment_timeseries() if enrollments else k.completion_timeseries()
     kind = "enrollment" if enrollments else "completion"
+    if k.cluster:
+        if not cursor.courses:
+            return (yield from _registry_page(ctx, cursor, count))
+        course = check_id(cursor.courses[0], "course id")
+        key = (
+            k.course_enrollment_timeseries(course)
+            if enrollments
+            else k.course_completion_timeseries(course)
+        )
+        after: ExportCursor | None = cursor.model_copy(
+            update={"courses": cursor.courses[1:], "scan": "0", "skip": 0}
+        )
+    else:
+        key = k.enrollment_timeseries() if enrollments else k.completion_timeseries()
+        after = _after(cursor)
     low = "-inf" if cursor.scan == "0" and not cursor.skip else cursor.scan
     entries = yield from single(
         "ZRANGEBYSCORE", key, low, "+inf", "WITHSCORES", "LIMIT", cursor.skip, count
@@ -516,7 +546,7 @@ def _series_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPag
         at = to_iso(from_epoch_ms(_score_ms(score)))
         page.records.append({"kind": kind, "userId": user_id, "courseId": course_id, "at": at})
     if len(pairs) < count:
-        page.next = _after(cursor)
+        page.next = after
         return page
     last = pairs[-1][1]
     same = sum(1 for _, score in pairs if score == last)
@@ -525,65 +555,151 @@ def _series_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPag
     return page
 
 
+def _registry_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
+    """Cluster, series sections: the next page of course ids from the course registry (or the
+    next section once it is read)."""
+    page = ExportPage()
+    if cursor.registry_done:
+        page.next = _after(cursor)
+        return page
+    scan, ids = yield from single(
+        "SSCAN", ctx.keys.course_registry(), cursor.registry_scan, "COUNT", count
+    )
+    courses = []
+    for course_id in sorted(set(ids)):
+        if _ids(course_id):
+            courses.append(course_id)
+        else:
+            page.skipped.append(f"course registry member {course_id!r}: not a course id")
+    page.next = cursor.model_copy(
+        update={
+            "courses": courses,
+            "registry_scan": str(scan),
+            "registry_done": str(scan) == "0",
+            "scan": "0",
+            "skip": 0,
+        }
+    )
+    return page
+
+
+def _scan_step(
+    ctx: Context, cursor: ExportCursor, pattern: str, count: int, kind: str
+) -> Op[tuple[list[str], dict[str, Any], bool]]:
+    """One SCAN page of the store (every primary of a cluster in turn): the keys, the cursor's
+    update, and whether the scan is complete."""
+    if not ctx.keys.cluster:
+        scan, keys = yield from single(
+            "SCAN", cursor.scan, "MATCH", pattern, "COUNT", count, "TYPE", kind
+        )
+        return keys, {"scan": str(scan)}, str(scan) == "0"
+    keys, nodes, scan = yield from scan_page(
+        ctx, cursor.nodes, cursor.scan, "MATCH", pattern, "COUNT", count, "TYPE", kind
+    )
+    return keys, {"scan": scan, "nodes": nodes}, not nodes
+
+
+def _split_key(ctx: Context, key: str, head: str) -> tuple[str, str]:
+    """The two ids after ``head`` in a progress (user, course) or module (course, module) key;
+    in the cluster layout the course is the ``{...}`` part."""
+    first, _, second = key[len(head) :].partition(":")
+    if ctx.keys.cluster:
+        if first.startswith("{") and first.endswith("}"):
+            first = first[1:-1]
+        elif second.startswith("{") and second.endswith("}"):
+            second = second[1:-1]
+        else:
+            return "", ""
+    return first, second
+
+
+def _key_head(ctx: Context, sample: str) -> str:
+    """The fixed start of keys like ``sample`` (made with the ids "x" and "y")."""
+    if not ctx.keys.cluster:
+        return _head(sample, "x:y")
+    return _head(sample, "x:{y}" if sample.endswith("}") else "{x}:y")
+
+
 def _module_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
     k = ctx.keys
     starts = cursor.section == "module_starts"
     kind = "module_start" if starts else "module_completion"
     sample = k.module_enrollments("x", "y") if starts else k.module_completions("x", "y")
-    head = _head(sample, "x:y")
+    head = _key_head(ctx, sample)
     page = ExportPage()
     if not cursor.keys:
         if cursor.scan_done:
             page.next = _after(cursor)
             return page
-        scan, keys = yield from single(
-            "SCAN", cursor.scan, "MATCH", glob_escape(head) + "*", "COUNT", count, "TYPE", "set"
+        keys, update, done = yield from _scan_step(
+            ctx, cursor, glob_escape(head) + "*", count, "set"
         )
-        done = str(scan) == "0"
         page.next = cursor.model_copy(
-            update={"scan": str(scan), "keys": sorted(set(keys)), "scan_done": done}
+            update={**update, "keys": sorted(set(keys)), "scan_done": done}
         )
         return page
-    found = cursor.keys[0]
-    if not found.startswith(head):
-        raise InvalidInputError(f"export cursor names a key outside this export: {found!r}")
-    course_id, _, module_id = found[len(head) :].partition(":")
-    if not _ids(course_id, module_id):
-        page.skipped.append(f"{found}: not a course and a module this library can address")
-        page.next = cursor.model_copy(update={"keys": cursor.keys[1:], "member_scan": "0"})
-        return page
-    # The key is built again from its ids: a cursor that came back from a client reads no
-    # other key than one this section would.
-    key = (
-        k.module_enrollments(course_id, module_id)
-        if starts
-        else k.module_completions(course_id, module_id)
-    )
-    scan, members = yield from single("SSCAN", key, cursor.member_scan, "COUNT", count)
-    for user_id in members:
-        if not _ids(user_id):
-            page.skipped.append(f"{key} member {user_id!r}: not a learner id")
+    # Several set keys per page, their SSCANs in one round trip: a module set is usually small,
+    # and a page per key made the module sections most of an export's round trips. Keys are
+    # consumed in order; the first one not read to its end keeps its SSCAN cursor, and the
+    # replies of keys after it are read again on the next page.
+    entries: list[tuple[str, str, str, str | None]] = []
+    for found in cursor.keys[:KEYS_PER_PAGE]:
+        if not found.startswith(head):
+            raise InvalidInputError(f"export cursor names a key outside this export: {found!r}")
+        course_id, module_id = _split_key(ctx, found, head)
+        if not _ids(course_id, module_id):
+            entries.append((found, course_id, module_id, None))
             continue
-        page.records.append(
-            {"kind": kind, "userId": user_id, "courseId": course_id, "moduleId": module_id}
+        # The key is built again from its ids: a cursor that came back from a client reads no
+        # other key than one this section would.
+        key = (
+            k.module_enrollments(course_id, module_id)
+            if starts
+            else k.module_completions(course_id, module_id)
         )
-    if str(scan) == "0":
-        page.next = cursor.model_copy(update={"keys": cursor.keys[1:], "member_scan": "0"})
-    else:
-        page.next = cursor.model_copy(update={"member_scan": str(scan)})
+        entries.append((found, course_id, module_id, key))
+    replies = yield from pipeline(
+        [
+            cmd("SSCAN", key, cursor.member_scan if i == 0 else "0", "COUNT", count)
+            for i, (_, _, _, key) in enumerate(entries)
+            if key is not None
+        ]
+    )
+    answers = iter(replies)
+    consumed = 0
+    for listed, course_id, module_id, read in entries:
+        if read is None:
+            page.skipped.append(f"{listed}: not a course and a module this library can address")
+            consumed += 1
+            continue
+        scan, members = next(answers)
+        for user_id in members:
+            if not _ids(user_id):
+                page.skipped.append(f"{read} member {user_id!r}: not a learner id")
+                continue
+            page.records.append(
+                {"kind": kind, "userId": user_id, "courseId": course_id, "moduleId": module_id}
+            )
+        if str(scan) != "0":
+            page.next = cursor.model_copy(
+                update={"keys": cursor.keys[consumed:], "member_scan": str(scan)}
+            )
+            return page
+        consumed += 1
+        if len(page.records) >= count:
+            break
+    page.next = cursor.model_copy(update={"keys": cursor.keys[consumed:], "member_scan": "0"})
     return page
 
 
 def _progress_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
     k = ctx.keys
-    head = _head(k.user_course_progress("x", "y"), "x:y")
-    scan, keys = yield from single(
-        "SCAN", cursor.scan, "MATCH", glob_escape(head) + "*", "COUNT", count, "TYPE", "hash"
-    )
+    head = _key_head(ctx, k.user_course_progress("x", "y"))
+    keys, update, done = yield from _scan_step(ctx, cursor, glob_escape(head) + "*", count, "hash")
     page = ExportPage()
     found: list[tuple[str, str, str]] = []
     for key in sorted(set(keys)):
-        user_id, _, course_id = key[len(head) :].partition(":")
+        user_id, course_id = _split_key(ctx, key, head)
         if _ids(user_id, course_id):
             found.append((key, user_id, course_id))
         else:
@@ -598,16 +714,50 @@ def _progress_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportP
                     "progress": _dump(progress),
                 }
             )
-    page.next = _resume(cursor, scan)
+    page.next = _after(cursor) if done else cursor.model_copy(update=update)
     return page
+
+
+def _certificate_ids(ctx: Context, cursor: ExportCursor, count: int) -> Op[tuple[list[str], Any]]:
+    """The next ids of the certificates section and the next cursor (None: section done). One
+    SSCAN of the store's set; on a cluster, of several buckets in one round trip (most hold a
+    few ids), stopping at the first bucket not read to its end, which keeps its cursor."""
+    k = ctx.keys
+    if not k.cluster:
+        scan, ids = yield from single(
+            "SSCAN", k.all_training_certifications(), cursor.scan, "COUNT", count
+        )
+        return list(ids), _resume(cursor, scan)
+    buckets = k.certification_buckets()
+    chosen = range(cursor.bucket, min(cursor.bucket + BUCKETS_PER_PAGE, len(buckets)))
+    if not chosen:
+        return [], _after(cursor)
+    replies = yield from pipeline(
+        [
+            cmd(
+                "SSCAN",
+                k.all_training_certifications(buckets[b]),
+                cursor.scan if b == cursor.bucket else "0",
+                "COUNT",
+                count,
+            )
+            for b in chosen
+        ]
+    )
+    found: list[str] = []
+    for b, (scan, ids) in zip(chosen, replies, strict=True):
+        found += ids
+        if str(scan) != "0":
+            return found, cursor.model_copy(update={"bucket": b, "scan": str(scan)})
+        if len(found) >= count:
+            return found, cursor.model_copy(update={"bucket": b + 1, "scan": "0"})
+    return found, cursor.model_copy(update={"bucket": chosen[-1] + 1, "scan": "0"})
 
 
 def _certifications_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[ExportPage]:
     k = ctx.keys
-    scan, ids = yield from single(
-        "SSCAN", k.all_training_certifications(), cursor.scan, "COUNT", count
-    )
-    ids = sorted(set(ids))
+    found, following = yield from _certificate_ids(ctx, cursor, count)
+    ids = sorted(set(found))
     replies = yield from pipeline([cmd("HGETALL", k.training_certification(i)) for i in ids])
     page = ExportPage()
     for cert_id, data in zip(ids, replies, strict=True):
@@ -628,7 +778,7 @@ def _certifications_page(ctx: Context, cursor: ExportCursor, count: int) -> Op[E
             # The issue time keeps the claim out of the average claim time, as it is here.
             line["at"] = record.issued_at
         page.records.append(line)
-    page.next = _resume(cursor, scan)
+    page.next = following
     return page
 
 
@@ -641,6 +791,8 @@ def _check_cursor(cursor: ExportCursor) -> None:
                 raise ValueError(cursor.scan)
         elif not cursor.scan.isdigit():
             raise ValueError(cursor.scan)
+        if not cursor.registry_scan.isdigit() or cursor.bucket < 0:
+            raise ValueError(cursor.registry_scan)
         if not cursor.member_scan.isdigit() or cursor.skip < 0:
             raise ValueError(cursor.member_scan)
     except ValueError as exc:

@@ -9,6 +9,10 @@ that changes the store (:func:`remember_after_write`), the command line's ``demo
 to add buckets in another zone (:func:`check_before_write`): a store never mixes zones.
 It sits outside ``training:agg:`` because it is not derived from the base keys (reindex drops
 and rebuilds that namespace).
+
+On a cluster the same round trip also reads the store's layout record (``layout.py``): one MGET
+of both records (one slot, ``{:meta}``), and the first write that changes the store records
+both. The single-server path is unchanged: one GET on a facade's first write, none after.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from ._context import Context
 from ._protocol import Op, batch, cmd, single
 from .errors import TimeZoneMismatchError
+from .layout import check_layout, layout_value
 
 __all__ = [
     "check_before_write",
@@ -25,7 +30,8 @@ __all__ = [
 ]
 
 #: ``ctx.memo`` entry: "recorded" once the store's zone is known to be the facade's, "absent"
-#: while the store has none recorded (the first write that changes the store records it).
+#: while the store has none recorded (the first write that changes the store records it). On a
+#: cluster "recorded" means both the zone and the layout are recorded and match the facade's.
 _STATE = "time-zone"
 
 
@@ -51,7 +57,16 @@ def check_before_write(ctx: Context) -> Op[None]:
     recorded zone is set once and only replaced by resetting the store."""
     if ctx.memo.get(_STATE) == "recorded":
         return
-    recorded = yield from get_recorded_time_zone(ctx)
+    if ctx.keys.cluster:
+        zone, layout = yield from single(
+            "MGET", ctx.keys.time_zone_marker(), ctx.keys.layout_record()
+        )
+        check_layout(ctx.keys, layout)
+        recorded = str(zone) if zone else None
+        if layout is None and recorded == ctx.tz.key:
+            recorded = None  # the layout is to record with the first write that changes the store
+    else:
+        recorded = yield from get_recorded_time_zone(ctx)
     if recorded is None:
         ctx.memo[_STATE] = "absent"
     elif recorded == ctx.tz.key:
@@ -67,5 +82,11 @@ def remember_after_write(ctx: Context) -> Op[None]:
     """After a write that changed the store: record the facade's zone if none was recorded."""
     if ctx.memo.get(_STATE) != "absent":
         return
-    yield from record_time_zone(ctx)
+    if ctx.keys.cluster:
+        yield batch(
+            cmd("SET", ctx.keys.time_zone_marker(), ctx.tz.key, "NX"),
+            cmd("SET", ctx.keys.layout_record(), layout_value(ctx.keys), "NX"),
+        )
+    else:
+        yield from record_time_zone(ctx)
     ctx.memo[_STATE] = "recorded"

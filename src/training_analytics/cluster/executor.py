@@ -66,9 +66,9 @@ MAX_ROUNDS = 12
 # TRYAGAIN (a call whose keys are half migrated) and CLUSTERDOWN (a failover under way) wait,
 # doubling from 50 ms up to 0.5 s: about 4 s in all before the call is given up.
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.05, 0.5
-# Commands without a key: the default node answers them. (SCAN is per node: the operations
-# that scan, reindex and export, are refused on a cluster for now.)
-_KEYLESS = frozenset({"PING", "ECHO", "TIME", "INFO", "SCAN"})
+# Commands without a key: the default node answers them, unless the command names its node
+# (``Command.node``: a per-node SCAN of export, reindex, migrate).
+_KEYLESS = frozenset({"PING", "ECHO", "TIME", "INFO", "SCAN", "CLUSTER"})
 
 # How each node runs our code (functions, scripts, legacy), by node name ("host:port").
 _MODES: dict[str, Mode] = {}
@@ -189,8 +189,19 @@ def _lost(node_name: str, error: TrainingAnalyticsError) -> TrainingAnalyticsErr
 # --- sync ----------------------------------------------------------------------------------------
 
 
+def _named_node(found: Any, name: str) -> Any:
+    if found is None:
+        raise StoreUnavailableError(
+            f"cluster node {name} is not a node of this cluster any more (its slots moved or "
+            "it failed over); start the scan again"
+        )
+    return found
+
+
 def _node_of(client: redis.cluster.RedisCluster, call: Call) -> Any:
     cluster: Any = client  # redis-py's sync cluster client is untyped here
+    if isinstance(call, Command) and call.node is not None:
+        return _named_node(cluster.get_node(node_name=call.node), call.node)
     key = _key(call)
     if key is None:
         return cluster.get_default_node()
@@ -403,6 +414,8 @@ async def _node_exchange(node: redis.asyncio.cluster.ClusterNode, commands: Comm
 
 
 def _anode_of(client: redis.asyncio.cluster.RedisCluster, call: Call) -> Any:
+    if isinstance(call, Command) and call.node is not None:
+        return _named_node(client.get_node(node_name=call.node), call.node)
     key = _key(call)
     if key is None:
         return client.get_default_node()
