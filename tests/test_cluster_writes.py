@@ -222,7 +222,6 @@ def test_refused_events_are_reported_in_event_order(cluster_facade: Any) -> None
         ("get_all_training_certifications", ()),
         ("get_store_version", ()),
         ("reindex", ()),
-        ("list_api_keys", ()),
     ],
 )
 def test_global_reads_raise_a_typed_error_on_a_cluster(
