@@ -22,7 +22,7 @@ from redis.crc import key_slot
 import training_analytics as ta
 from training_analytics import courses
 from training_analytics._context import Context
-from training_analytics._protocol import Command, ScriptCall
+from training_analytics._protocol import Batch, Command, ScriptCall
 from training_analytics.cluster.executor import run_on_cluster
 from training_analytics.cluster.local import ClusterControl
 from training_analytics.errors import StatementConflictError
@@ -46,9 +46,9 @@ def on_cluster(
     sync one)."""
     clock = [NOW]
     if request.param == "sync":
-        facade = ta.TrainingAnalytics(cluster_client, clock=lambda: clock[0])
-        facade.__dict__["test_clock"] = clock
-        yield facade
+        sync = ta.TrainingAnalytics(cluster_client, clock=lambda: clock[0])
+        sync.__dict__["test_clock"] = clock
+        yield sync
         return
     loop = asyncio.new_event_loop()
     seed = cluster.nodes()[0]
@@ -293,33 +293,45 @@ def _ignored(count: int) -> list[PreparedStatement]:
     return [PreparedStatement(UUIDS[n], f"{n:064x}", None, "no rule") for n in range(count)]
 
 
-def _slot(key: str | bytes) -> int:
-    return key_slot(key.encode() if isinstance(key, str) else key)
+def _slot(key: object) -> int:
+    assert isinstance(key, str)
+    return key_slot(key.encode())
+
+
+def _commands(request: object) -> list[Command]:
+    assert isinstance(request, Batch)
+    assert all(isinstance(c, Command) for c in request.calls)
+    return [c for c in request.calls if isinstance(c, Command)]
+
+
+def _scripts(request: object) -> list[ScriptCall]:
+    assert isinstance(request, Batch)
+    assert all(isinstance(c, ScriptCall) for c in request.calls)
+    return [c for c in request.calls if isinstance(c, ScriptCall)]
 
 
 def test_one_mget_and_one_script_call_per_bucket_on_a_cluster() -> None:
     keys = TrainingKeys(layout="cluster")
     statements = _ignored(40)
     op = record_statements(Context(keys=keys), statements)
-    first = next(op)
+    mgets = _commands(next(op))
     buckets = {keys.slot_tag(keys.xapi_statement(s.id)) for s in statements}
     assert len(buckets) > 10
-    assert len(first.calls) == len(buckets)
-    assert all(isinstance(c, Command) and c.args[0] == "MGET" for c in first.calls)
-    assert all(len({_slot(k) for k in c.args[1:]}) == 1 for c in first.calls)
-    assert sorted(k for c in first.calls for k in c.args[1:]) == sorted(
+    assert len(mgets) == len(buckets)
+    assert all(c.args[0] == "MGET" for c in mgets)
+    assert all(len({_slot(k) for k in c.args[1:]}) == 1 for c in mgets)
+    assert sorted(str(k) for c in mgets for k in c.args[1:]) == sorted(
         keys.xapi_statement(s.id) for s in statements
     )
-    remember = op.send([[None] * (len(c.args) - 1) for c in first.calls])  # every id is new
-    assert len(remember.calls) == len(buckets)
+    remember = _scripts(op.send([[None] * (len(c.args) - 1) for c in mgets]))  # all new
+    assert len(remember) == len(buckets)
     digests = {keys.xapi_statement(s.id): s.digest for s in statements}
-    for call in remember.calls:
-        assert isinstance(call, ScriptCall)
+    for call in remember:
         assert len({_slot(k) for k in call.keys}) == 1
-        assert call.args == (DEFAULT_RETENTION_SECONDS, *(digests[k] for k in call.keys))
+        assert call.args == (DEFAULT_RETENTION_SECONDS, *(digests[str(k)] for k in call.keys))
     # The second statement's id was taken meanwhile: reported, whatever its bucket.
     taken = keys.xapi_statement(UUIDS[1])
-    replies = [[2 if k == taken else 0 for k in c.keys] for c in remember.calls]
+    replies = [[2 if k == taken else 0 for k in c.keys] for c in remember]
     with pytest.raises(StopIteration) as done:
         op.send(replies)
     assert done.value.value.raced == [UUIDS[1]]
@@ -331,8 +343,7 @@ def test_one_mget_and_one_script_call_on_a_single_server() -> None:
     statements = _ignored(40)
     op = record_statements(Context(keys=keys), statements)
     every = tuple(keys.xapi_statement(s.id) for s in statements)
-    assert next(op).calls == (Command(("MGET", *every)),)
-    [remember] = op.send([[None] * 40]).calls
-    assert isinstance(remember, ScriptCall)
+    assert _commands(next(op)) == [Command(("MGET", *every))]
+    [remember] = _scripts(op.send([[None] * 40]))
     assert remember.keys == every
     assert remember.args == (DEFAULT_RETENTION_SECONDS, *(s.digest for s in statements))
