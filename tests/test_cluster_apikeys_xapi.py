@@ -174,6 +174,14 @@ def test_a_read_not_built_for_a_cluster_is_refused_inside_a_keyed_read(
     with pytest.raises(ta.InvalidInputError):
         on_cluster.runs("no_such_operation")
 
+    class Unhashable:  # an application's own read: not judged
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self, ctx: Context) -> Any:
+            return courses.get_course_detailed_analytics(ctx, "c")
+
+    assert on_cluster.runs(Unhashable())
+
 
 def test_a_single_server_runs_every_read(single: ta.TrainingAnalytics) -> None:
     assert single.runs(courses.get_training_overview_metrics)

@@ -262,6 +262,10 @@ def test_a_route_whose_operation_does_not_run_on_a_cluster_is_501_after_the_key(
     assert body["type"].endswith("ClusterUnsupportedError")
     assert body["title"] == "Not available on a cluster yet"
     assert f"{operation} does not run on a Redis Cluster yet" in body["detail"]
+    # Not counted as a store error (nothing failed in the store).
+    metrics = api.get(api.base_url.join("/metrics")).text
+    assert 'error="ClusterUnsupportedError"' not in metrics
+    assert 'status="501"} ' in metrics
 
 
 def test_the_dashboard_is_served_and_its_version_poll_answers(

@@ -100,13 +100,17 @@ class operation(Generic[P, T]):  # noqa: N801 - used like a decorator/function
 
 #: Every operation of the facades by its core function: what a read handed to another
 #: operation (``read_with_api_key``'s, ``answer_at``'s) is checked against on a cluster.
-_OPERATIONS: dict[Callable[..., Any], operation[Any, Any]] = {}
+_OPERATIONS: dict[object, operation[Any, Any]] = {}
 
 
-def _core(read: object) -> Any:
+def _operation_of(read: object) -> operation[Any, Any] | None:
+    """The facade operation ``read`` is (a ``functools.partial`` of), if any."""
     while isinstance(read, partial):
         read = read.func
-    return read
+    try:
+        return _OPERATIONS.get(read)
+    except TypeError:  # an unhashable callable object: none of ours
+        return None
 
 
 def _unready_read(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
@@ -115,7 +119,7 @@ def _unready_read(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | Non
     would otherwise slip past the facade's refusal."""
     for value in (*args, *kwargs.values()):
         if callable(value):
-            found = _OPERATIONS.get(_core(value))
+            found = _operation_of(value)
             if found is not None and not found.cluster:
                 return found.name
     return None
@@ -170,7 +174,7 @@ class _Facade(Generic[ClientT]):
             if not isinstance(found, operation):
                 raise InvalidInputError(f"{op!r} is not an operation of the facades")
         else:
-            found = _OPERATIONS.get(_core(op))
+            found = _operation_of(op)
         # A read that is no facade operation (an application's own) cannot be judged: it runs.
         return found is None or found.cluster
 
