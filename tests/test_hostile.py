@@ -339,12 +339,14 @@ def test_every_public_operation_is_covered() -> None:
         for name, value in vars(ta.facade._Operations).items()
         if isinstance(value, ta.facade.operation)
     }
-    # reindex and invalidate_all_training_caches take no input; test_reindex.py covers them.
+    # reindex, invalidate_all_training_caches and holds_training_data take no input;
+    # test_reindex.py and test_cluster_cli.py cover them.
     # record_statements takes statements xapi.prepare validated (its raw input is the JSON that
     # import_statements, below, and POST /xapi/statements take).
     assert public - set(CALLS) == {
         "reindex",
         "invalidate_all_training_caches",
+        "holds_training_data",
         "record_statements",
     }
 

@@ -37,7 +37,6 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
-import redis.cluster
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -71,6 +70,7 @@ from .demo import (
     load_demo,
 )
 from .errors import EmbeddedServerError
+from .facade import SyncClient
 from .keys import DEFAULT_CERT_BUCKETS
 from .server import (
     DATA_DIR_ENV,
@@ -138,6 +138,8 @@ err = _Console(stderr=True)
 
 EXIT_REFUSED = 1
 EXIT_UNAVAILABLE = 2
+#: The command (or a part of it) does not run on a Redis Cluster yet (ClusterUnsupportedError).
+EXIT_UNSUPPORTED = 4
 #: 128 + SIGINT, and 128 + SIGPIPE: what a shell reports for a tool stopped by either signal.
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
@@ -289,6 +291,8 @@ def _friendly_errors() -> Iterator[None]:
         _fail(f"the embedded Valkey server is unavailable: {exc}", EXIT_UNAVAILABLE)
     except ta.InvalidInputError as exc:
         _fail(str(exc), EXIT_UNAVAILABLE)
+    except ta.ClusterUnsupportedError as exc:
+        _fail(str(exc), EXIT_UNSUPPORTED)
     except ta.TrainingAnalyticsError as exc:
         _fail(f"{type(exc).__name__}: {exc}", EXIT_REFUSED)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -310,7 +314,7 @@ def _friendly_errors() -> Iterator[None]:
 
 @dataclass
 class Store:
-    client: redis.Redis | redis.cluster.RedisCluster
+    client: SyncClient
     analytics: ta.TrainingAnalytics
     settings: Settings
     """The options in effect: ``tz`` is the zone the commands use (resolved against the store's)."""
@@ -343,7 +347,6 @@ def _open_store(
     url: str | None = None,
     *,
     check_zone: bool = True,
-    cluster_ok: bool = False,
 ) -> Store:
     """Connect (starting the embedded server if that is what resolves) and check it answers.
 
@@ -366,16 +369,9 @@ def _open_store(
         except ValueError as exc:
             # redis-py parses the URL here (scheme, port range, query options).
             raise ta.InvalidInputError(f"invalid server URL {where!r}: {exc}") from exc
-    if isinstance(connected, redis.cluster.RedisCluster) and not cluster_ok:
-        try:
-            ping(connected)  # every node that answers reports cluster_state:ok
-        finally:
-            connected.close()
-        raise ta.ClusterUnsupportedError(
-            f"{where} is a cluster and answers, but the commands do not run on a cluster "
-            "yet (its key layout is planned: docs/architecture.md, Cluster layout)"
-        )
     client = connected
+    # On a cluster: every node that answers reports cluster_state:ok. The facade then refuses
+    # the operations not built for a cluster yet (ClusterUnsupportedError, see _friendly_errors).
     ping(client)
     analytics = ta.TrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
     recorded = analytics.get_recorded_time_zone()
@@ -447,17 +443,9 @@ class DemoRecord:
 
 
 def _holds_training_data(store: Store) -> bool:
-    k = store.analytics.keys
-    # The catalogue, the certificates, the event series and our own marker: any one of them
-    # means there is data a demo would mix with. EXISTS on a few keys, not a SCAN of the store.
-    found = store.client.exists(
-        k.all_training_courses(),
-        k.all_training_certifications(),
-        k.enrollment_timeseries(),
-        k.completion_timeseries(),
-        k.index_marker(),
-    )
-    return bool(found)
+    # The catalogue, the certificates, the events and the index marker: any one of them means
+    # there is data a demo would mix with (a few EXISTS, not a SCAN; presence.py).
+    return store.analytics.holds_training_data()
 
 
 def _holds_only_demo_data(store: Store) -> bool:
@@ -1057,7 +1045,7 @@ def _load_demo_interruptibly(
 
 def _compact_embedded_store(store: Store) -> None:
     """After a reset, rewrite the embedded server's append-only file (its history is gone)."""
-    if not store.embedded:
+    if not store.embedded or not isinstance(store.client, redis.Redis):
         return  # someone else's server: its persistence is theirs to run
     assert isinstance(store.client, redis.Redis)  # the embedded server is never a cluster
     with err.status("Compacting the embedded store's append-only file…"):
@@ -1294,7 +1282,7 @@ def import_(
                 _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
             size = os.fstat(stream.fileno()).st_size
             total = size if size and os.path.isfile(file) else None
-        store = _open_store(settings, url, cluster_ok=True)
+        store = _open_store(settings, url)
         workers = import_jobs.choose_jobs(jobs, total)
         started = time.monotonic()
         progress = Progress(
@@ -1340,6 +1328,11 @@ def import_(
                         summary=summary,
                     )
             else:
+                if not isinstance(store.client, redis.Redis):
+                    # Workers reconnect with the parent's pool settings: a single server's.
+                    raise ta.ClusterUnsupportedError(
+                        "import --jobs N does not run on a Redis Cluster yet: use --jobs 1"
+                    )
                 import_jobs.import_file_jobs(
                     stream,
                     fmt,
@@ -1485,7 +1478,7 @@ def export(
     settings = _settings(ctx, prefix, tz)
     to_stdout = output is None or output == "-"
     with _friendly_errors(), contextlib.ExitStack() as stack:
-        store = _open_store(settings, url, cluster_ok=True)
+        store = _open_store(settings, url)
         if to_stdout:
             sink: Any = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
             # Flushed, then detached rather than closed: stdout itself stays open.
@@ -1631,11 +1624,10 @@ def migrate(
     source_settings = replace(base, prefix=base.prefix if from_prefix is None else from_prefix)
     target_prefix = source_settings.prefix if to_prefix is None else to_prefix
     with _friendly_errors():
-        source = _open_store(source_settings, from_url, cluster_ok=True)
+        source = _open_store(source_settings, from_url)
         opened = _open_store(
             replace(source_settings, prefix=target_prefix, tz_given=False),
             to_url,
-            cluster_ok=True,
         )
         # The target's day buckets are the source's: its facade writes in the source's zone.
         target = ta.TrainingAnalytics(

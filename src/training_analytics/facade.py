@@ -9,9 +9,9 @@ facades are fully typed without a second copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
-from functools import wraps
+from functools import partial, wraps
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,6 +35,7 @@ from . import (
     ingest,
     outcomes,
     pages,
+    presence,
     reindex,
     series,
     statements,
@@ -71,6 +72,7 @@ class operation(Generic[P, T]):  # noqa: N801 - used like a decorator/function
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
+        _OPERATIONS[self.op] = self
 
     @overload
     def __get__(self, instance: None, owner: type) -> operation[P, T]: ...
@@ -95,6 +97,33 @@ class operation(Generic[P, T]):  # noqa: N801 - used like a decorator/function
         # Cache on the instance: later lookups skip the descriptor (it defines no __set__).
         instance.__dict__[self.name] = bound
         return bound
+
+
+#: Every operation of the facades by its core function: what a read handed to another
+#: operation (``read_with_api_key``'s, ``answer_at``'s) is checked against on a cluster.
+_OPERATIONS: dict[object, operation[Any, Any]] = {}
+
+
+def _operation_of(read: object) -> operation[Any, Any] | None:
+    """The facade operation ``read`` is (a ``functools.partial`` of), if any."""
+    while isinstance(read, partial):
+        read = read.func
+    try:
+        return _OPERATIONS.get(read)
+    except TypeError:  # an unhashable callable object: none of ours
+        return None
+
+
+def _unready_read(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
+    """The name of an operation passed as an argument (a read another operation runs) that
+    does not run on a cluster, if there is one: run inside a cluster-ready operation, it
+    would otherwise slip past the facade's refusal."""
+    for value in (*args, *kwargs.values()):
+        if callable(value):
+            found = _operation_of(value)
+            if found is not None and not found.cluster:
+                return found.name
+    return None
 
 
 ClientT = TypeVar("ClientT")
@@ -138,6 +167,27 @@ class _Facade(Generic[ClientT]):
     def keys(self) -> TrainingKeys:
         return self.context.keys
 
+    def runs(self, op: str | Callable[..., Any]) -> bool:
+        """Whether this facade runs ``op`` on its client: an operation's name, or a core read
+        (as given to ``read_with_api_key``; a ``functools.partial`` of one too). Always True
+        on a single server; on a cluster, for the operations built for it."""
+        if not self.on_cluster:
+            return True
+        if isinstance(op, str):
+            found = getattr(type(self), op, None)
+            if not isinstance(found, operation):
+                raise InvalidInputError(f"{op!r} is not an operation of the facades")
+        else:
+            found = _operation_of(op)
+        # A read that is no facade operation (an application's own) cannot be judged: it runs.
+        return found is None or found.cluster
+
+    def ensure_runs(self, name: str) -> None:
+        """ClusterUnsupportedError naming the operation ``name`` unless this facade runs it
+        (for a caller that must know before it starts, as the CLI's parallel import)."""
+        if not self.runs(name):
+            raise _unsupported(name)
+
     def _bind(self, op: Callable[..., Op[Any]]) -> Callable[..., Any]:
         raise NotImplementedError
 
@@ -147,10 +197,8 @@ class _Facade(Generic[ClientT]):
 
 def _unsupported(name: str) -> ClusterUnsupportedError:
     return ClusterUnsupportedError(
-        f"{name} does not run on a Redis Cluster yet: it reads or writes figures kept across "
-        "courses or certificate buckets, which the cluster layout sums per node (planned: "
-        "docs/architecture.md, Redis Cluster). Writes, per-course reads and certificates by id "
-        "work; use a single server (redis://) for this one"
+        f"{name} does not run on a Redis Cluster: it is not built for the cluster key layout "
+        "(docs/architecture.md, Redis Cluster); use a single server (redis://) for this one"
     )
 
 
@@ -230,12 +278,13 @@ class _Operations(_Facade[ClientT]):
     )
     get_series_report = operation(series.get_series_report, cluster=True)
     ping_store = operation(health.ping_store, cluster=True)
-    create_api_key = operation(apikeys.create_api_key)
-    list_api_keys = operation(apikeys.list_api_keys)
-    has_api_keys = operation(apikeys.has_api_keys)
-    revoke_api_key = operation(apikeys.revoke_api_key)
-    verify_api_key = operation(apikeys.verify_api_key)
-    read_with_api_key = operation(apikeys.read_with_api_key)
+    holds_training_data = operation(presence.holds_training_data, cluster=True)
+    create_api_key = operation(apikeys.create_api_key, cluster=True)
+    list_api_keys = operation(apikeys.list_api_keys, cluster=True)
+    has_api_keys = operation(apikeys.has_api_keys, cluster=True)
+    revoke_api_key = operation(apikeys.revoke_api_key, cluster=True)
+    verify_api_key = operation(apikeys.verify_api_key, cluster=True)
+    read_with_api_key = operation(apikeys.read_with_api_key, cluster=True)
     # answers kept while the store is unchanged (what the HTTP service's analytics GETs give)
     check_keys = operation(answers.check_keys, cluster=True)
     read_stamp = operation(answers.read_stamp, cluster=True)
@@ -248,8 +297,8 @@ class _Operations(_Facade[ClientT]):
     import_records = operation(transfer.import_records, cluster=True)
     import_lines = operation(transfer.import_lines, cluster=True)
     export_page = operation(transfer.export_page, cluster=True)
-    record_statements = operation(statements.record_statements)
-    import_statements = operation(statements.import_statements)
+    record_statements = operation(statements.record_statements, cluster=True)
+    import_statements = operation(statements.import_statements, cluster=True)
     reindex = operation(reindex.reindex, cluster=True)
 
     get_recorded_time_zone = operation(zone.get_recorded_time_zone, cluster=True)
@@ -273,6 +322,9 @@ class TrainingAnalytics(_Operations[SyncClient]):
 
             @wraps(op)
             def on_cluster(*args: Any, **kwargs: Any) -> Any:
+                unready = _unready_read(args, kwargs)
+                if unready is not None:
+                    raise _unsupported(unready)
                 return run_on_cluster(op(context, *args, **kwargs), cluster)
 
             return on_cluster
@@ -300,6 +352,9 @@ class AsyncTrainingAnalytics(_Operations[AsyncClient]):
 
             @wraps(op)
             async def on_cluster(*args: Any, **kwargs: Any) -> Any:
+                unready = _unready_read(args, kwargs)
+                if unready is not None:
+                    raise _unsupported(unready)
                 return await arun_on_cluster(op(context, *args, **kwargs), cluster)
 
             return on_cluster

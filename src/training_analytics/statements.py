@@ -2,14 +2,17 @@
 
 The statements arrive prepared by the pure layer (``training_analytics.xapi``): an id, a digest
 of the statement, and the event it maps to (or why none). The store keeps each id with its
-digest (``training:xapi:statement:{id}``) for a retention period. Three round trips:
+digest (``training:xapi:statement:{id}``; on a cluster in buckets like the certificates',
+``training:xapi:statement:{:xapi:NNN}:id``) for a retention period. Three round trips:
 
-1. read the digests held for the batch's ids (one MGET): a different digest under an id is a
-   conflict, and the whole batch is refused (``StatementConflictError``) before anything is
-   written; an id held with the same digest is a statement sent again, and is skipped;
+1. read the digests held for the batch's ids (one MGET; on a cluster one per bucket present,
+   all in one round trip): a different digest under an id is a conflict, and the whole batch
+   is refused (``StatementConflictError``) before anything is written; an id held with the
+   same digest is a statement sent again, and is skipped;
 2. apply the events of the new statements through ``record_each`` (the one write path; each
    batch of events one atomic script call);
-3. remember the new ids with their digests (``lua/xapi_statements.lua``, one call).
+3. remember the new ids with their digests (``lua/xapi_statements.lua``, one call; on a
+   cluster one per bucket, in one round trip).
 
 The id check is not atomic with the write it guards (the write path's script is not this
 module's to change). The failure windows, and why they are safe:
@@ -36,7 +39,7 @@ from pydantic import Field
 from pydantic_core import PydanticSerializationError
 
 from ._context import Context
-from ._protocol import Op, ScriptCall, batch, load_script, single
+from ._protocol import Op, ScriptCall, batch, cmd, load_script
 from .errors import InvalidInputError, StatementConflictError
 from .ingest import DEFAULT_BATCH_SIZE
 from .outcomes import record_each
@@ -89,7 +92,12 @@ def record_statements(
     if not statements:
         return result
     keys = [ctx.keys.xapi_statement(s.id) for s in statements]
-    held = yield from single("MGET", *keys)
+    groups = _by_slot(ctx, keys)
+    replies = yield batch(*(cmd("MGET", *(keys[i] for i in group)) for group in groups))
+    held: list[str | None] = [None] * len(keys)
+    for group, values in zip(groups, replies, strict=True):
+        for i, value in zip(group, values, strict=True):
+            held[i] = value
     conflicts = [
         s.id
         for s, digest in zip(statements, held, strict=True)
@@ -118,19 +126,38 @@ def record_statements(
             if r.status == "rejected"
         ]
     if fresh:
+        new_groups = _by_slot(ctx, [keys[i] for i in fresh])
+        remembered = [[fresh[j] for j in group] for group in new_groups]
         replies = yield batch(
-            ScriptCall(
-                _REMEMBER,
-                tuple(keys[i] for i in fresh),
-                (retention_seconds, *(statements[i].digest for i in fresh)),
+            *(
+                ScriptCall(
+                    _REMEMBER,
+                    tuple(keys[i] for i in group),
+                    (retention_seconds, *(statements[i].digest for i in group)),
+                )
+                for group in remembered
             )
         )
-        result.raced = [
-            statements[i].id
-            for i, reply in zip(fresh, replies[0], strict=True)
-            if int(reply) == _DIFFERENT
+        raced = [
+            i
+            for group, reply in zip(remembered, replies, strict=True)
+            for i, one in zip(group, reply, strict=True)
+            if int(one) == _DIFFERENT
         ]
+        result.raced = [statements[i].id for i in sorted(raced)]
     return result
+
+
+def _by_slot(ctx: Context, keys: Sequence[str]) -> list[list[int]]:
+    """The positions of ``keys`` by hash slot: one group on a single server; on a cluster one
+    per statement bucket (``{:xapi:NNN}``), in order of first appearance, since a command or a
+    script call there may only name keys of one slot."""
+    if not ctx.keys.cluster:
+        return [list(range(len(keys)))]
+    groups: dict[str, list[int]] = {}
+    for position, key in enumerate(keys):
+        groups.setdefault(ctx.keys.slot_tag(key), []).append(position)
+    return list(groups.values())
 
 
 class RejectedStatement(SeedModel):

@@ -76,14 +76,11 @@ def create_app(
             max_connections=2 * settings.max_concurrent_requests,
         )
         if isinstance(client, AsyncRedisCluster):
-            # Served: readyz (the cluster's state). Every other route answers 501 until the
-            # operations run on a cluster (see state.analytics_of).
+            # readyz reports the cluster's state; every route calls the facade, which refuses
+            # the operations not built for a cluster yet (ClusterUnsupportedError: 501).
             app.state.cluster = client
-        else:
-            app.state.analytics = AsyncTrainingAnalytics(
-                client, prefix=settings.prefix, tz=settings.tz
-            )
-            app.state.answers = Answers(app.state.analytics)
+        app.state.analytics = AsyncTrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
+        app.state.answers = Answers(app.state.analytics)
         try:
             yield
         finally:

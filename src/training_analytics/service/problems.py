@@ -156,7 +156,8 @@ def _validation(exc: RequestValidationError) -> JSONResponse:
 def install(app: FastAPI, settings: ServiceSettings) -> None:
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.TrainingAnalyticsError)
-        if isinstance(exc, _STORE_ERRORS):
+        # A route not built for a cluster yet (501) is no failure of the store to alert on.
+        if isinstance(exc, _STORE_ERRORS) and not isinstance(exc, errors.ClusterUnsupportedError):
             metrics_of(request).store_errors.labels(type(exc).__name__).inc()
         return for_error(exc, settings)
 

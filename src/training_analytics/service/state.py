@@ -1,4 +1,5 @@
-"""The per-worker objects routes reach through the request: the facade and the metrics."""
+"""The per-worker objects routes reach through the request: the facade, the cluster client (on
+a cluster), the metrics and the settings."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from typing import TYPE_CHECKING, cast
 
 from fastapi import Request
 
-from ..errors import ClusterUnsupportedError
 from ..facade import AsyncTrainingAnalytics
 
 if TYPE_CHECKING:
@@ -17,13 +17,7 @@ if TYPE_CHECKING:
 
 
 def analytics_of(request: Request) -> AsyncTrainingAnalytics:
-    analytics = getattr(request.app.state, "analytics", None)
-    if analytics is None and cluster_of(request) is not None:
-        raise ClusterUnsupportedError(
-            "the service is connected to a cluster: only readyz is served until the library's "
-            "operations run on a cluster"
-        )
-    return cast(AsyncTrainingAnalytics, analytics)
+    return cast(AsyncTrainingAnalytics, request.app.state.analytics)
 
 
 def cluster_of(request: Request) -> RedisCluster | None:
