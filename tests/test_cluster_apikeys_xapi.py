@@ -26,6 +26,7 @@ from training_analytics._protocol import Batch, Command, ScriptCall
 from training_analytics.cluster.executor import run_on_cluster
 from training_analytics.cluster.local import ClusterControl
 from training_analytics.errors import StatementConflictError
+from training_analytics.facade import _Operations, operation
 from training_analytics.keys import TrainingKeys
 from training_analytics.statements import DEFAULT_RETENTION_SECONDS, record_statements
 from training_analytics.xapi.files import read_statements
@@ -154,23 +155,19 @@ def test_a_read_with_a_key_runs_on_the_courses_slot_and_checks_the_key(
     assert (unknown.info, unknown.allowed) == (None, False)
 
 
-def test_a_read_not_built_for_a_cluster_is_refused_inside_a_keyed_read(
+def test_a_keyed_read_of_a_global_figure_runs_on_a_cluster(
     on_cluster: Any, cluster_client: redis.cluster.RedisCluster
 ) -> None:
-    """read_with_api_key runs on a cluster, but the read it is handed is checked too: one that
-    does not run there raises the typed error naming it, before anything is sent."""
+    """read_with_api_key hands its read to the cluster executor too: a global read (summed over
+    courses and buckets) answers under the key's check, and every operation runs there."""
     key = on_cluster.create_api_key("v", "viewer").key
-    before = _cluster_keys(cluster_client)
-    records = {k: cluster_client.hgetall(k) for k in before}
-    with pytest.raises(ta.ClusterUnsupportedError, match="get_training_overview_metrics"):
-        on_cluster.read_with_api_key(key, "viewer", courses.get_training_overview_metrics)
-    assert {k: cluster_client.hgetall(k) for k in before} == records  # no last use recorded
+    outcome = on_cluster.read_with_api_key(key, "viewer", courses.get_training_overview_metrics)
+    assert outcome.allowed and outcome.value == on_cluster.get_training_overview_metrics()
     assert on_cluster.runs("read_with_api_key")
     assert on_cluster.runs(partial(courses.get_course_detailed_analytics, course_id="c"))
-    assert not on_cluster.runs(courses.get_training_overview_metrics)
-    assert not on_cluster.runs("get_training_overview_metrics")
-    with pytest.raises(ta.ClusterUnsupportedError, match="get_training_overview_metrics"):
-        on_cluster.ensure_runs("get_training_overview_metrics")
+    assert on_cluster.runs(courses.get_training_overview_metrics)
+    names = [n for n, v in vars(_Operations).items() if isinstance(v, operation)]
+    assert names and all(on_cluster.runs(name) for name in names)
     with pytest.raises(ta.InvalidInputError):
         on_cluster.runs("no_such_operation")
 

@@ -15,7 +15,7 @@ import redis.cluster
 from typer.testing import CliRunner, Result
 
 import training_analytics as ta
-from training_analytics.cli import EXIT_REFUSED, EXIT_UNSUPPORTED, app
+from training_analytics.cli import EXIT_REFUSED, app
 from training_analytics.cluster.local import LocalCluster
 from training_analytics.demo import DEMO_COURSE_IDS, load_demo
 
@@ -61,36 +61,27 @@ def test_keys_create_list_and_revoke_on_a_cluster(
     assert not facade.has_api_keys()
 
 
-#: Commands and the operation each needs first; they stop with exit status 4 while it does not
-#: run on a cluster (other branches of issue 14 build them: then they run).
-UNSUPPORTED = [
-    (["report"], "get_training_overview_metrics"),
-    (["report", "--json"], "get_training_overview_metrics"),
-    (["reindex"], "reindex"),
-    (["export", "-o", "{tmp}/dump.jsonl"], "export_page"),
-    (["import", "{tmp}/events.jsonl"], "import_lines"),
+#: Commands that read global figures, rebuild or move the whole store: they run on a cluster.
+GLOBAL_COMMANDS = [
+    ["report"],
+    ["report", "--json"],
+    ["reindex"],
+    ["export", "-o", "{tmp}/dump.jsonl"],
+    ["import", "{tmp}/events.jsonl"],
 ]
 
 
-@pytest.mark.parametrize(("args", "operation"), UNSUPPORTED)
-def test_a_command_that_does_not_run_on_a_cluster_says_so(
-    cluster_url: str,
-    cluster_client: redis.cluster.RedisCluster,
-    tmp_path: Path,
-    args: list[str],
-    operation: str,
+@pytest.mark.parametrize("args", GLOBAL_COMMANDS)
+def test_a_command_over_the_whole_store_runs_on_a_cluster(
+    cluster_url: str, cluster_client: redis.cluster.RedisCluster, tmp_path: Path, args: list[str]
 ) -> None:
-    if getattr(ta.TrainingAnalytics, operation).cluster:
-        pytest.skip(f"{operation} runs on a cluster now: its own tests cover the command")
     events = tmp_path / "events.jsonl"
     events.write_text(json.dumps({"kind": "enrollment", "userId": "u1", "courseId": "c1"}) + "\n")
+    ta.TrainingAnalytics(cluster_client).record_enrollment("u0", "c1")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
     result = runner.invoke(app, [*argv, "--url", cluster_url])
-    assert result.exit_code == EXIT_UNSUPPORTED, output_of(result)
-    text = " ".join(output_of(result).split())
-    assert f"{operation} does not run on a Redis Cluster yet" in text
-    assert "Traceback" not in text
-    assert _data_keys(cluster_client) == []  # refused before anything was written
+    assert result.exit_code == 0, output_of(result)
+    assert "Traceback" not in output_of(result)
 
 
 def _data_keys(cluster_client: redis.cluster.RedisCluster) -> list[str]:
@@ -125,11 +116,7 @@ def test_demo_loads_through_the_cluster_write_path(
     loaded = runner.invoke(app, ["demo", "--learners", str(LEARNERS), "--url", cluster_url])
     text = output_of(loaded)
     assert "Loaded 8 courses" in text
-    if ta.TrainingAnalytics.get_training_overview_metrics.cluster:
-        assert loaded.exit_code == 0, text
-    else:  # the report after loading needs the overview
-        assert loaded.exit_code == EXIT_UNSUPPORTED, text
-        assert "get_training_overview_metrics does not run" in " ".join(text.split())
+    assert loaded.exit_code == 0, text
     single = ta.TrainingAnalytics(client)
     load_demo(single, learners=LEARNERS)
     on_cluster = ta.TrainingAnalytics(cluster_client)
@@ -189,7 +176,7 @@ def test_a_password_in_a_cluster_url_is_never_printed(tmp_path: Path) -> None:
         assert SECRET not in output_of(created)
         report = runner.invoke(app, ["report", "--url", url])
         assert SECRET not in output_of(report)
-        assert report.exit_code in (0, EXIT_UNSUPPORTED)
+        assert report.exit_code == 0, output_of(report)
         wrong = runner.invoke(app, ["keys", "list", "--url", url.replace(SECRET, "wrong")])
         assert wrong.exit_code != 0
         assert "***" in output_of(wrong)

@@ -35,6 +35,7 @@ from training_analytics.service import create_app
 from training_analytics.service.settings import ServiceSettings
 
 from .cluster import _port_range
+from .factories import course
 from .service_process import free_port
 
 SECRET = "s3cret-Pa55"
@@ -186,24 +187,26 @@ def test_a_plain_url_naming_a_cluster_node_is_a_typed_error(cluster: ClusterCont
         asyncio.run(use())
 
 
-def test_the_facades_refuse_global_operations_on_a_cluster_client(
+def test_the_facades_answer_global_reads_on_a_cluster_client(
     cluster_url: str, cluster_client: redis.cluster.RedisCluster
 ) -> None:
-    """Writes and per-course reads run on a cluster (tests/test_cluster_writes.py); what needs
-    sums over courses or buckets raises a typed error naming itself, before anything is sent."""
+    """A client from a cluster URL, sync and asyncio, gets the cluster layout and every
+    operation, global reads (sums over courses and buckets) included."""
     facade = ta.TrainingAnalytics(cluster_client)
-    with pytest.raises(ta.ClusterUnsupportedError, match="get_credential_stats"):
-        facade.get_credential_stats()
+    facade.create_training_course(course("c1"))  # the overview counts the catalog's courses
+    facade.record_enrollment("u1", "c1")
+    assert facade.get_credential_stats().issued == 0
+    assert facade.get_training_overview_metrics().total_enrollments == 1
 
-    async def build() -> None:
+    async def build() -> int:
         client = ta.async_connect(cluster_url)
         try:
-            await ta.AsyncTrainingAnalytics(client).get_training_overview_metrics()
+            overview = await ta.AsyncTrainingAnalytics(client).get_training_overview_metrics()
+            return overview.total_enrollments
         finally:
             await client.aclose()
 
-    with pytest.raises(ta.ClusterUnsupportedError, match="get_training_overview_metrics"):
-        asyncio.run(build())
+    assert asyncio.run(build()) == 1
 
 
 def test_cluster_health_counts_every_node(

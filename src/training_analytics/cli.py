@@ -1328,11 +1328,6 @@ def import_(
                         summary=summary,
                     )
             else:
-                if not isinstance(store.client, redis.Redis):
-                    # Workers reconnect with the parent's pool settings: a single server's.
-                    raise ta.ClusterUnsupportedError(
-                        "import --jobs N does not run on a Redis Cluster yet: use --jobs 1"
-                    )
                 import_jobs.import_file_jobs(
                     stream,
                     fmt,
