@@ -8,8 +8,8 @@ cluster answering differently stops the run.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +35,7 @@ from training_analytics.bench.cluster import (
     tag_slot,
 )
 from training_analytics.bench.mixed import MixedHistory, events
+from training_analytics.bench.report import print_run
 from training_analytics.bench.results import Run
 from training_analytics.bench.workloads import PHASES, QUICK, Bench, MismatchError
 from training_analytics.cluster.local import ClusterControl, even_slot_ranges
@@ -148,7 +149,7 @@ def test_the_phase_is_selectable_and_part_of_the_suite() -> None:
 
 
 def test_the_phase_runs_end_to_end_and_its_figures_add_up(
-    client: redis.Redis, cluster: ClusterControl
+    client: redis.Redis, cluster: ClusterControl, tmp_path: Path
 ) -> None:
     bench = _bench(client)
     cluster_phase(bench, cluster)
@@ -180,7 +181,15 @@ def test_the_phase_runs_end_to_end_and_its_figures_add_up(
     assert [r["primaries"] for r in rows] == [3, 10, 100]
     assert all(r["events_per_second"] > 0 for r in rows)
     assert set(figures["targets"].values()) <= {True, False}
-    json.dumps(bench.run.to_json())  # the --json file
+    # The --json file, and its tables shown again by --from-json.
+    saved = tmp_path / "cluster.json"
+    bench.run.save(saved)
+    out = io.StringIO()
+    print_run(Run.load(saved), Console(file=out, width=200))
+    shown = out.getvalue()
+    assert "Spread over the primaries: 30 courses, 120 certificates" in shown
+    assert "course analytics, 60 learners" in shown
+    assert "Projection from" in shown
     # Both stores are left empty.
     assert client.dbsize() == 0
     assert all(cluster.client(p.address).dbsize() == 0 for p in cluster.primaries())

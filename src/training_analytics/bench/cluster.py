@@ -778,8 +778,6 @@ def cluster_phase(bench: Bench, control: ClusterControl | None = None) -> None:
     figures["seconds"] = round(time.perf_counter() - started, 1)
     figures["targets"] = targets(figures)
     bench.run.meta["cluster"] = figures
-    for table in tables(figures):
-        bench.console.print(table)
 
 
 def targets(figures: Mapping[str, Any]) -> dict[str, bool | str]:
