@@ -162,8 +162,11 @@ def test_the_phase_runs_end_to_end_and_its_figures_add_up(
     assert len(nodes) == figures["cluster"]["primaries"] == 3
     assert sum(n["events"] for n in nodes.values()) == history["events"]
     assert set(figures["course_latency"]["sizes"]) == {"20", "60"}
+    catalog = cluster.owner(tag_slot(":catalog")).address
     for size in figures["course_latency"]["sizes"].values():
         assert size["single"]["calls"] == size["cluster"]["calls"] == 5
+        # The common case: the course's primary is not the catalog's.
+        assert cluster.owner(tag_slot(size["course"])).address != catalog
     hot = figures["hot_course"]
     assert hot["course_events"] <= hot["events"]
     assert hot["primary"] in nodes
