@@ -110,6 +110,12 @@ def server_tool_ceiling(run: Run) -> str | None:
 
 
 def print_run(run: Run, console: Console) -> None:
+    if "cluster" in run.meta:
+        # The cluster phase's own tables (also for --from-json of a saved run).
+        from .cluster import tables  # noqa: PLC0415 - its imports are the benchmark's heaviest
+
+        for table in tables(run.meta["cluster"]):
+            console.print(table)
     console.print(results_table(run))
     line = server_tool_ceiling(run)
     if line:

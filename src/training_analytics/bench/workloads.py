@@ -59,6 +59,19 @@ class Plan:
     mixed_pairs: int = 3_000
     mixed_kind_pairs: int = 3_000
     mixed_repeat: int = 3
+    # cluster: the mixed history loaded into the single server and the cluster (learner-courses,
+    # modules per course, repetitions), the course sizes whose analytics are timed and the calls
+    # per size, the spread store (courses, enrolments per course, certificates), and the
+    # learner-courses of the one hot course
+    cluster_pairs: int = 200
+    cluster_modules: int = 8
+    cluster_repeat: int = 1
+    cluster_course_sizes: tuple[int, ...] = (100, 500)
+    cluster_latency_calls: int = 100
+    cluster_spread_courses: int = 200
+    cluster_spread_learners: int = 1
+    cluster_spread_certificates: int = 1_000
+    cluster_hot_pairs: int = 200
 
 
 QUICK = Plan(
@@ -89,6 +102,14 @@ FULL = Plan(
     mixed_pairs=200_000,
     mixed_kind_pairs=20_000,
     mixed_repeat=1,
+    cluster_pairs=20_000,
+    cluster_repeat=3,
+    cluster_course_sizes=(1_000, 10_000, 100_000),
+    cluster_latency_calls=2_000,
+    cluster_spread_courses=1_000,
+    cluster_spread_learners=10,
+    cluster_spread_certificates=100_000,
+    cluster_hot_pairs=20_000,
 )
 
 PHASES = (
@@ -100,6 +121,7 @@ PHASES = (
     "startup",
     "service",
     "ingest-mixed",
+    "cluster",
 )
 
 
@@ -196,6 +218,13 @@ class Bench:
             self.log(escape(f"ingest-mixed {reason}"))  # "[bench]" is not Rich markup
             return
         ingest_mixed_phase(self)
+
+    def cluster_phase(self) -> None:
+        """The same workloads on this server and on a local three-primary cluster: see
+        ``bench/cluster.py``."""
+        from .cluster import cluster_phase  # noqa: PLC0415 - imports this module
+
+        cluster_phase(self)
 
     def used_memory(self) -> int:
         info: dict[str, Any] = self.client.info("memory")
