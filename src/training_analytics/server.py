@@ -266,6 +266,15 @@ def default_data_dir() -> Path:
 CONNECT_TIMEOUT = 5.0
 
 
+#: Seconds a command may wait for a cluster node's reply (a URL's own ``socket_timeout`` wins):
+#: a node that hangs (stopped with SIGSTOP, cut off by a partition) fails the call with
+#: StoreUnavailableError instead of hanging it for ever, while its replica takes over. Every
+#: command this library sends a node is short (a batch of at most ``batch_size`` events per
+#: node), so 10 s is far above any normal reply. redis-py retries a command that timed out
+#: (3 times, backing off), so a hung node fails a call after at most about 4 x this plus 7 s.
+CLUSTER_SOCKET_TIMEOUT = 10.0
+
+
 def _options(client_name: str | None, decode_responses: bool) -> dict[str, Any]:
     options: dict[str, Any] = {
         "decode_responses": decode_responses,
@@ -332,7 +341,9 @@ def async_connect(
 def _cluster_client(url: str, decode_responses: bool) -> redis.cluster.RedisCluster:
     seed = node_url(url)  # InvalidInputError for a malformed one, the password left out
     try:
-        return redis.cluster.RedisCluster.from_url(seed, **_options(None, decode_responses))
+        options = _options(None, decode_responses)
+        options["socket_timeout"] = CLUSTER_SOCKET_TIMEOUT
+        return redis.cluster.RedisCluster.from_url(seed, **options)
     except RedisClusterException as exc:
         raise _cluster_error(url, exc) from exc
     except redis.RedisError as exc:  # authentication refused, timed out
@@ -343,6 +354,7 @@ def _cluster_client(url: str, decode_responses: bool) -> redis.cluster.RedisClus
 
 def _async_cluster_client(url: str, options: dict[str, Any]) -> redis.asyncio.cluster.RedisCluster:
     seed = node_url(url)
+    options = {"socket_timeout": CLUSTER_SOCKET_TIMEOUT, **options}
     try:
         return redis.asyncio.cluster.RedisCluster.from_url(seed, **options)
     except ValueError as exc:
