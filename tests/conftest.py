@@ -88,6 +88,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+#: ``fail`` keeps a test that meets an operation not built for the cluster yet a failure; by
+#: default, on the cluster store, it is reported as an expected failure (xfail) with that reason.
+UNSUPPORTED_ENV = "TEST_CLUSTER_UNSUPPORTED"
+# What such a failure shows: the error's name, the facade's message, the CLI's and the service's.
+_UNSUPPORTED_SIGNS = (
+    "ClusterUnsupportedError",
+    "does not run on a Redis Cluster yet",
+    "the commands do not run on a cluster yet",
+    "Not available on a cluster yet",
+)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On the cluster store, a test stopped by an operation that does not run on a cluster yet
+    (issue 14: the operations land branch by branch) is an expected failure saying so, not a
+    pass and not hidden: any other failure stays a failure. TEST_CLUSTER_UNSUPPORTED=fail
+    turns this off (once every operation runs on a cluster, nothing is left to convert)."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    if not ON_CLUSTER or not report.failed or os.environ.get(UNSUPPORTED_ENV) == "fail":
+        return
+    if any(sign in str(report.longrepr) for sign in _UNSUPPORTED_SIGNS):
+        report.outcome = "skipped"
+        report.wasxfail = "an operation it uses does not run on a cluster yet (issue 14)"
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """The session's single server (TEST_REDIS_URL or an embedded Valkey), whatever the store:
