@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -75,8 +76,8 @@ def snapshot(client: redis.Redis) -> dict[str, Any]:
     events one by one several times) is left out; test_dashboard_ops checks it."""
     state: dict[str, Any] = {}
     for key in sorted(client.scan_iter(count=1000)):
-        if key.endswith("training:version"):
-            continue
+        if re.sub(r":\{[^}]*\}$", "", key).endswith("training:version"):
+            continue  # training:version, or a cluster store's training:version:{tag}
         kind = client.type(key)
         if kind == "string":
             value: Any = client.get(key)

@@ -22,7 +22,10 @@ from training_analytics._protocol import load_script
 from training_analytics._writes import APPLY
 
 from .factories import NOW, certification, course
+from .stores import ONE_SERVER
 from .test_refusals import dump_all, memory_full
+
+pytestmark = ONE_SERVER
 
 ARCHITECTURE = Path(__file__).parent.parent / "docs" / "architecture.md"
 AT = "2025-06-01T10:00:00Z"

@@ -19,6 +19,7 @@ import redis.asyncio
 import training_analytics as ta
 
 from .factories import NOW
+from .stores import ONE_SERVER, RAW_KEYS
 
 AT = "2025-06-01T10:00:00Z"
 
@@ -38,6 +39,7 @@ def _applied_in_store(client: redis.Redis) -> int:
     return count
 
 
+@RAW_KEYS
 @pytest.mark.parametrize("stream", [False, True], ids=["batched", "streamed"])
 def test_a_server_filling_up_midway_stops_the_import_at_a_batch_boundary(
     analytics: Any, client: redis.Redis, stream: bool
@@ -75,6 +77,7 @@ def test_a_server_filling_up_midway_stops_the_import_at_a_batch_boundary(
     assert _applied_in_store(client) == 20_000
 
 
+@RAW_KEYS
 def test_unencodable_text_is_found_before_anything_is_sent(
     analytics: Any, client: redis.Redis
 ) -> None:
@@ -112,6 +115,7 @@ def _check_lost(error: ta.BatchAbortedError, client: redis.Redis) -> None:
     assert not list(client.scan_iter("training:ingest:*"))
 
 
+@ONE_SERVER
 def test_a_lost_connection_midway_is_reported_with_what_was_applied(
     client: redis.Redis, redis_url: str
 ) -> None:
@@ -124,6 +128,7 @@ def test_a_lost_connection_midway_is_reported_with_what_was_applied(
     importer.close()
 
 
+@ONE_SERVER
 def test_a_lost_connection_midway_async(client: redis.Redis, redis_url: str) -> None:
     async def scenario() -> ta.BatchAbortedError:
         importer = redis.asyncio.Redis.from_url(redis_url, client_name="aimporter")

@@ -13,8 +13,10 @@ from training_analytics._protocol import Op, ScriptCall, batch
 from training_analytics.catalog import CATALOG
 
 from .factories import course, snapshot
+from .stores import RAW_KEYS
 
 
+@RAW_KEYS
 def test_create_and_read(analytics: Any, client: redis.Redis) -> None:
     analytics.create_training_course(course("c1", order=5, category="technical"))
     stored = analytics.get_training_course("c1")
@@ -38,6 +40,7 @@ def test_lists_are_ordered(analytics: Any) -> None:
     assert [c.id for c in analytics.get_training_courses_by_category("sales")] == ["b", "a"]
 
 
+@RAW_KEYS
 def test_update_moves_indexes(analytics: Any, client: redis.Redis) -> None:
     analytics.create_training_course(course("c1", order=1))
     analytics.update_training_course(
@@ -52,6 +55,7 @@ def test_update_moves_indexes(analytics: Any, client: redis.Redis) -> None:
     assert analytics.get_training_course("c1").passing_score == 85
 
 
+@RAW_KEYS
 def test_publish_unpublish_delete(analytics: Any, client: redis.Redis) -> None:
     analytics.create_training_course(course("c1", isPublished=False))
     analytics.publish_training_course("c1")
@@ -84,6 +88,7 @@ def test_missing_courses_and_bad_updates(analytics: Any, client: redis.Redis) ->
     assert snapshot(client) == before
 
 
+@RAW_KEYS
 def test_a_refused_create_writes_neither_the_course_nor_any_index(
     analytics: Any, client: redis.Redis
 ) -> None:
@@ -102,6 +107,7 @@ def test_a_refused_create_writes_neither_the_course_nor_any_index(
     assert client.zscore("training:courses:all", "c1") == 3
 
 
+@RAW_KEYS
 @pytest.mark.parametrize("order", ["1e400", "nan", "-inf", "ten"])
 def test_the_catalog_script_checks_the_order_before_writing(
     client: redis.Redis, order: str
@@ -130,6 +136,7 @@ def test_the_catalog_script_checks_the_order_before_writing(
     assert snapshot(client) == {}
 
 
+@RAW_KEYS
 def test_a_course_left_half_written_by_an_earlier_version_can_be_read_and_deleted(
     analytics: Any, client: redis.Redis
 ) -> None:

@@ -11,8 +11,10 @@ import redis
 import training_analytics as ta
 
 from .factories import NOW, Factory, certification, snapshot
+from .stores import RAW_KEYS
 
 
+@RAW_KEYS
 def test_issue_is_stored_in_the_seed_format_and_idempotent(
     analytics: Any, client: redis.Redis
 ) -> None:
@@ -54,6 +56,7 @@ def test_a_refused_reissue_names_the_first_field_that_differs(
         )
 
 
+@RAW_KEYS
 def test_claim_records_claimed_at_and_moves_the_status_set(
     analytics: Any, client: redis.Redis
 ) -> None:
@@ -70,6 +73,7 @@ def test_claim_records_claimed_at_and_moves_the_status_set(
     assert analytics_result.average_claim_time_hours == 24.0
 
 
+@RAW_KEYS
 def test_claim_defaults_to_the_clock(analytics: Any, client: redis.Redis) -> None:
     analytics.issue_training_certification(certification())
     analytics.update_certification_status("cert1", "claimed")
@@ -112,6 +116,7 @@ def test_illegal_transitions_raise_and_change_nothing(
         ["claimed", "expired", "revoked"],
     ],
 )
+@RAW_KEYS
 def test_legal_paths_keep_one_status_set_per_certificate(
     analytics: Any, client: redis.Redis, path: list[str]
 ) -> None:

@@ -25,6 +25,8 @@ import redis
 
 import training_analytics as ta
 
+from .stores import store_client
+
 _SOURCE_ROOT = str(Path(ta.__file__).resolve().parents[1])
 _TIMEOUT = 180
 LEARNERS = "2000"
@@ -52,7 +54,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def store(redis_url: str) -> Iterator[tuple[str, redis.Redis]]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = store_client(redis_url, decode_responses=True)
     client.flushdb()
     yield redis_url, client
     client.flushdb()

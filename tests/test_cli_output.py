@@ -23,6 +23,8 @@ import training_analytics as ta
 from training_analytics.cli import COURSE_NOTES, app
 from training_analytics.demo import DEFAULT_NOW
 
+from .stores import store_client
+
 _SOURCE_ROOT = str(Path(ta.__file__).resolve().parents[1])
 _TIMEOUT = 120
 
@@ -42,7 +44,7 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def demo_store(redis_url: str) -> Iterator[str]:
     """A small demo under the prefix 'out:', loaded once for this module."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = store_client(redis_url, decode_responses=True)
     client.flushdb()
     loaded = runner.invoke(app, ["--url", redis_url, "--prefix", "out:", "demo", "-n", "300"])
     assert loaded.exit_code == 0, loaded.output
@@ -138,7 +140,7 @@ def test_report_help_says_what_course_leaves_out() -> None:
 
 @pytest.fixture
 def external(redis_url: str) -> Iterator[tuple[str, redis.Redis]]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = store_client(redis_url, decode_responses=True)
     client.flushdb()
     yield redis_url, client
     client.flushdb()

@@ -141,8 +141,8 @@ def test_async_connect_gives_an_asyncio_cluster_client(
     assert asyncio.run(use()) == [str(i) for i in range(50)]
 
 
-def test_a_cluster_url_naming_a_single_server_is_a_typed_error(redis_url: str) -> None:
-    single = redis.Redis.from_url(redis_url)
+def test_a_cluster_url_naming_a_single_server_is_a_typed_error(server_url: str) -> None:
+    single = redis.Redis.from_url(server_url)
     where = single.connection_pool.connection_kwargs
     single.close()
     if "host" not in where:

@@ -11,10 +11,12 @@ import redis
 import training_analytics as ta
 
 from .factories import NOW, Factory, course
+from .stores import RAW_KEYS
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
 
+@RAW_KEYS
 def test_enrolling_twice_counts_once(analytics: Any, client: redis.Redis) -> None:
     assert analytics.record_enrollment("u1", "c1", at=T0) is True
     assert analytics.record_enrollment("u1", "c1", at=T0 + timedelta(days=3)) is False
@@ -27,6 +29,7 @@ def test_enrolling_twice_counts_once(analytics: Any, client: redis.Redis) -> Non
     ]
 
 
+@RAW_KEYS
 def test_completing_enrols_first_and_counts_once(analytics: Any, client: redis.Redis) -> None:
     assert analytics.record_completion("u1", "c1", at=T0) is True
     assert analytics.record_completion("u1", "c1", at=T0 + timedelta(days=1)) is False
@@ -60,6 +63,7 @@ def test_module_completion_implies_start(analytics: Any) -> None:
     assert analytics.get_course_module_dropoff_rates("unknown") == []
 
 
+@RAW_KEYS
 def test_day_buckets_follow_the_configured_time_zone(
     make_analytics: Factory, client: redis.Redis
 ) -> None:
@@ -71,6 +75,7 @@ def test_day_buckets_follow_the_configured_time_zone(
     assert [(p.date, p.count) for p in series] == [("2025-03-01", 1), ("2025-03-02", 0)]
 
 
+@RAW_KEYS
 def test_day_buckets_in_a_zone_whose_offset_is_not_whole_quarter_hours(
     make_analytics: Factory, client: redis.Redis
 ) -> None:
@@ -159,6 +164,7 @@ def test_course_analytics_follow_progress(analytics: Any) -> None:
     assert [r.module_id for r in result.dropoff_rates] == ["m1", "m2"]
 
 
+@RAW_KEYS
 def test_progress_round_trips(analytics: Any, client: redis.Redis) -> None:
     analytics.save_user_course_progress(
         _progress("u1", 85.5, "2025-03-01T00:00:00Z", "2025-03-01T10:00:00.250+01:00")
@@ -203,6 +209,7 @@ def test_overview_and_average_completion(analytics: Any) -> None:
     }
 
 
+@RAW_KEYS
 def test_writes_invalidate_the_seed_caches(analytics: Any, client: redis.Redis) -> None:
     client.set("cache:training:analytics:course:c1", "{}")
     client.set("cache:training:analytics:overview", "{}")

@@ -28,6 +28,7 @@ from training_analytics.courses import get_training_overview_metrics
 from training_analytics.transfer import ImportTally
 
 from .factories import Factory, certification, course
+from .stores import store_client
 
 GOOD_IDS = ("c1", "u1", "m1", "cert1")
 ids = st.one_of(
@@ -357,7 +358,7 @@ def _dump(raw: redis.Redis) -> dict[bytes, Any]:
 
 @pytest.fixture
 def raw(redis_url: str) -> Any:
-    connection = redis.Redis.from_url(redis_url)
+    connection = store_client(redis_url)
     yield connection
     connection.close()
 

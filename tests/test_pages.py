@@ -14,6 +14,7 @@ from training_analytics._exec import execute
 from training_analytics._protocol import Batch
 
 from .factories import NOW, certification, course
+from .stores import ONE_SERVER
 
 
 def _iso(days: float) -> str:
@@ -129,6 +130,7 @@ def test_course_analytics_pages_follow_the_catalog_order(analytics: Any) -> None
     assert "completionRate" in body["items"][0]["analytics"]
 
 
+@ONE_SERVER
 def test_course_analytics_page_costs_a_fixed_number_of_round_trips(
     analytics: Any, client: redis.Redis
 ) -> None:

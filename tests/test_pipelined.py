@@ -22,6 +22,9 @@ from training_analytics._protocol import Await, Request, Submit
 from training_analytics._writes import EventBatch, request
 
 from .factories import NOW, certification
+from .stores import ONE_SERVER
+
+pytestmark = ONE_SERVER
 
 ISSUED = ta.TrainingCertificationRecord.model_validate(certification("cert1"))
 

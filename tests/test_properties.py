@@ -237,6 +237,10 @@ def check_invariants(client: redis.Redis) -> None:
         assert holders == [client.hget(f"training:certification:{cert_id}", "status")]
 
 
+@pytest.mark.single_server(
+    reason="checks the invariants on the single-server layout's raw keys; on a cluster, "
+    "test_cluster_faults.py replays the same streams and compares them with one server"
+)
 @settings(
     max_examples=60,
     deadline=None,

@@ -23,13 +23,16 @@ from training_analytics._wire import MODES
 
 from .conftest import SyncView
 from .factories import NOW, certification, course
+from .stores import ONE_SERVER, store_client
+
+pytestmark = ONE_SERVER
 
 AT = "2025-06-01T10:00:00Z"
 
 
 def dump_all(url: str) -> dict[bytes, tuple[bytes | None, bool]]:
     """Every key's DUMP and whether it expires."""
-    raw = redis.Redis.from_url(url)
+    raw = store_client(url)
     try:
         return {
             key: (raw.dump(key), raw.pttl(key) > 0) for key in sorted(raw.scan_iter(count=1000))

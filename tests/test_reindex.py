@@ -15,6 +15,7 @@ import training_analytics as ta
 from training_analytics import reindex as reindex_module
 
 from .factories import NOW, certification, course
+from .stores import RAW_KEYS, async_store_client
 
 
 def _tenant_data(analytics: Any) -> None:
@@ -47,6 +48,7 @@ def _keys_under(client: redis.Redis, prefix: str) -> dict[str, Any]:
     return state
 
 
+@RAW_KEYS
 def test_a_prefix_with_glob_characters_touches_only_its_own_keys(client: redis.Redis) -> None:
     other = ta.TrainingAnalytics(client, prefix="x1:", clock=lambda: NOW)
     _tenant_data(other)
@@ -105,7 +107,7 @@ def test_concurrent_async_reindexes_never_fail(client: redis.Redis, redis_url: s
     _tenant_data(ta.TrainingAnalytics(client, clock=lambda: NOW))
 
     async def rounds() -> None:
-        aclient = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        aclient = async_store_client(redis_url, decode_responses=True)
         analytics = ta.AsyncTrainingAnalytics(aclient, clock=lambda: NOW)
         try:
             for _ in range(5):

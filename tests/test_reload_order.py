@@ -23,6 +23,9 @@ import training_analytics as ta
 from training_analytics._writes import APPLY
 
 from .factories import NOW, certification
+from .stores import ONE_SERVER
+
+pytestmark = ONE_SERVER
 
 PAIRS = 1500
 

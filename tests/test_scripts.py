@@ -20,6 +20,8 @@ import training_analytics as ta
 from training_analytics._exec import aexecute, execute
 from training_analytics._protocol import Batch, ScriptCall, cmd, load_script
 
+from .stores import ONE_SERVER
+
 CARDINALITIES = load_script("cardinalities.lua", read_only=True)
 
 
@@ -29,6 +31,7 @@ def _library_names(client: redis.Redis) -> list[str]:
     return sorted(str(library["library_name"]) for library in libraries)
 
 
+@ONE_SERVER
 def test_the_write_library_is_loaded_on_first_use(analytics: Any, client: redis.Redis) -> None:
     client.function_flush()
     assert analytics.record_enrollment("u1", "c1") is True
@@ -43,6 +46,7 @@ def test_a_flushed_library_is_loaded_again(analytics: Any, client: redis.Redis) 
     assert analytics.get_course_enrollment_count("c1") == 2
 
 
+@ONE_SERVER
 def test_reloading_code_runs_the_other_calls_once(client: redis.Redis) -> None:
     client.function_flush()
     client.sadd("s", "a", "b")
@@ -68,6 +72,7 @@ def user_without_functions(client: redis.Redis, redis_url: str) -> Iterator[str]
     client.acl_deluser(name)
 
 
+@ONE_SERVER
 def test_without_functions_writes_run_as_scripts(
     user_without_functions: str, client: redis.Redis
 ) -> None:
@@ -85,6 +90,7 @@ def test_without_functions_writes_run_as_scripts(
     user.close()
 
 
+@ONE_SERVER
 def test_without_functions_async(user_without_functions: str, client: redis.Redis) -> None:
     async def scenario() -> list[Any]:
         user = redis.asyncio.Redis.from_url(user_without_functions)

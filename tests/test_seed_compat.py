@@ -13,6 +13,9 @@ import training_analytics as ta
 
 from . import seed_oracle, seed_writer
 from .factories import NOW, Factory, snapshot
+from .stores import SEED_DATA
+
+pytestmark = SEED_DATA
 
 SALES = "1736935800000-aB3xQ9"
 LEGAL = "1736935811111-Zz_9-k"

@@ -20,6 +20,10 @@ import redis
 import training_analytics.server as server_module
 from training_analytics.server import compact_append_only_file, connect, stop_embedded_server
 
+from .stores import ONE_SERVER
+
+pytestmark = ONE_SERVER
+
 _SOURCE_ROOT = str(Path(server_module.__file__).resolve().parents[1])
 _TIMEOUT = 120
 

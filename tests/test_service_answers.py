@@ -24,10 +24,11 @@ from training_analytics.service.answers import Answers, KeyGate
 
 from .factories import course
 from .service_process import ServiceProcess, free_port
+from .stores import async_store_client
 
 
 def _facade(redis_url: str) -> ta.AsyncTrainingAnalytics:
-    return ta.AsyncTrainingAnalytics(redis.asyncio.Redis.from_url(redis_url))
+    return ta.AsyncTrainingAnalytics(async_store_client(redis_url))
 
 
 def test_requests_waiting_at_one_moment_share_one_round_trip(

@@ -31,6 +31,7 @@ from training_analytics.xapi.files import read_statements
 
 from . import xapi_statements as x
 from .factories import Factory, snapshot
+from .stores import ONE_SERVER
 
 STORED = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 UUIDS = [f"00000000-0000-4000-8000-{n:012d}" for n in range(1, 60)]
@@ -271,6 +272,7 @@ def _interleaved(op: Any, between: Any) -> Any:
         replies = yield request
 
 
+@ONE_SERVER
 def test_an_id_taken_meanwhile_by_another_statement_is_reported(client: redis.Redis) -> None:
     lib = ta.TrainingAnalytics(client)
     statements = prepared(real_world()[:3])

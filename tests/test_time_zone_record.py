@@ -10,9 +10,11 @@ import redis
 import training_analytics as ta
 
 from .factories import Factory, course
+from .stores import RAW_KEYS
 from .test_refusals import dump_all
 
 
+@RAW_KEYS
 def test_the_first_zone_recorded_stays(make_analytics: Factory, client: redis.Redis) -> None:
     madrid = make_analytics(tz="Europe/Madrid")
     assert madrid.get_recorded_time_zone() is None

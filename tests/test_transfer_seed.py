@@ -7,8 +7,11 @@ from typing import Any
 import redis
 
 from .factories import Factory
+from .stores import SEED_DATA
 from .test_seed_compat import LEGAL, SALES, seed_store  # noqa: F401 - the fixture
 from .test_transfer import export_all
+
+pytestmark = SEED_DATA
 
 
 def _reads(analytics: Any, learners: list[str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from redis.retry import Retry
 import training_analytics as ta
 
 from .factories import NOW, Factory, certification, course, snapshot
+from .stores import RAW_KEYS
 
 
 def _good_progress(**changes: Any) -> dict[str, Any]:
@@ -346,6 +347,7 @@ def test_unreachable_server_is_a_typed_error() -> None:
     asyncio.run(run())
 
 
+@RAW_KEYS
 def test_a_key_of_the_wrong_type_refuses_one_event_not_the_batch(
     analytics: Any, client: redis.Redis
 ) -> None:
@@ -405,6 +407,7 @@ def test_dates_out_of_range_in_the_time_zone_are_invalid_dates(
     assert snapshot(client) == before
 
 
+@RAW_KEYS
 def test_timestamps_are_normalised_and_offsets_up_to_14_hours_accepted(
     analytics: Any, client: redis.Redis
 ) -> None:
@@ -427,6 +430,7 @@ def test_timestamps_are_normalised_and_offsets_up_to_14_hours_accepted(
     assert analytics.record_enrollment("u5", "c1", at="2025-03-01")
 
 
+@RAW_KEYS
 def test_a_course_update_leaves_unchanged_stored_timestamps_alone(
     analytics: Any, client: redis.Redis
 ) -> None:

@@ -266,6 +266,16 @@ def default_data_dir() -> Path:
 CONNECT_TIMEOUT = 5.0
 
 
+#: Seconds a command may wait for a cluster node's reply (a URL's own ``socket_timeout`` wins):
+#: a node that hangs (stopped with SIGSTOP, cut off by a partition) fails the call with
+#: StoreUnavailableError instead of hanging it for ever, while its replica takes over. Every
+#: command this library sends a node is short (a batch of at most ``batch_size`` events per
+#: node), so 10 s is far above any normal reply (tests/test_cluster_faults.py measures a hung
+#: node with 1 s: a sync call fails after 1.05 s, an asyncio one after 4.9 s, the rest being
+#: the executor waiting out the other nodes' CLUSTERDOWN once the node is seen as failed).
+CLUSTER_SOCKET_TIMEOUT = 10.0
+
+
 def _options(client_name: str | None, decode_responses: bool) -> dict[str, Any]:
     options: dict[str, Any] = {
         "decode_responses": decode_responses,
@@ -332,7 +342,9 @@ def async_connect(
 def _cluster_client(url: str, decode_responses: bool) -> redis.cluster.RedisCluster:
     seed = node_url(url)  # InvalidInputError for a malformed one, the password left out
     try:
-        return redis.cluster.RedisCluster.from_url(seed, **_options(None, decode_responses))
+        options = _options(None, decode_responses)
+        options["socket_timeout"] = CLUSTER_SOCKET_TIMEOUT
+        return redis.cluster.RedisCluster.from_url(seed, **options)
     except RedisClusterException as exc:
         raise _cluster_error(url, exc) from exc
     except redis.RedisError as exc:  # authentication refused, timed out
@@ -343,6 +355,7 @@ def _cluster_client(url: str, decode_responses: bool) -> redis.cluster.RedisClus
 
 def _async_cluster_client(url: str, options: dict[str, Any]) -> redis.asyncio.cluster.RedisCluster:
     seed = node_url(url)
+    options = {"socket_timeout": CLUSTER_SOCKET_TIMEOUT, **options}
     try:
         return redis.asyncio.cluster.RedisCluster.from_url(seed, **options)
     except ValueError as exc:
