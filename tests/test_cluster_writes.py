@@ -395,3 +395,39 @@ def test_calls_are_routed_by_their_first_key() -> None:
     assert _key(Command(("EXISTS", "k1", "k2"))) == "k1"
     assert _key(Command(("PING",))) is None
     assert _key(Command(("SCAN", 0, "MATCH", "x*"))) is None  # a cursor, not a key
+
+
+def test_a_course_written_again_after_the_store_was_emptied_is_registered_again(
+    cluster_facade: Any, cluster: ClusterControl, cluster_client: redis.cluster.RedisCluster
+) -> None:
+    # The facade remembers the courses it registered; emptied under it, the store lost the
+    # registry, and global sums run over the registry only.
+    registry = cluster_facade.keys.course_registry()
+    cluster_facade.create_training_course(course("c1"))
+    cluster_facade.record_enrollment("u1", "c1")
+    assert cluster_client.smembers(registry) == {"c1"}
+    cluster.flush()
+    cluster_facade.create_training_course(course("c1"))
+    cluster_facade.record_enrollment("u2", "c1")  # one write, no other after it
+    assert cluster_client.smembers(registry) == {"c1"}
+    assert cluster_facade.get_training_overview_metrics().total_enrollments == 1
+    cluster.flush()
+    cluster_facade.create_training_course(course("c1"))
+    stream = [{"kind": "enrollment", "userId": f"u{n}", "courseId": "c1"} for n in range(3)]
+    assert cluster_facade.record_many(stream, stream=True).applied == 3
+    assert cluster_client.smembers(registry) == {"c1"}
+    assert cluster_facade.get_training_overview_metrics().total_enrollments == 3
+    # Once registered, a write asks the marker beside its call and registers nothing again.
+    before = cluster_client.info("commandstats")
+    cluster_facade.record_enrollment("u9", "c1")
+    after = cluster_client.info("commandstats")
+    assert _calls(after, "sadd") == _calls(before, "sadd")
+
+
+def _calls(stats: Any, command: str) -> int:
+    # RedisCluster.info gives each node's figures; summed over the nodes.
+    total = 0
+    for node_stats in stats.values():
+        found = node_stats.get(f"cmdstat_{command}")
+        total += int(found["calls"]) if found else 0
+    return total

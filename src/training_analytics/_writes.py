@@ -132,12 +132,15 @@ class EventBatch:
         "_days",
         "_groups",
         "_order",
+        "_probed",
         "_sequence",
         "_tags",
         "bulk",
         "ctx",
         "events",
         "first_index",
+        "registered_now",
+        "unregistered",
     )
 
     def __init__(self, ctx: Context) -> None:
@@ -155,6 +158,12 @@ class EventBatch:
         # Cluster layout: per event its hash tag; per call the events it carries (set by calls()).
         self._tags: list[str] = []
         self._order: list[list[int]] = []
+        # Cluster layout: the courses whose marker this batch's round trip asks before its
+        # calls (see ``probes``), those ``register_courses`` added for it, and those found
+        # without a marker, to register again once the replies are in (``settled``).
+        self._probed: list[str] = []
+        self.registered_now: frozenset[str] = frozenset()
+        self.unregistered: list[str] = []
         self.first_index = 0
         """The position of this batch's first event in its import (for error messages)."""
         self.bulk = False
@@ -464,11 +473,39 @@ class EventBatch:
                 )
         return self._calls
 
+    def probes(self) -> tuple[Command, ...]:
+        """Cluster layout: an ``EXISTS`` of the marker of each course of this batch that this
+        process registered before, to go ahead of the calls in the same round trip (each to
+        its course's node, before its call there). A course whose marker is missing was
+        emptied since it was registered (the store flushed, or the course's keys removed), so
+        the registry may have lost it too: ``settled`` adds it again. Nothing otherwise."""
+        if not self._cluster:
+            return ()
+        known: set[str] | None = self.ctx.memo.get("registered")
+        if not known:
+            return ()
+        self._probed = [
+            tag
+            for tag in self.tags()
+            if tag is not None
+            and tag in known
+            and tag not in self.registered_now
+            and not tag.startswith(":")
+        ]
+        return tuple(Command(("EXISTS", self._tag_head(tag)[0])) for tag in self._probed)
+
     def script_replies(self, replies: list[Any]) -> list[Any]:
-        """The per-event replies, in event order, within the replies of ``calls()``'s batch."""
+        """The per-event replies, in event order, within the replies of ``request``'s batch
+        (the probes' replies first: see ``probes``)."""
         if not self._cluster:
             result: list[Any] = replies[0]
             return result
+        probed = len(self._probed)
+        if probed:
+            self.unregistered = [
+                tag for tag, found in zip(self._probed, replies[:probed], strict=True) if found != 1
+            ]
+            replies = replies[probed:]
         merged: list[Any] = [None] * len(self.events)
         for indices, reply in zip(self._order, replies, strict=True):
             for index, outcome in zip(indices, reply, strict=True):
@@ -574,8 +611,8 @@ def outcomes(replies: list[Any]) -> list[Outcome]:
 
 
 def request(events: EventBatch) -> Batch:
-    """The round trip that applies a batch of events."""
-    return Batch(events.calls())
+    """The round trip that applies a batch of events (its replies go to ``settled``)."""
+    return Batch((*events.probes(), *events.calls()))
 
 
 def register_courses(events: EventBatch) -> Op[None]:
@@ -599,6 +636,20 @@ def register_courses(events: EventBatch) -> Op[None]:
     if len(known) >= _MEMO_LIMIT:
         known.clear()
     known.update(new)
+    events.registered_now = frozenset(new)
+
+
+def settled(events: EventBatch, replies: list[Any]) -> Op[list[Any]]:
+    """The per-event replies of ``request(events)``'s round trip, in event order. On the
+    cluster layout, courses this process had registered but found without their marker are
+    added to the registry again first (one SADD): the store was emptied under this process,
+    which would otherwise never register them again. Between that write and this SADD a
+    global read may miss the course, as if it had read just before the write."""
+    results = events.script_replies(replies)
+    if events.unregistered:
+        yield Batch((Command(("SADD", events.ctx.keys.course_registry(), *events.unregistered)),))
+        events.unregistered = []
+    return results
 
 
 def send(events: EventBatch) -> Op[list[Any]]:
@@ -607,7 +658,7 @@ def send(events: EventBatch) -> Op[list[Any]]:
         return []
     yield from register_courses(events)
     replies = yield request(events)
-    return events.script_replies(replies)
+    return (yield from settled(events, replies))
 
 
 def apply_one(events: EventBatch) -> Op[bool]:
@@ -615,7 +666,7 @@ def apply_one(events: EventBatch) -> Op[bool]:
     yield from zone.check_before_write(events.ctx)
     yield from register_courses(events)
     replies = yield request(events)
-    outcome = _outcome(events.script_replies(replies)[0])
+    outcome = _outcome((yield from settled(events, replies))[0])
     if isinstance(outcome, TrainingAnalyticsError):
         raise outcome
     if outcome:

@@ -14,7 +14,14 @@ from . import zone
 from ._canonical import CanonicalProgress, progress_values
 from ._context import Context
 from ._protocol import Await, Op, Submit, cmd, pipeline, single
-from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
+from ._writes import (
+    EventBatch,
+    StreamSequence,
+    outcomes,
+    register_courses,
+    request,
+    settled,
+)
 from .errors import (
     BatchAbortedError,
     InvalidInputError,
@@ -161,7 +168,7 @@ def record_many(
             except TrainingAnalyticsError as exc:
                 doubt = events_batch.size if isinstance(exc, StoreUnavailableError) else 0
                 raise _aborted(exc, tally, tally.seen + doubt) from exc
-            tally.add(events_batch.script_replies(replies))
+            tally.add((yield from settled(events_batch, replies)))
         if tally.applied:
             yield from zone.remember_after_write(ctx)
         return tally.result()
@@ -234,7 +241,7 @@ def _collect(
         replies = yield Await(ticket)
     except TrainingAnalyticsError as exc:
         return exc
-    tally.add(events_batch.script_replies(replies))
+    tally.add((yield from settled(events_batch, replies)))
     return None
 
 

@@ -23,7 +23,7 @@ from typing_extensions import TypedDict
 from . import zone
 from ._context import Context
 from ._protocol import Await, Batch, Call, Op, ScriptCall, Submit
-from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
+from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request, settled
 from .errors import InvalidInputError, StoreError
 from .ingest import DEFAULT_BATCH_SIZE, check_batch_arguments, encode, forget_sequence
 from .types import EventOutcome, EventOutcomes
@@ -310,7 +310,8 @@ def apply_each(
             full = None
             if len(in_flight) > 1:
                 ticket, done, sent = in_flight.popleft()
-                tally.settle(done, sent.script_replies((yield Await(ticket))))
+                replies = yield Await(ticket)
+                tally.settle(done, (yield from settled(sent, replies)))
         if current.batch.size >= batch_size:
             sendable = _sendable(ctx, current, tally, stream)
             full, current = next_number(sendable), _Pending(ctx)
@@ -321,12 +322,14 @@ def apply_each(
     if last is not None and last[1]:
         yield from register_courses(last[2])
         if not in_flight:  # a single batch: one plain round trip
-            tally.settle(last[1], last[2].script_replies((yield last[0])))
+            replies = yield last[0]
+            tally.settle(last[1], (yield from settled(last[2], replies)))
         else:
             in_flight.append(((yield Submit(last[0])), last[1], last[2]))
     while in_flight:
         ticket, done, sent = in_flight.popleft()
-        tally.settle(done, sent.script_replies((yield Await(ticket))))
+        replies = yield Await(ticket)
+        tally.settle(done, (yield from settled(sent, replies)))
     if numbered:
         yield from forget_sequence(stream)
     if tally.applied > applied_before:

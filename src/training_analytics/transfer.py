@@ -29,7 +29,7 @@ from ._codec import certification_from_hash, coerce, course_from_hash, progress_
 from ._context import Context
 from ._protocol import Await, Batch, Op, Submit, cmd, pipeline, single
 from ._time import from_epoch_ms, to_iso
-from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request
+from ._writes import EventBatch, StreamSequence, outcomes, register_courses, request, settled
 from .catalog import put_training_course
 from .errors import (
     ConflictError,
@@ -320,7 +320,8 @@ def import_lines(
         if run.ticket is None:
             run.settle(tally, [])
         else:
-            run.settle(tally, run.events.script_replies((yield Await(run.ticket))))
+            replies = yield Await(run.ticket)
+            run.settle(tally, (yield from settled(run.events, replies)))
         if tally.applied > applied_before:
             # Once, on the first write that changed the store (not only at the end: an import
             # stopped midway has written its day buckets in this zone too).
