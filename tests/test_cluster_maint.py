@@ -26,6 +26,7 @@ from training_analytics.bench.mixed import MixedHistory, events
 from training_analytics.cluster.local import ClusterControl
 
 from .factories import NOW, Factory, course
+from .stores import RAW_KEYS
 from .test_cli_transfer import _env
 from .test_transfer import export_all
 
@@ -149,6 +150,7 @@ def test_a_corrupt_layout_record_is_a_store_error(
     assert cluster_client.scard("training:enrollments:{c1}") == 0
 
 
+@RAW_KEYS
 def test_the_single_server_layout_records_nothing(
     make_analytics: Factory, client: redis.Redis
 ) -> None:

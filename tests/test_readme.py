@@ -73,4 +73,5 @@ def test_the_library_example_prints_sensible_figures(
     assert "100.0 16.0" in lines, ran.stderr  # claimed 16 hours after it was issued
     assert any(line.startswith("error: no course 'sales-102'") for line in lines)
     # The zone its day buckets are in is recorded for the CLI.
-    assert client.get("readme-example:training:meta:time-zone") == "Europe/Madrid"
+    zone = ta.TrainingAnalytics(client, prefix="readme-example:").keys.time_zone_marker()
+    assert client.get(zone) == "Europe/Madrid"

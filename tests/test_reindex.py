@@ -100,7 +100,7 @@ def test_concurrent_reindexes_never_fail_and_agree(client: redis.Redis) -> None:
             thread.join()
         assert errors == []
         assert _derived(client) == expected
-    assert not client.exists("training:reindex:lock")
+    assert not client.exists(ta.TrainingAnalytics(client).keys.reindex_lock())
 
 
 def test_concurrent_async_reindexes_never_fail(client: redis.Redis, redis_url: str) -> None:
@@ -152,7 +152,7 @@ def test_a_long_reindex_renews_its_lease(
     monkeypatch.setattr(reindex_module, "monotonic", _Clock(step=11.0))
     analytics.reindex()
     assert len(renewals) > 10 and set(renewals) == {1}
-    assert not client.exists("training:reindex:lock")
+    assert not client.exists(ta.TrainingAnalytics(client).keys.reindex_lock())
 
 
 def test_a_reindex_that_lost_its_lease_stops_and_leaves_the_new_holder_alone(
@@ -163,9 +163,9 @@ def test_a_reindex_that_lost_its_lease_stops_and_leaves_the_new_holder_alone(
 
     def take_over(tick: int) -> None:
         if tick == 3:  # as if the lease ran out and another reindex took the lock
-            client.set("training:reindex:lock", "someone-else")
+            client.set(analytics.keys.reindex_lock(), "someone-else")
 
     monkeypatch.setattr(reindex_module, "monotonic", _Clock(step=11.0, on_tick=take_over))
     with pytest.raises(ta.errors.ConcurrentUpdateError, match="lease"):
         analytics.reindex()
-    assert client.get("training:reindex:lock") == "someone-else"
+    assert client.get(analytics.keys.reindex_lock()) == "someone-else"

@@ -18,9 +18,11 @@ import pytest
 import redis
 
 import training_analytics as ta
+from training_analytics.cluster.urls import is_cluster_url
 
 from .factories import certification, course
 from .service_process import ServiceProcess, free_port
+from .stores import RAW_KEYS
 
 PROBLEM = "application/problem+json"
 LATER = "2040-01-01T00:00:00.000Z"  # the service runs on the real clock
@@ -64,9 +66,14 @@ def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:
 # --- every endpoint ------------------------------------------------------------------------------
 
 
-def test_health_readiness_openapi_and_docs(service: ServiceProcess) -> None:
+def test_health_readiness_openapi_and_docs(service: ServiceProcess, redis_url: str) -> None:
     assert httpx.get(service.base + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(service.base + "/readyz").json() == {"status": "ready"}
+    ready = httpx.get(service.base + "/readyz").json()
+    if is_cluster_url(redis_url):  # a cluster's readiness also says how its nodes stand
+        health = ready.pop("cluster")
+        assert health["state"] == "ok" and health["unreachable"] == []
+        assert health["reachable"] == health["nodes"] > 0
+    assert ready == {"status": "ready"}
     schema = httpx.get(service.base + "/openapi.json").json()
     paths = set(schema["paths"])
     assert {
@@ -252,6 +259,7 @@ def in_days(days: int) -> str:
     return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+@RAW_KEYS
 def test_cache_invalidation(api: httpx.Client, client: redis.Redis) -> None:
     client.set("cache:training:analytics:course:c1", "{}")
     client.set("cache:training:analytics:course:c2", "{}")

@@ -10,6 +10,7 @@ import redis
 import training_analytics as ta
 
 from .factories import certification, course, snapshot
+from .stores import RAW_KEYS
 
 
 def test_catalog_writes_return_the_course_as_stored(analytics: Any) -> None:
@@ -52,6 +53,7 @@ def test_status_change_returns_the_new_record(analytics: Any, client: redis.Redi
     assert analytics.change_certification_status("x", "revoked").status == "revoked"
 
 
+@RAW_KEYS
 def test_invalidating_a_course_cache_counts_the_keys(analytics: Any, client: redis.Redis) -> None:
     client.set("cache:training:analytics:course:c1", "{}")
     client.set("cache:training:analytics:overview", "{}")
