@@ -17,11 +17,20 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 import training_analytics as ta
-from training_analytics._canonical import CanonicalProgress, progress_line, progress_values
-from training_analytics._codec import progress_to_fields
+from training_analytics._canonical import (
+    CanonicalProgress,
+    certification_values,
+    progress_line,
+    progress_values,
+)
+from training_analytics._codec import certification_to_fields, progress_to_fields
 from training_analytics.errors import TrainingAnalyticsError
 from training_analytics.fileformats import parse_jsonl
-from training_analytics.types import EnhancedTrainingProgress, ProgressEvent
+from training_analytics.types import (
+    EnhancedTrainingProgress,
+    ProgressEvent,
+    TrainingCertificationRecord,
+)
 
 _PROGRESS_EVENT_MODEL = TypeAdapter(ProgressEvent)
 
@@ -266,3 +275,80 @@ def test_an_import_reads_a_canonical_progress_line_the_fast_way() -> None:
     [(number, record)] = list(parse_jsonl(lines))
     assert number == 1 and type(record) is CanonicalProgress
     assert record == _general(_canonical_save())
+
+
+def _general_certificate(raw: dict[str, Any]) -> tuple[str, dict[str, str]] | None:
+    try:
+        record = TrainingCertificationRecord.model_validate(raw)
+        if record.status == "claimed" and not record.claimed_at:
+            return None  # the event's time fills it in on the general path
+        return record.id, certification_to_fields(record)
+    except (ValidationError, TrainingAnalyticsError):
+        return None
+
+
+_certificate_statuses = st.sampled_from(["issued", "claimed", "expired", "revoked"])
+_names = st.one_of(
+    st.dictionaries(st.sampled_from(["en", "es", "pt"]), st.text(max_size=8), max_size=3),
+    st.just({"en": "Módulo \ud800"}),
+)
+
+
+@st.composite
+def _certificates(draw: st.DrawFn) -> dict[str, Any]:
+    record = _build(
+        draw,
+        [
+            ("id", _canonical_ids, _wild_ids),
+            ("userId", _canonical_ids, _wild_ids),
+            ("courseId", _canonical_ids, _wild_ids),
+            ("courseName", _names, st.one_of(st.just({"en": 1}), st.just("x"), st.none())),
+            ("userName", st.text(max_size=6), _text),
+            ("userEmail", st.text(max_size=6), _text),
+            (
+                "status",
+                st.sampled_from(["issued", "claimed", "expired", "revoked"]),
+                _wild_statuses,
+            ),
+            ("issuedAt", _canonical_timestamps, _wild_timestamps),
+            ("claimedAt", _canonical_timestamps, _wild_timestamps),
+            ("expiresAt", _canonical_timestamps, _wild_timestamps),
+            ("credentialUrl", st.text(max_size=6), _text),
+            ("verificationCode", st.text(max_size=6), _text),
+            ("score", _canonical_numbers, _wild_numbers),
+            ("user_id", _ABSENT, _canonical_ids),
+        ],
+    )
+    for name in ("id", "userId", "courseId", "issuedAt"):
+        record.setdefault(
+            name, draw(_canonical_ids if name != "issuedAt" else _canonical_timestamps)
+        )
+    return record
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_certificates())
+def test_a_certificate_the_fast_path_takes_is_one_the_general_path_stores_the_same(
+    raw: dict[str, Any],
+) -> None:
+    fast = certification_values(raw)
+    event("fast path" if fast is not None else "general path")
+    if fast is not None:
+        assert fast == _general_certificate(raw)
+
+
+def test_a_certificate_as_a_platform_sends_it_takes_the_fast_path() -> None:
+    record = {
+        "id": "cert-1",
+        "userId": "u1",
+        "courseId": "c1",
+        "courseName": {"en": "Sales 101", "es": "Ventas 101"},
+        "status": "claimed",
+        "issuedAt": "2025-01-06T14:15:03.530Z",
+        "claimedAt": "2025-01-07T09:00:00.000Z",
+        "expiresAt": "2026-01-06T14:15:03.530Z",
+        "score": 88.5,
+    }
+    assert certification_values(record) == _general_certificate(record) is not None
+    assert certification_values({**record, "claimedAt": None}) is None
+    assert certification_values({**record, "expiresAt": record["issuedAt"]}) is None

@@ -24,7 +24,8 @@ from pydantic import with_config as _with_config
 from pydantic_core import to_json
 from typing_extensions import TypedDict
 
-from ._codec import js_number
+from ._codec import _text_map_json, check_encodable, js_number
+from .errors import InvalidInputError
 from .keys import MAX_ID_LENGTH
 from .types import MAX_SAFE_INTEGER
 
@@ -146,3 +147,65 @@ def _canonical(progress: _Progress) -> CanonicalProgress | None:
     if not "".join(values).isascii():  # the general path checks other text is valid Unicode
         return None
     return CanonicalProgress(progress["userId"], progress["courseId"], values)
+
+
+@_with_config(ConfigDict(extra="forbid"))
+class _Certificate(TypedDict):
+    id: _Id
+    userId: _Id
+    courseId: _Id
+    courseName: NotRequired[dict[Annotated[str, Strict()], Annotated[str, Strict()]]]
+    userName: NotRequired[Annotated[str, Strict()]]
+    userEmail: NotRequired[Annotated[str, Strict()]]
+    status: NotRequired[Literal["issued", "claimed", "expired", "revoked"]]
+    issuedAt: _Timestamp
+    claimedAt: NotRequired[_Timestamp]
+    expiresAt: NotRequired[_Timestamp]
+    credentialUrl: NotRequired[Annotated[str, Strict()]]
+    verificationCode: NotRequired[Annotated[str, Strict()]]
+    score: NotRequired[_Score]
+
+
+_CERTIFICATE = TypeAdapter(_Certificate).validator
+
+
+def certification_values(raw: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+    """(certificate id, the hash fields ``_codec.certification_to_fields`` gives) of a
+    certificate record given in the canonical form; None when it needs the general path (to
+    convert or refuse a value, or a claimed record without its claim time, which the event's
+    time supplies there)."""
+    try:
+        record = _CERTIFICATE.validate_python(raw)
+    except ValidationError:
+        return None
+    status = record.get("status", "issued")
+    issued = record["issuedAt"]
+    claimed = record.get("claimedAt", "")
+    expires = record.get("expiresAt", "")
+    # Canonical timestamps order as text does; the general path refuses these.
+    if (
+        (status == "claimed" and not claimed)
+        or (expires and expires <= issued)
+        or (claimed and claimed < issued)
+    ):
+        return None
+    fields = {
+        "id": record["id"],
+        "userId": record["userId"],
+        "courseId": record["courseId"],
+        "courseName": _text_map_json(record.get("courseName", {})),
+        "userName": record.get("userName", ""),
+        "userEmail": record.get("userEmail", ""),
+        "status": status,
+        "issuedAt": issued,
+        "claimedAt": claimed,
+        "expiresAt": expires,
+        "credentialUrl": record.get("credentialUrl", ""),
+        "verificationCode": record.get("verificationCode", ""),
+        "score": js_number(record.get("score", 0)),
+    }
+    try:
+        check_encodable(fields.values(), "certification")
+    except InvalidInputError:  # the general path refuses it, with its own message
+        return None
+    return record["id"], fields

@@ -413,13 +413,16 @@ class EventBatch:
         if record.status == "claimed" and not record.claimed_at:
             # A claimed certificate carries its claim time, which claim analytics average.
             record = record.model_copy(update={"claimed_at": to_iso(self.ctx.moment(at))})
-        fields = certification_to_fields(record)
+        self.certification_fields(record.id, certification_to_fields(record))
+
+    def certification_fields(self, cert_id: str, fields: dict[str, str]) -> None:
+        """A certificate issue already validated: its hash fields (certification_to_fields)."""
         pairs: list[str] = []
         for name, value in fields.items():
             pairs += [name, value]
-        group, bucket = self._certificate_group(record.id)
-        own = self.ctx.keys.training_certification(record.id)
-        self._add(["I", group, own, record.id, *pairs], bucket)
+        group, bucket = self._certificate_group(cert_id)
+        own = self.ctx.keys.training_certification(cert_id)
+        self._add(["I", group, own, cert_id, *pairs], bucket)
 
     def _certificate_group(self, cert_id: str) -> tuple[_Group, str]:
         """The group of a certificate's keys, and its tag (its bucket; "" single layout)."""

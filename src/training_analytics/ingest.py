@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from . import zone
-from ._canonical import CanonicalProgress, progress_values
+from ._canonical import CanonicalProgress, certification_values, progress_values
 from ._context import Context
 from ._protocol import Await, Op, Submit, cmd, pipeline, single
 from ._writes import (
@@ -57,6 +57,12 @@ def encode(events: EventBatch, event: Any) -> None:
             canonical = progress_values(raw) if isinstance(raw, dict) else None
             if canonical is not None:
                 events.progress_values(*canonical)
+                return
+        elif event.get("kind") == "certification_issued":
+            raw = event.get("certification")
+            issued = certification_values(raw) if isinstance(raw, dict) else None
+            if issued is not None:
+                events.certification_fields(*issued)
                 return
         try:
             event = _EVENT.validate_python(event)
