@@ -20,7 +20,6 @@ from rich.console import Console
 import training_analytics as ta
 from training_analytics.bench.__main__ import parse_args
 from training_analytics.bench.cluster import (
-    NOT_AVAILABLE,
     READ_NOW,
     ClusterBench,
     cluster_phase,
@@ -39,7 +38,6 @@ from training_analytics.bench.report import print_run
 from training_analytics.bench.results import Run
 from training_analytics.bench.workloads import PHASES, QUICK, Bench, MismatchError
 from training_analytics.cluster.local import ClusterControl, even_slot_ranges
-from training_analytics.errors import ClusterUnsupportedError
 from training_analytics.keys import TrainingKeys
 
 TINY = replace(
@@ -130,11 +128,7 @@ def test_compare_answers_names_the_answer_that_differs() -> None:
         compare_answers("q", {"a": 1}, {"b": 1})
 
 
-def test_a_global_read_the_cluster_refuses_is_reported_not_available() -> None:
-    def refused() -> object:
-        raise ClusterUnsupportedError("get_training_overview_metrics does not run on a cluster")
-
-    assert global_read("overview", lambda: 1, refused, 3) == {"status": NOT_AVAILABLE}
+def test_a_global_read_is_compared_before_it_is_timed() -> None:
     assert global_read("overview", lambda: 1, lambda: 1, 3) == {"status": "answers equal"}
     with pytest.raises(MismatchError, match="overview: answer"):
         global_read("overview", lambda: 1, lambda: 2, 3)
@@ -179,7 +173,7 @@ def test_the_phase_runs_end_to_end_and_its_figures_add_up(
     for reads in figures["global_reads"].values():
         assert set(reads) >= {"overview", "enrolment series, 365 days"}
         for result in reads.values():
-            assert result["status"] in (NOT_AVAILABLE, "measured")
+            assert result["status"] == "measured"
     rows = figures["projection"]["thousand_courses"]
     assert [r["primaries"] for r in rows] == [3, 10, 100]
     assert all(r["events_per_second"] > 0 for r in rows)

@@ -26,7 +26,6 @@ from training_analytics._protocol import Batch, Command, ScriptCall
 from training_analytics.cluster.executor import run_on_cluster
 from training_analytics.cluster.local import ClusterControl
 from training_analytics.errors import StatementConflictError
-from training_analytics.facade import _Operations, operation
 from training_analytics.keys import TrainingKeys
 from training_analytics.statements import DEFAULT_RETENTION_SECONDS, record_statements
 from training_analytics.xapi.files import read_statements
@@ -64,8 +63,6 @@ def on_cluster(
 
         def __getattr__(self, name: str) -> Any:
             method = getattr(facade, name)
-            if not asyncio.iscoroutinefunction(method):  # runs, ensure_runs
-                return method
             return lambda *a, **k: loop.run_until_complete(method(*a, **k))
 
     yield View()
@@ -159,31 +156,28 @@ def test_a_keyed_read_of_a_global_figure_runs_on_a_cluster(
     on_cluster: Any, cluster_client: redis.cluster.RedisCluster
 ) -> None:
     """read_with_api_key hands its read to the cluster executor too: a global read (summed over
-    courses and buckets) answers under the key's check, and every operation runs there."""
+    courses and buckets) answers under the key's check."""
     key = on_cluster.create_api_key("v", "viewer").key
     outcome = on_cluster.read_with_api_key(key, "viewer", courses.get_training_overview_metrics)
     assert outcome.allowed and outcome.value == on_cluster.get_training_overview_metrics()
-    assert on_cluster.runs("read_with_api_key")
-    assert on_cluster.runs(partial(courses.get_course_detailed_analytics, course_id="c"))
-    assert on_cluster.runs(courses.get_training_overview_metrics)
-    names = [n for n, v in vars(_Operations).items() if isinstance(v, operation)]
-    assert names and all(on_cluster.runs(name) for name in names)
-    with pytest.raises(ta.InvalidInputError):
-        on_cluster.runs("no_such_operation")
-
-    class Unhashable:  # an application's own read: not judged
-        __hash__ = None  # type: ignore[assignment]
-
-        def __call__(self, ctx: Context) -> Any:
-            return courses.get_course_detailed_analytics(ctx, "c")
-
-    assert on_cluster.runs(Unhashable())
 
 
-def test_a_single_server_runs_every_read(single: ta.TrainingAnalytics) -> None:
-    assert single.runs(courses.get_training_overview_metrics)
-    assert single.runs("reindex")
-    single.ensure_runs("reindex")
+def test_an_applications_read_across_hash_slots_is_cluster_unsupported(
+    on_cluster: Any, single: ta.TrainingAnalytics
+) -> None:
+    """What still raises ClusterUnsupportedError: a read of the application's own, handed to
+    ``read_with_api_key``, whose one call names keys in two hash slots (the cluster answers
+    CROSSSLOT). The same read answers on one server."""
+
+    def across_slots(ctx: Context) -> Any:
+        replies = yield Batch((Command(("MGET", "{a}x", "{b}y")),))
+        return replies[0]
+
+    key = on_cluster.create_api_key("app", "viewer").key
+    with pytest.raises(ta.ClusterUnsupportedError, match="several hash slots"):
+        on_cluster.read_with_api_key(key, "viewer", across_slots)
+    plain = single.create_api_key("app", "viewer").key
+    assert single.read_with_api_key(plain, "viewer", across_slots).value == [None, None]
 
 
 # --- xAPI statements ---------------------------------------------------------------------------

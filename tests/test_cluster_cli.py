@@ -1,7 +1,7 @@
 """The CLI on a cluster URL (``--url redis+cluster://...`` or ``REDIS_URL``), against the
-session's cluster: the commands whose operations run there work (API keys, xAPI imports, the
-demo through the cluster's write path), the others stop with the typed error's message and exit
-status 4, and no password or key is printed where it should not be."""
+session's cluster: the commands work there (API keys, xAPI imports, the demo through the
+cluster's write path), a refusal stops with the typed error's message, and no password or key
+is printed where it should not be."""
 
 from __future__ import annotations
 

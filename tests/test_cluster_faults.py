@@ -3,8 +3,7 @@ streams, and nothing lost or applied twice while the cluster changes under an im
 
 - Random event streams (the strategies of tests/test_properties.py) go into the local cluster
   and into the session's single server (``server_url``); every call's outcome and every
-  per-course read must be equal. The global reads are compared once they run on a cluster
-  (until then they raise ClusterUnsupportedError, and that is all they may raise).
+  per-course read must be equal, and so must the global reads (sums over courses and buckets).
 - Slots move between primaries while ``record_many(stream=True)`` imports a mixed history
   (``SETSLOT IMPORTING``/``MIGRATING``, keys migrated a few at a time, then ``SETSLOT NODE``):
   the client meets ASK, TRYAGAIN and MOVED (counted by the servers' own error statistics) and
@@ -88,16 +87,6 @@ def server(server_url: str) -> Iterator[redis.Redis]:
 # --- random event streams -----------------------------------------------------------------------
 
 
-class _Unsupported:
-    """A global read the cluster does not run yet (ClusterUnsupportedError)."""
-
-    def __repr__(self) -> str:
-        return "<not on a cluster yet>"
-
-
-UNSUPPORTED = _Unsupported()
-
-
 def _course_series(kind: str, course: str) -> Callable[[Any], Any]:
     def read(facade: Any) -> Any:
         return getattr(facade, f"get_{kind}_time_series")(DAYS[0], DAYS[-1], course_id=course)
@@ -146,16 +135,8 @@ def _per_course_reads(facade: Any) -> dict[str, Any]:
     return found
 
 
-def _global_reads(facade: Any, *, on_cluster: bool) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for name, read in GLOBAL_READS.items():
-        try:
-            found[name] = read(facade)
-        except ta.ClusterUnsupportedError:
-            if not on_cluster:
-                raise
-            found[name] = UNSUPPORTED
-    return found
+def _global_reads(facade: Any) -> dict[str, Any]:
+    return {name: read(facade) for name, read in GLOBAL_READS.items()}
 
 
 def _outcome(facade: Any, event: tuple[Any, ...]) -> Any:
@@ -200,10 +181,7 @@ def test_random_streams_give_the_single_servers_answers(
         )
 
     assert _per_course_reads(on_cluster) == _per_course_reads(single)
-    expected = _global_reads(single, on_cluster=False)
-    found = _global_reads(on_cluster, on_cluster=True)
-    ran = {name for name, value in found.items() if value is not UNSUPPORTED}
-    assert {name: found[name] for name in ran} == {name: expected[name] for name in ran}
+    assert _global_reads(on_cluster) == _global_reads(single)
 
 
 # --- an import while the cluster changes ---------------------------------------------------------

@@ -4,8 +4,8 @@ single server.
 
 Every route calls the facade: what runs on a cluster answers as on one server (API keys,
 events, per-course analytics and funnel, progress, certificates by id, xAPI statements, the
-catalog), and what does not run there yet answers 501 with a problem naming the operation,
-after the key was checked. ``serve --demo`` loads the demo through the cluster's write path,
+catalog), and so do the global figures, listings and the version poll, after the key was
+checked. ``serve --demo`` loads the demo through the cluster's write path,
 ``readyz`` reports the cluster, and no password or key reaches the log.
 """
 
@@ -230,42 +230,31 @@ def test_xapi_statements_give_the_analytics_of_one_server(
             )
 
 
-# --- what does not run on a cluster yet: 501, after the key ------------------------------------
+# --- the global figures and listings: after the key ---------------------------------------------
 
-#: Routes and the facade operation each needs; a route answers 501 while its operation does not
-#: run on a cluster (other branches of issue 14 build them: then it answers as on one server).
-NOT_EVERYWHERE = [
-    ("GET", "/overview", "get_training_overview_metrics"),
-    ("GET", "/analytics/courses", "list_course_analytics"),
-    ("GET", "/series/enrollments", "get_series_report"),
-    ("GET", "/credentials/analytics", "get_credential_claim_analytics"),
-    ("GET", "/certifications", "list_certifications"),
-    ("GET", "/certifications/stats", "get_credential_stats"),
-    ("GET", "/certifications/expiring", "get_expiring_certifications"),
-    ("GET", "/courses", "find_training_courses"),
-    ("GET", "/version", "get_store_version"),
-    ("POST", "/cache/invalidate", "invalidate_all_training_caches"),
+#: Routes whose answers are sums or merges over courses and buckets.
+GLOBAL_ROUTES = [
+    ("GET", "/overview"),
+    ("GET", "/analytics/courses"),
+    ("GET", "/series/enrollments"),
+    ("GET", "/credentials/analytics"),
+    ("GET", "/certifications"),
+    ("GET", "/certifications/stats"),
+    ("GET", "/certifications/expiring"),
+    ("GET", "/courses"),
+    ("GET", "/version"),
+    ("POST", "/cache/invalidate"),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "operation"), NOT_EVERYWHERE)
-def test_a_route_whose_operation_does_not_run_on_a_cluster_is_501_after_the_key(
-    api: httpx.Client, keys: dict[str, str], method: str, path: str, operation: str
+@pytest.mark.parametrize(("method", "path"), GLOBAL_ROUTES)
+def test_a_global_route_answers_on_a_cluster_after_the_key(
+    api: httpx.Client, keys: dict[str, str], method: str, path: str
 ) -> None:
     key = keys["admin"] if method == "POST" else keys["viewer"]
     problem_of(api.request(method, path, headers=bearer("ta_" + "y" * 43)), 401)
     reply = api.request(method, path, headers=bearer(key))
-    if getattr(ta.AsyncTrainingAnalytics, operation).cluster:
-        assert reply.status_code == 200, reply.text  # built by now: answers
-        return
-    body = problem_of(reply, 501)
-    assert body["type"].endswith("ClusterUnsupportedError")
-    assert body["title"] == "Not available on a cluster yet"
-    assert f"{operation} does not run on a Redis Cluster yet" in body["detail"]
-    # Not counted as a store error (nothing failed in the store).
-    metrics = api.get(api.base_url.join("/metrics")).text
-    assert 'error="ClusterUnsupportedError"' not in metrics
-    assert 'status="501"} ' in metrics
+    assert reply.status_code == 200, reply.text
 
 
 def test_the_dashboard_is_served_and_its_version_poll_answers(
@@ -274,11 +263,7 @@ def test_the_dashboard_is_served_and_its_version_poll_answers(
     page = httpx.get(service.base + "/", timeout=30)
     assert page.status_code == 200 and "<html" in page.text.lower()
     poll = httpx.get(service.base + "/api/v1/version", headers=bearer(keys["viewer"]), timeout=30)
-    if ta.AsyncTrainingAnalytics.get_store_version.cluster:
-        assert poll.status_code == 200 and poll.headers["ETag"]
-    else:
-        # The page shows the problem's detail and polls again with backoff (live.js: >= 500).
-        assert problem_of(poll, 501)["detail"].startswith("get_store_version")
+    assert poll.status_code == 200 and poll.headers["ETag"]
 
 
 # --- serve --demo, and a password in the URL ---------------------------------------------------
@@ -338,7 +323,7 @@ def test_serve_on_a_password_cluster_url_never_shows_the_password(
             assert http.get("/readyz").json()["cluster"]["state"] == "ok"
             assert http.get("/api/v1/courses/c1/analytics").status_code == 404
             overview = http.get("/api/v1/overview")
-            assert overview.status_code in (200, 501)
+            assert overview.status_code == 200
             assert SECRET not in overview.text
     finally:
         assert server.terminate() == 0

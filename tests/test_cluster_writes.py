@@ -22,12 +22,10 @@ import redis.asyncio.cluster
 import redis.cluster
 
 import training_analytics as ta
-from training_analytics import changes
 from training_analytics._protocol import Command, ScriptCall, load_script
 from training_analytics.bench.mixed import MixedHistory, events
 from training_analytics.cluster.executor import _key
 from training_analytics.cluster.local import ClusterControl, LocalCluster
-from training_analytics.facade import operation
 
 from .factories import NOW, course
 
@@ -213,23 +211,6 @@ def test_refused_events_are_reported_in_event_order(cluster_facade: Any) -> None
     assert outcomes.results[1].error == "CertificationNotFoundError"
     result = cluster_facade.record_many(batch)
     assert [r.index for r in result.rejected] == [1, 4]
-
-
-def test_an_operation_not_built_for_a_cluster_is_refused_before_anything_is_sent(
-    cluster_client: redis.cluster.RedisCluster,
-) -> None:
-    # Every operation of the facades runs on a cluster now; one added later without the mark
-    # is refused, naming itself, rather than sending single-layout keys to the cluster.
-    class Later(ta.TrainingAnalytics):
-        single_layout_only = operation(changes.get_store_version)
-
-    facade = Later(cluster_client)
-    with pytest.raises(ta.ClusterUnsupportedError, match="single_layout_only"):
-        facade.single_layout_only()
-    assert cluster_client.dbsize() == 0
-    assert all(
-        op.cluster for op in vars(ta.facade._Operations).values() if isinstance(op, operation)
-    )
 
 
 def test_the_cluster_layout_is_chosen_for_a_cluster_client(

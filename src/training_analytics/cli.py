@@ -138,8 +138,6 @@ err = _Console(stderr=True)
 
 EXIT_REFUSED = 1
 EXIT_UNAVAILABLE = 2
-#: The command (or a part of it) does not run on a Redis Cluster yet (ClusterUnsupportedError).
-EXIT_UNSUPPORTED = 4
 #: 128 + SIGINT, and 128 + SIGPIPE: what a shell reports for a tool stopped by either signal.
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
@@ -291,8 +289,6 @@ def _friendly_errors() -> Iterator[None]:
         _fail(f"the embedded Valkey server is unavailable: {exc}", EXIT_UNAVAILABLE)
     except ta.InvalidInputError as exc:
         _fail(str(exc), EXIT_UNAVAILABLE)
-    except ta.ClusterUnsupportedError as exc:
-        _fail(str(exc), EXIT_UNSUPPORTED)
     except ta.TrainingAnalyticsError as exc:
         _fail(f"{type(exc).__name__}: {exc}", EXIT_REFUSED)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -370,8 +366,7 @@ def _open_store(
             # redis-py parses the URL here (scheme, port range, query options).
             raise ta.InvalidInputError(f"invalid server URL {where!r}: {exc}") from exc
     client = connected
-    # On a cluster: every node that answers reports cluster_state:ok. The facade then refuses
-    # the operations not built for a cluster yet (ClusterUnsupportedError, see _friendly_errors).
+    # On a cluster: every node that answers reports cluster_state:ok.
     ping(client)
     analytics = ta.TrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
     recorded = analytics.get_recorded_time_zone()

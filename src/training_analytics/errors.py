@@ -208,9 +208,12 @@ class LayoutError(TrainingAnalyticsError):
 
 
 class ClusterUnsupportedError(StoreError):
-    """The client is a Redis Cluster client, and this operation does not run on a cluster yet:
-    it needs figures summed over courses or certificate buckets (see "What runs on a cluster"
-    in docs/architecture.md). Writes, per-course reads, connecting and ``readyz`` work."""
+    """A call sent to a Redis Cluster names keys in several hash slots (the cluster's
+    ``CROSSSLOT``), which no node can serve in one command. Every operation of this library
+    runs on a cluster and keeps each call's keys in one slot, so none raises this: it comes
+    from an application's own operation handed to the cluster executor (a read given to
+    ``read_with_api_key`` or ``answer_at``, or ``cluster.executor.run_on_cluster``). Kept, and
+    exported, for compatibility: it once also refused operations not yet built for a cluster."""
 
 
 class EmbeddedServerError(TrainingAnalyticsError):

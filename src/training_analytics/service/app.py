@@ -76,8 +76,7 @@ def create_app(
             max_connections=2 * settings.max_concurrent_requests,
         )
         if isinstance(client, AsyncRedisCluster):
-            # readyz reports the cluster's state; every route calls the facade, which refuses
-            # the operations not built for a cluster yet (ClusterUnsupportedError: 501).
+            # readyz reports the cluster's state.
             app.state.cluster = client
         app.state.analytics = AsyncTrainingAnalytics(client, prefix=settings.prefix, tz=settings.tz)
         app.state.answers = Answers(app.state.analytics)

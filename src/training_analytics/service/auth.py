@@ -119,12 +119,8 @@ that verify it with their read, in ``read_as``."""
 
 async def read_as(request: Request, key: str, role: Role, read: Callable[[Context], Op[T]]) -> T:
     """``read`` for ``key`` if its role is ``role`` or above, the key checked in the read's
-    first round trip (``read_with_api_key``): 401 or 403 as ``require`` answers. A read that
-    does not run on this store (a cluster, before it is built for one) checks the key alone
-    first, so that only a key that may read learns that (ClusterUnsupportedError: 501)."""
+    first round trip (``read_with_api_key``): 401 or 403 as ``require`` answers."""
     analytics = analytics_of(request)
-    if not analytics.runs(read):
-        _admitted(request, await analytics.verify_api_key(key), role, _CHALLENGE)
     outcome: KeyedRead[Any] = await analytics.read_with_api_key(key, role, read)
     _admitted(request, outcome.info, role, _CHALLENGE)
     return cast(T, outcome.value)

@@ -69,7 +69,7 @@ _STATUS: Final[dict[type[errors.TrainingAnalyticsError], tuple[int, str]]] = {
     errors.StoreUnavailableError: (503, "Store unavailable"),
     errors.EmbeddedServerError: (503, "Store unavailable"),
     errors.StoreError: (502, "Store error"),
-    errors.ClusterUnsupportedError: (501, "Not available on a cluster yet"),
+    errors.ClusterUnsupportedError: (501, "Not available on a cluster"),
 }
 _STATUS_MESSAGES: Final = {
     400: "Bad request",
@@ -156,7 +156,8 @@ def _validation(exc: RequestValidationError) -> JSONResponse:
 def install(app: FastAPI, settings: ServiceSettings) -> None:
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.TrainingAnalyticsError)
-        # A route not built for a cluster yet (501) is no failure of the store to alert on.
+        # A call the cluster cannot serve (501: its keys in several hash slots; no route of
+        # this service sends one) is no failure of the store to alert on.
         if isinstance(exc, _STORE_ERRORS) and not isinstance(exc, errors.ClusterUnsupportedError):
             metrics_of(request).store_errors.labels(type(exc).__name__).inc()
         return for_error(exc, settings)
