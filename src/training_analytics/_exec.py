@@ -3,6 +3,12 @@
 Both share everything but the waiting: the commands, the exchange that loads code the server
 lacks, reply decoding and error translation live in ``_wire``, and submitted batches follow
 ``_pipelined``; ``run`` and ``arun`` perform the same steps, with and without ``await``.
+
+One loop per flavour drives every operation (``run_on`` / ``arun_on``): it hands each request
+to a transport (``Transport`` / ``ATransport``: execute a batch, submit one, give a submitted
+batch's result, close) and sends the reply back, or throws the typed error in. The single
+server's transport is ``_Submitted`` / ``_ASubmitted`` here, a cluster's is in
+``cluster.executor``.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from functools import partial
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import redis
 import redis.asyncio
@@ -33,6 +39,35 @@ from .errors import StoreUnavailableError, TrainingAnalyticsError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class Transport(Protocol):
+    """Where ``run_on`` sends an operation's requests (sync)."""
+
+    def execute(self, batch: Batch) -> list[Any]:
+        """``batch``'s replies; its first error raised, typed."""
+
+    def submit(self, batch: Batch) -> int:
+        """Start ``batch``; a ticket for ``result``."""
+
+    def result(self, ticket: int) -> list[Any]:
+        """A submitted batch's replies; its first error raised, typed."""
+
+    def close(self) -> None:
+        """The operation is over (finished or failed): nothing it started is left unread."""
+
+
+class ATransport(Protocol):
+    """``Transport`` for asyncio."""
+
+    async def execute(self, batch: Batch) -> list[Any]: ...
+
+    async def submit(self, batch: Batch) -> int: ...
+
+    async def result(self, ticket: int) -> list[Any]: ...
+
+    async def close(self) -> None: ...
+
 
 # --- sync ----------------------------------------------------------------------------------------
 
@@ -93,13 +128,26 @@ def execute(client: redis.Redis, batch: Batch) -> list[Any]:
 
 class _Submissions:
     """What both executors keep for one operation's submitted batches (see ``_pipelined``): the
-    pipelined state, the connection taken for it, and the error that broke that connection."""
+    pipelined state (made at the first ``Submit``: most operations submit nothing), the
+    connection taken for it, and the error that broke that connection."""
+
+    __slots__ = ("_state", "broken", "client", "connection")
 
     def __init__(self, client: redis.Redis | redis.asyncio.Redis) -> None:
         self.client = client
-        self.state = Pipelined(MODES.of(client), decodes(client))
+        self._state: Pipelined | None = None
         self.connection: Any = None
         self.broken: TrainingAnalyticsError | None = None
+
+    @property
+    def state(self) -> Pipelined:
+        if self._state is None:
+            self._state = Pipelined(MODES.of(self.client), decodes(self.client))
+        return self._state
+
+    def _submitted(self) -> Pipelined:
+        assert self._state is not None, "Await before any Submit"
+        return self._state
 
     def _check(self) -> None:
         if self.broken is not None:
@@ -120,23 +168,29 @@ class _Submissions:
 
 
 class _Submitted(_Submissions):
-    """One operation's submitted batches on one connection of the client's pool. A client bound
-    to a single connection runs each batch when submitted."""
+    """A sync server as ``run_on``'s transport: a batch executed on the client, submitted ones
+    on one connection of the client's pool. A client bound to a single connection runs each
+    batch when submitted."""
 
+    __slots__ = ()
     client: redis.Redis
 
+    def execute(self, batch: Batch) -> list[Any]:
+        return execute(self.client, batch)
+
     def submit(self, batch: Batch) -> int:
+        state = self.state
         if self.client.connection is None:
-            return self._perform(self.state.submit(batch))
+            return self._perform(state.submit(batch))
         outcome: list[Any] | TrainingAnalyticsError
         try:
             outcome = execute(self.client, batch)
         except TrainingAnalyticsError as exc:
             outcome = exc
-        return self.state.settle(outcome)
+        return state.settle(outcome)
 
     def result(self, ticket: int) -> list[Any]:
-        return self._perform(self.state.result(ticket))
+        return self._perform(self._submitted().result(ticket))
 
     def close(self) -> None:
         """Read what is still due, then give the connection back."""
@@ -181,23 +235,20 @@ class _Submitted(_Submissions):
             self._performed()
 
 
-def run(op: Op[T], client: redis.Redis) -> T:
-    """Drive ``op`` to completion on a sync client (a cluster client: ``cluster.executor``)."""
-    submitted: _Submitted | None = None
+def run_on(op: Op[T], transport: Transport) -> T:
+    """Drive ``op`` to completion on ``transport``: each request's reply sent back, a typed
+    error thrown in (the operation may handle it), the transport closed at the end."""
     try:
         request = next(op)
         while True:
             try:
                 reply: Any
                 if isinstance(request, Batch):
-                    reply = execute(client, request)
+                    reply = transport.execute(request)
                 elif isinstance(request, Submit):
-                    if submitted is None:
-                        submitted = _Submitted(client)
-                    reply = submitted.submit(request.batch)
+                    reply = transport.submit(request.batch)
                 else:
-                    assert submitted is not None, "Await before any Submit"
-                    reply = submitted.result(request.ticket)
+                    reply = transport.result(request.ticket)
             except TrainingAnalyticsError as exc:
                 request = op.throw(exc)
             else:
@@ -206,9 +257,13 @@ def run(op: Op[T], client: redis.Redis) -> T:
         result: T = stop.value
         return result
     finally:
-        if submitted is not None:
-            # Nothing this call started is left unread on a connection.
-            submitted.close()
+        # Nothing this call started is left unread on a connection.
+        transport.close()
+
+
+def run(op: Op[T], client: redis.Redis) -> T:
+    """Drive ``op`` to completion on a sync client (a cluster client: ``cluster.executor``)."""
+    return run_on(op, _Submitted(client))
 
 
 # --- asyncio -------------------------------------------------------------------------------------
@@ -318,20 +373,25 @@ async def aexecute(client: redis.asyncio.Redis, batch: Batch) -> list[Any]:
 class _ASubmitted(_Submissions):
     """``_Submitted`` for an asyncio client."""
 
+    __slots__ = ()
     client: redis.asyncio.Redis
 
+    async def execute(self, batch: Batch) -> list[Any]:
+        return await aexecute(self.client, batch)
+
     async def submit(self, batch: Batch) -> int:
+        state = self.state
         if self.client.connection is None:
-            return await self._perform(self.state.submit(batch))
+            return await self._perform(state.submit(batch))
         outcome: list[Any] | TrainingAnalyticsError
         try:
             outcome = await aexecute(self.client, batch)
         except TrainingAnalyticsError as exc:
             outcome = exc
-        return self.state.settle(outcome)
+        return state.settle(outcome)
 
     async def result(self, ticket: int) -> list[Any]:
-        return await self._perform(self.state.result(ticket))
+        return await self._perform(self._submitted().result(ticket))
 
     async def close(self) -> None:
         if self.connection is None:
@@ -376,23 +436,19 @@ class _ASubmitted(_Submissions):
             self._performed()
 
 
-async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
-    """Drive ``op`` to completion on an asyncio client (a cluster client: ``cluster.executor``)."""
-    submitted: _ASubmitted | None = None
+async def arun_on(op: Op[T], transport: ATransport) -> T:
+    """``run_on`` for asyncio."""
     try:
         request = next(op)
         while True:
             try:
                 reply: Any
                 if isinstance(request, Batch):
-                    reply = await aexecute(client, request)
+                    reply = await transport.execute(request)
                 elif isinstance(request, Submit):
-                    if submitted is None:
-                        submitted = _ASubmitted(client)
-                    reply = await submitted.submit(request.batch)
+                    reply = await transport.submit(request.batch)
                 else:
-                    assert submitted is not None, "Await before any Submit"
-                    reply = await submitted.result(request.ticket)
+                    reply = await transport.result(request.ticket)
             except TrainingAnalyticsError as exc:
                 request = op.throw(exc)
             else:
@@ -401,5 +457,9 @@ async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
         result: T = stop.value
         return result
     finally:
-        if submitted is not None:
-            await submitted.close()
+        await transport.close()
+
+
+async def arun(op: Op[T], client: redis.asyncio.Redis) -> T:
+    """Drive ``op`` to completion on an asyncio client (a cluster client: ``cluster.executor``)."""
+    return await arun_on(op, _ASubmitted(client))

@@ -27,6 +27,8 @@ side by side there too (a part that needs code loaded then goes the single serve
 A ``Submit`` runs at once on a cluster (like the single-connection path of
 ``_exec._Submitted``): the import keeps its order per tag, and a batch is not pipelined behind
 the previous one. A batch spanning nodes is atomic per call (per hash tag), not as a whole.
+``_OnCluster`` / ``_AOnCluster`` are the transports through which ``_exec.run_on`` /
+``arun_on`` (the single server's loops) drive an operation here.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from .._exec import _drive, _send, aexchange, connection_exchange, exchange
-from .._protocol import Await, Batch, Call, Command, Op, ScriptCall, Submit
+from .._exec import _drive, _send, aexchange, arun_on, connection_exchange, exchange, run_on
+from .._protocol import Batch, Call, Command, Op, ScriptCall
 from .._wire import Commands, Mode, commands_for, finish, has_errors, translate, unencodable
 from ..errors import ClusterUnsupportedError, StoreUnavailableError, TrainingAnalyticsError
 
@@ -175,6 +177,29 @@ def _part_calls(plan: _Plan, indices: list[int], asked: bool) -> list[Call]:
 def _no_node(exc: RedisClusterException) -> StoreUnavailableError:
     """A slot no node serves in the client's map (a primary down, no replica promoted)."""
     return StoreUnavailableError(f"no cluster node serves a slot this call needs: {exc}")
+
+
+class _AtOnce:
+    """A cluster transport's submitted batches: each run when submitted, its outcome kept
+    under its ticket until the operation asks for it."""
+
+    __slots__ = ("done", "tickets")
+
+    def __init__(self) -> None:
+        self.done: dict[int, list[Any] | TrainingAnalyticsError] = {}
+        self.tickets = 0
+
+    def _settle(self, outcome: list[Any] | TrainingAnalyticsError) -> int:
+        ticket = self.tickets
+        self.tickets += 1
+        self.done[ticket] = outcome
+        return ticket
+
+    def _take(self, ticket: int) -> list[Any]:
+        outcome = self.done.pop(ticket)
+        if isinstance(outcome, TrainingAnalyticsError):
+            raise outcome
+        return outcome
 
 
 def _lost(node_name: str, error: TrainingAnalyticsError) -> TrainingAnalyticsError:
@@ -363,36 +388,36 @@ def execute_cluster(client: redis.cluster.RedisCluster, batch: Batch) -> list[An
     return plan.result(decoded)
 
 
+class _OnCluster(_AtOnce):
+    """A sync cluster client as ``_exec.run_on``'s transport."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: redis.cluster.RedisCluster) -> None:
+        super().__init__()
+        self.client = client
+
+    def execute(self, batch: Batch) -> list[Any]:
+        return execute_cluster(self.client, batch)
+
+    def submit(self, batch: Batch) -> int:
+        outcome: list[Any] | TrainingAnalyticsError
+        try:
+            outcome = execute_cluster(self.client, batch)
+        except TrainingAnalyticsError as exc:
+            outcome = exc
+        return self._settle(outcome)
+
+    def result(self, ticket: int) -> list[Any]:
+        return self._take(ticket)
+
+    def close(self) -> None:
+        """Nothing to read: every batch was read when it ran."""
+
+
 def run_on_cluster(op: Op[T], client: redis.cluster.RedisCluster) -> T:
     """``_exec.run`` on a cluster client: submitted batches run at once."""
-    done: dict[int, list[Any] | TrainingAnalyticsError] = {}
-    tickets = 0
-    try:
-        request = next(op)
-        while True:
-            try:
-                reply: Any
-                if isinstance(request, Batch):
-                    reply = execute_cluster(client, request)
-                elif isinstance(request, Submit):
-                    try:
-                        done[tickets] = execute_cluster(client, request.batch)
-                    except TrainingAnalyticsError as exc:
-                        done[tickets] = exc
-                    reply, tickets = tickets, tickets + 1
-                else:
-                    assert isinstance(request, Await), request
-                    outcome = done.pop(request.ticket)
-                    if isinstance(outcome, TrainingAnalyticsError):
-                        raise outcome
-                    reply = outcome
-            except TrainingAnalyticsError as exc:
-                request = op.throw(exc)
-            else:
-                request = op.send(reply)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+    return run_on(op, _OnCluster(client))
 
 
 # --- asyncio -------------------------------------------------------------------------------------
@@ -493,33 +518,33 @@ async def aexecute_cluster(client: redis.asyncio.cluster.RedisCluster, batch: Ba
     return plan.result(decoded)
 
 
+class _AOnCluster(_AtOnce):
+    """``_OnCluster`` for asyncio."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: redis.asyncio.cluster.RedisCluster) -> None:
+        super().__init__()
+        self.client = client
+
+    async def execute(self, batch: Batch) -> list[Any]:
+        return await aexecute_cluster(self.client, batch)
+
+    async def submit(self, batch: Batch) -> int:
+        outcome: list[Any] | TrainingAnalyticsError
+        try:
+            outcome = await aexecute_cluster(self.client, batch)
+        except TrainingAnalyticsError as exc:
+            outcome = exc
+        return self._settle(outcome)
+
+    async def result(self, ticket: int) -> list[Any]:
+        return self._take(ticket)
+
+    async def close(self) -> None:
+        """Nothing to read: every batch was read when it ran."""
+
+
 async def arun_on_cluster(op: Op[T], client: redis.asyncio.cluster.RedisCluster) -> T:
     """``_exec.arun`` on a cluster client: submitted batches run at once."""
-    done: dict[int, list[Any] | TrainingAnalyticsError] = {}
-    tickets = 0
-    try:
-        request = next(op)
-        while True:
-            try:
-                reply: Any
-                if isinstance(request, Batch):
-                    reply = await aexecute_cluster(client, request)
-                elif isinstance(request, Submit):
-                    try:
-                        done[tickets] = await aexecute_cluster(client, request.batch)
-                    except TrainingAnalyticsError as exc:
-                        done[tickets] = exc
-                    reply, tickets = tickets, tickets + 1
-                else:
-                    assert isinstance(request, Await), request
-                    outcome = done.pop(request.ticket)
-                    if isinstance(outcome, TrainingAnalyticsError):
-                        raise outcome
-                    reply = outcome
-            except TrainingAnalyticsError as exc:
-                request = op.throw(exc)
-            else:
-                request = op.send(reply)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+    return await arun_on(op, _AOnCluster(client))
