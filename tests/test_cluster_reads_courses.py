@@ -28,6 +28,7 @@ import redis.cluster
 import training_analytics as ta
 from training_analytics import changes, courses, timeseries
 from training_analytics._context import Context
+from training_analytics._exec import run_on
 from training_analytics._protocol import (
     Batch,
     Op,
@@ -38,7 +39,7 @@ from training_analytics._protocol import (
 )
 from training_analytics.answers import AnswerCache
 from training_analytics.bench.mixed import MixedHistory, events
-from training_analytics.cluster.executor import _node_of, execute_cluster
+from training_analytics.cluster.executor import _node_of, _OnCluster
 from training_analytics.cluster.local import ClusterControl
 from training_analytics.keys import TrainingKeys
 
@@ -425,21 +426,30 @@ def test_a_second_facade_reads_newly_registered_courses(stores: Stores) -> None:
 # --- round trips -------------------------------------------------------------------------------
 
 
+class _Traced(_OnCluster):
+    """The cluster's transport, recording per batch (round trip) the number of commands and
+    of distinct primaries the executor sends them to."""
+
+    def __init__(self, client: redis.cluster.RedisCluster) -> None:
+        super().__init__(client)
+        self.trace: list[tuple[int, int]] = []
+
+    def execute(self, batch: Batch) -> list[Any]:
+        nodes = {_node_of(self.client, call).name for call in batch.calls}
+        self.trace.append((len(batch.calls), len(nodes)))
+        return super().execute(batch)
+
+    def submit(self, batch: Batch) -> int:
+        raise AssertionError("a read submits nothing")
+
+
 def _traced(facade: ta.TrainingAnalytics, op: Op[Any]) -> tuple[Any, list[tuple[int, int]]]:
-    """Drive ``op`` on the cluster as ``run_on_cluster`` does, recording per batch (round trip)
-    the number of commands and of distinct primaries the executor sends them to."""
+    """Drive ``op`` on the cluster as ``run_on_cluster`` does (the same loop and transport),
+    recording its round trips."""
     client = facade.client
     assert isinstance(client, redis.cluster.RedisCluster)
-    trace: list[tuple[int, int]] = []
-    try:
-        request = next(op)
-        while True:
-            assert isinstance(request, Batch)
-            nodes = {_node_of(client, call).name for call in request.calls}
-            trace.append((len(request.calls), len(nodes)))
-            request = op.send(execute_cluster(client, request))
-    except StopIteration as stop:
-        return stop.value, trace
+    traced = _Traced(client)
+    return run_on(op, traced), traced.trace
 
 
 def test_a_global_read_costs_round_trips_per_node_not_per_course_or_learner(
