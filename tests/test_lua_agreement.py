@@ -10,6 +10,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from training_analytics._codec import progress_figures
 from training_analytics._protocol import Script
 from training_analytics._time import parse_timestamp_ms
 from training_analytics._writes import APPLY
@@ -25,6 +26,20 @@ for i = 1, #ARGV do
   local n = parse_number(ARGV[i])
   out[#out + 1] = ts and string.format('%.0f', ts) or ''
   out[#out + 1] = n and string.format('%.0f', math.floor(n * 1000 + 0.5)) or ''
+end
+return out
+""",
+)
+
+FIGURES = Script(
+    name="figures",
+    definitions=APPLY.definitions,
+    body="""
+local out = {}
+for i = 1, #ARGV, 3 do
+  local milli, time = progress_figures(ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  out[#out + 1] = milli and string.format('%.0f', milli) or ''
+  out[#out + 1] = time and string.format('%.0f', time) or ''
 end
 return out
 """,
@@ -66,3 +81,29 @@ def test_lua_and_python_parse_alike(client: redis.Redis, values: list[str]) -> N
     reply = client.eval(PROBE.source, 0, *values)
     lua = [(reply[i], reply[i + 1]) for i in range(0, len(reply), 2)]
     assert lua == [_python(v) for v in values]
+
+
+# The write function reads a stored hash's figures with the prelude's progress_figures and takes
+# the new ones the client computed (_codec.progress_figures), and when a stored text equals the
+# new one it takes the client's figure for both: the two must agree on every text.
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(numbers, st.integers(min_value=0, max_value=10**20).map(str), st.just("")),
+            st.one_of(timestamps, st.just("")),
+            st.one_of(timestamps, st.just("")),
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_lua_and_python_progress_figures_alike(
+    client: redis.Redis, saves: list[tuple[str, str, str]]
+) -> None:
+    reply = client.eval(FIGURES.source, 0, *(text for save in saves for text in save))
+    lua = [(reply[i], reply[i + 1]) for i in range(0, len(reply), 2)]
+    python = [progress_figures(*save) for save in saves]
+    assert lua == [tuple("" if x is None else str(x) for x in figures) for figures in python]

@@ -132,20 +132,25 @@ def _canonical(progress: _Progress) -> CanonicalProgress | None:
     # Canonical timestamps order as text does; the general path refuses this one.
     if started and completed and completed < started:
         return None
+    certificate = progress.get("certificateId", "")
+    # The one free text: every other value is ASCII by the patterns above (the general path
+    # checks other text is valid Unicode).
+    if not certificate.isascii():
+        return None
     modules = progress.get("moduleProgress")
+    score = progress.get("overallScore", 0)
+    minutes = progress.get("totalTimeSpentMinutes", 0)
     values = [
         progress.get("status", "not_started"),
         to_json(modules).decode() if modules else "[]",
-        js_number(progress.get("overallScore", 0)),
+        str(score) if type(score) is int else js_number(score),
         started,
         completed,
         progress.get("lastAccessedAt", ""),
-        js_number(progress.get("totalTimeSpentMinutes", 0)),
-        progress.get("certificateId", ""),
+        str(minutes) if type(minutes) is int else js_number(minutes),
+        certificate,
         progress.get("certificateIssuedAt", ""),
     ]
-    if not "".join(values).isascii():  # the general path checks other text is valid Unicode
-        return None
     return CanonicalProgress(progress["userId"], progress["courseId"], values)
 
 

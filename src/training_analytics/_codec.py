@@ -137,8 +137,13 @@ def progress_figures(
     positive) and the milliseconds from start to completion (when both parse and it completed
     after it started); None for each the averages skip. As ``progress_figures`` in
     ``lua/_prelude.lua``, which reads stored hashes by the same rules."""
-    parsed = safe_parse_number(score or "", 0)
+    if score and score.isdigit() and score.isascii():
+        parsed = float(score)  # what parseFloat reads of plain digits (a save's usual score)
+    else:
+        parsed = safe_parse_number(score or "", 0)
     milli = js_round(parsed * 1000) if parsed > 0 else None
+    if not (started_at and completed_at):  # most saves: not completed yet, nothing to parse
+        return milli, None
     started, completed = parse_timestamp_ms(started_at), parse_timestamp_ms(completed_at)
     if started is not None and completed is not None and completed > started:
         return milli, completed - started

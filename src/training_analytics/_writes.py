@@ -77,7 +77,7 @@ class _Group:
 _MEMO_LIMIT = 20_000
 _QUARTER_MS = 900_000
 # Where the fields the course averages read sit among a progress event's values.
-_FIGURE_POSITIONS = tuple(PROGRESS_FIELDS.index(name) for name in PROGRESS_FIGURE_FIELDS)
+_SCORE, _STARTED, _COMPLETED = (PROGRESS_FIELDS.index(name) for name in PROGRESS_FIGURE_FIELDS)
 
 
 class StreamSequence:
@@ -371,13 +371,23 @@ class EventBatch:
     def progress_values(self, user: str, course: str, values: list[str]) -> None:
         """A progress save already validated: its hash values in PROGRESS_FIELDS order."""
         # The new figures travel with the event: parsing them is cheaper here than in Lua.
-        milli, time_ms = progress_figures(*(values[i] for i in _FIGURE_POSITIONS))
+        milli, time_ms = progress_figures(values[_SCORE], values[_STARTED], values[_COMPLETED])
         group = self._groups.get(("P", course)) or self._remember(
             ("P", course), self._progress_group(course)
         )
         own = self.ctx.keys.user_course_progress(user, course)
-        figures = ("" if milli is None else str(milli), "" if time_ms is None else str(time_ms))
-        self._add(["P", group, own, user, *values, *figures], course)
+        self._add(
+            [
+                "P",
+                group,
+                own,
+                user,
+                *values,
+                "" if milli is None else str(milli),
+                "" if time_ms is None else str(time_ms),
+            ],
+            course,
+        )
 
     def _certification_group(self, bucket: str | None) -> _Group:
         k = self.ctx.keys
