@@ -373,8 +373,8 @@ def test_a_claim_replayed_after_the_certificate_moved_on_is_unchanged(
 def test_a_batch_moving_a_certificate_twice_ends_as_the_calls_one_by_one(
     make_analytics: Factory,
 ) -> None:
-    # In a batch the status sets and expiry indexes take each certificate's last move only
-    # (written at the end): claimed then revoked must leave it in the revoked set alone.
+    # A certificate moved twice in one batch (claimed then revoked) ends in the revoked set
+    # alone, its claim counted, as with one call per event.
     def events(prefix: str) -> list[dict[str, Any]]:
         def change(cert: str, status: str, day: int = 2) -> dict[str, Any]:
             return {

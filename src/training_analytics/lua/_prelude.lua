@@ -160,73 +160,6 @@ local function zadd(key, score, member)
   z[#z + 1] = member
 end
 
--- Certificate status sets and expiry indexes: a bulk import moves thousands of ids between a
--- few such keys. In a batch each (key, member)'s last change waits for flush(), which writes
--- each key's removals and additions in multi-member calls, members in the order first touched.
--- The last change wins: a certificate claimed then revoked in one batch leaves the claimed set
--- as it found it, as the calls in order would. No handler reads these keys while a batch runs
--- (a status change reads the certificate's hash), so what they would see cannot differ.
--- move_state[key][member]: true (in the set), a score (in the sorted set), false (removed);
--- move_order[key]: its members in the order first touched; move_keys: the keys, likewise.
-local move_keys, move_order, move_state, move_zset = {}, {}, {}, {}
-
-local function move(key, member, state, zset)
-  local states = move_state[key]
-  if not states then
-    states = {}
-    move_keys[#move_keys + 1] = key
-    move_state[key], move_order[key], move_zset[key] = states, {}, zset
-  end
-  if states[member] == nil then
-    local order = move_order[key]
-    order[#order + 1] = member
-  end
-  states[member] = state
-end
-
--- A certificate id into (present) or out of a set.
-local function set_member(key, member, present)
-  if immediate then
-    redis.call(present and 'SADD' or 'SREM', key, member)
-    return
-  end
-  move(key, member, present, false)
-end
-
--- Into a sorted set with `score` (text), or out of it (score false).
-local function zset_member(key, member, score)
-  if immediate then
-    if score then redis.call('ZADD', key, score, member) else redis.call('ZREM', key, member) end
-    return
-  end
-  move(key, member, score, true)
-end
-
-local function write_moves()
-  for _, key in ipairs(move_keys) do
-    local states, added, removed = move_state[key], {}, {}
-    local zset = move_zset[key]
-    for _, member in ipairs(move_order[key]) do
-      local state = states[member]
-      if not state then
-        removed[#removed + 1] = member
-      elseif zset then
-        added[#added + 1] = state
-        added[#added + 1] = member
-      else
-        added[#added + 1] = member
-      end
-    end
-    -- unpack() is bounded by the Lua stack: at most 1000 arguments per call.
-    for start = 1, #removed, 1000 do
-      redis.call(zset and 'ZREM' or 'SREM', key, unpack(removed, start, math.min(start + 999, #removed)))
-    end
-    for start = 1, #added, 1000 do
-      redis.call(zset and 'ZADD' or 'SADD', key, unpack(added, start, math.min(start + 999, #added)))
-    end
-  end
-end
-
 -- Cache keys to delete, each once, in a list (flush() sends them in one DEL without a pairs()
 -- pass) and a set (pending_del) for the "once".
 local dels = {}
@@ -262,7 +195,6 @@ local function flush()
       if n ~= 0 then redis.call('HINCRBY', key, field, int(n)) end
     end
   end
-  write_moves()
   for key, z in pairs(pending_zadd) do
     -- unpack() is bounded by the Lua stack: send at most 500 members per ZADD.
     for start = 1, #z, 1000 do
@@ -362,7 +294,6 @@ local function begin_call(one_event)
   else
     pending_incr, pending_hincr, pending_zadd = {}, {}, {}
     set_members, pending_sadd = {}, {}
-    move_keys, move_order, move_state, move_zset = {}, {}, {}, {}
   end
 end
 

@@ -72,11 +72,11 @@ HANDLERS['I'] = function(k, gv, cert_key, e)
     or check_hash_counters(k[STATS], CLAIM_FIELDS)
   if refused then return refused end
   redis.call('HSET', cert_key, unpack(e, 5))
-  set_member(k[ALL], id, true)
-  set_member(k[STATUS_KEY[status]], id, true)
+  redis.call('SADD', k[ALL], id)
+  redis.call('SADD', k[STATUS_KEY[status]], id)
   if EXPIRY_KEY[status] then
     local expires = parse_ts(expires_at)
-    if expires then zset_member(k[EXPIRY_KEY[status]], id, int(expires)) end
+    if expires then redis.call('ZADD', k[EXPIRY_KEY[status]], int(expires), id) end
   end
   add_claim(k[STATS], status, issued_at, claimed_at, 1)
   -- The sets' sizes as this library knows them (drift check: see _index.ensure_fresh).
@@ -142,12 +142,14 @@ HANDLERS['U'] = function(k, gv, cert_key, e)
   end
   if STATUS_KEY[old] then
     hincr(k[STATS], 'set:' .. old, -1)
-    set_member(k[STATUS_KEY[old]], id, false)
+    redis.call('SREM', k[STATUS_KEY[old]], id)
   end
   hincr(k[STATS], 'set:' .. new, 1)
-  set_member(k[STATUS_KEY[new]], id, true)
-  if EXPIRY_KEY[old] then zset_member(k[EXPIRY_KEY[old]], id, false) end
-  if EXPIRY_KEY[new] and expires then zset_member(k[EXPIRY_KEY[new]], id, int(expires)) end
+  redis.call('SADD', k[STATUS_KEY[new]], id)
+  if EXPIRY_KEY[old] then redis.call('ZREM', k[EXPIRY_KEY[old]], id) end
+  if EXPIRY_KEY[new] and expires then
+    redis.call('ZADD', k[EXPIRY_KEY[new]], int(expires), id)
+  end
   touch(k[CACHE])
   return 1
 end
