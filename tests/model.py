@@ -21,6 +21,8 @@ ALLOWED = {
     "claimed": {"expired", "revoked"},
     "expired": {"revoked"},
 }
+# Every legal transition leads on to the later ones: ALLOWED is its own transitive closure.
+REACHABLE = ALLOWED
 
 
 @dataclass
@@ -34,14 +36,22 @@ class Certificate:
     score: int
 
     def identity(self) -> tuple[Any, ...]:
-        return (
-            self.user,
-            self.course,
-            self.issued,
-            self.expires,
-            self.status,
-            self.claimed,
-            self.score,
+        return (*self.record(), self.status, self.claimed)
+
+    def record(self) -> tuple[Any, ...]:
+        """What no status change alters."""
+        return (self.user, self.course, self.issued, self.expires, self.score)
+
+    def became(self, issued: Certificate) -> bool:
+        """Whether legal status changes lead from `issued` to this certificate: its status is
+        the issued one or reachable from it, and the claim time is the issued one unless a
+        claim came between (issued, then claimed or later with a claim time)."""
+        if self.record() != issued.record():
+            return False
+        if self.status != issued.status and self.status not in REACHABLE.get(issued.status, set()):
+            return False
+        return self.claimed == issued.claimed or (
+            issued.status == "issued" and self.status != "issued" and self.claimed is not None
         )
 
 
@@ -104,7 +114,8 @@ class Model:
     def issue(self, cert_id: str, cert: Certificate) -> bool | type[Exception]:
         existing = self.certificates.get(cert_id)
         if existing is not None:
-            return False if existing.identity() == cert.identity() else ta.CertificationExistsError
+            # The same certificate again, maybe after the status changes that followed its issue.
+            return False if existing.became(cert) else ta.CertificationExistsError
         self.certificates[cert_id] = cert
         return True
 
@@ -114,6 +125,8 @@ class Model:
             return ta.CertificationNotFoundError
         if cert.status == status:
             return False
+        if status == "claimed" and cert.claimed == claim and cert.status in ALLOWED["claimed"]:
+            return False  # a replay of the claim the certificate has moved on from
         if status not in ALLOWED.get(cert.status, set()):
             return ta.IllegalTransitionError
         if status == "claimed":

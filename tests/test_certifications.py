@@ -89,7 +89,11 @@ def test_claim_defaults_to_the_clock(analytics: Any, client: redis.Redis) -> Non
         (["revoked"], "issued"),
         (["revoked"], "claimed"),
         (["revoked"], "expired"),
-        (["claimed", "expired"], "claimed"),
+        (["claimed", "expired"], "claimed"),  # at another time than the stored claim
+        (["claimed", "revoked"], "claimed"),
+        # An expiry replayed after the revocation that followed it: the store keeps no trace
+        # of the expiry, so it cannot tell a replay from a move back.
+        (["expired", "revoked"], "expired"),
     ],
 )
 def test_illegal_transitions_raise_and_change_nothing(
@@ -235,3 +239,180 @@ def test_issue_claimed_directly_counts_the_claim(analytics: Any) -> None:
     )
     result = analytics.get_credential_claim_analytics()
     assert (result.total_claimed, result.average_claim_time_hours, result.pending) == (1, 12.0, 0)
+
+
+LIFECYCLES = [
+    ["claimed"],
+    ["expired"],
+    ["revoked"],
+    ["claimed", "expired"],
+    ["claimed", "revoked"],
+    ["expired", "revoked"],
+    ["claimed", "expired", "revoked"],
+]
+
+
+@pytest.mark.parametrize("path", LIFECYCLES)
+def test_reissuing_a_certificate_that_moved_on_is_a_replay(
+    analytics: Any, client: redis.Redis, path: list[str]
+) -> None:
+    # Replaying a history: the issue comes again after the claims, expiries and revocations
+    # that followed it. It is the same certificate, so nothing changes and nothing is refused.
+    analytics.issue_training_certification(certification())
+    for status in path:
+        analytics.update_certification_status("cert1", status, claimed_at="2025-06-02T00:00:00Z")
+    before = snapshot(client)
+    assert analytics.issue_training_certification(certification()) is False
+    result = analytics.record_many(
+        [{"kind": "certification_issued", "certification": certification()}] * 2
+    )
+    assert (result.applied, result.unchanged, result.rejected) == (0, 2, [])
+    assert snapshot(client) == before
+
+
+@pytest.mark.parametrize(
+    ("stored", "path", "reissued", "field"),
+    [
+        # Claimed at one time, re-issued as claimed at another.
+        ({}, ["claimed"], {"status": "claimed", "claimedAt": "2025-06-03T00:00:00Z"}, "claimedAt"),
+        # Issued as claimed; later re-issued as claimed at another time, then as issued
+        # (an issue does not go back from claimed).
+        (
+            {"status": "claimed", "claimedAt": "2025-06-02T00:00:00Z"},
+            [],
+            {"status": "claimed", "claimedAt": "2025-06-03T00:00:00Z"},
+            "claimedAt",
+        ),
+        ({}, [], {"status": "claimed", "claimedAt": "2025-06-02T00:00:00Z"}, "status"),
+        # Expired without a claim: an issue as claimed would have left its claim time.
+        ({}, ["expired"], {"status": "claimed", "claimedAt": "2025-06-02T00:00:00Z"}, "status"),
+        # Revoked after a claim: an issue as expired never passes through claimed.
+        ({}, ["claimed", "revoked"], {"status": "expired"}, "status"),
+        # Moved on, but another field differs.
+        ({}, ["claimed"], {"score": 12}, "score"),
+        ({}, ["revoked"], {"userName": "Bea"}, "userName"),
+    ],
+)
+def test_a_reissue_the_history_cannot_explain_is_refused(
+    analytics: Any,
+    client: redis.Redis,
+    stored: dict[str, Any],
+    path: list[str],
+    reissued: dict[str, Any],
+    field: str,
+) -> None:
+    analytics.issue_training_certification(certification(**stored))
+    for status in path:
+        analytics.update_certification_status("cert1", status, claimed_at="2025-06-02T00:00:00Z")
+    before = snapshot(client)
+    with pytest.raises(ta.CertificationExistsError, match=rf"different {field}$"):
+        analytics.issue_training_certification(certification(**reissued))
+    assert snapshot(client) == before
+
+
+@pytest.mark.parametrize(
+    ("stored", "path", "reissued"),
+    [
+        # Issued as claimed, re-issued as issued: the claim followed the issue.
+        ({"status": "claimed", "claimedAt": "2025-06-02T00:00:00Z"}, [], {}),
+        # Issued as claimed, then revoked: the same record again.
+        (
+            {"status": "claimed", "claimedAt": "2025-06-02T00:00:00Z"},
+            ["revoked"],
+            {"status": "claimed", "claimedAt": "2025-06-02T00:00:00.000Z"},
+        ),
+        # Issued as expired, then revoked.
+        ({"status": "expired"}, ["revoked"], {"status": "expired"}),
+    ],
+)
+def test_a_reissue_the_history_explains_changes_nothing(
+    analytics: Any,
+    client: redis.Redis,
+    stored: dict[str, Any],
+    path: list[str],
+    reissued: dict[str, Any],
+) -> None:
+    analytics.issue_training_certification(certification(**stored))
+    for status in path:
+        analytics.update_certification_status("cert1", status)
+    before = snapshot(client)
+    assert analytics.issue_training_certification(certification(**reissued)) is False
+    assert snapshot(client) == before
+
+
+@pytest.mark.parametrize("path", [["claimed", "expired"], ["claimed", "revoked"], LIFECYCLES[-1]])
+def test_a_claim_replayed_after_the_certificate_moved_on_is_unchanged(
+    analytics: Any, client: redis.Redis, path: list[str]
+) -> None:
+    # The stored claim time says this claim happened: the store already holds it.
+    analytics.issue_training_certification(certification())
+    for status in path:
+        analytics.update_certification_status("cert1", status, claimed_at="2025-06-02T00:00:00Z")
+    before = snapshot(client)
+    assert (
+        analytics.update_certification_status(
+            "cert1", "claimed", claimed_at="2025-06-02T00:00:00.000Z"
+        )
+        is False
+    )
+    result = analytics.record_many(
+        [
+            {
+                "kind": "certification_status",
+                "certId": "cert1",
+                "newStatus": "claimed",
+                "claimedAt": "2025-06-02T00:00:00Z",
+            }
+        ]
+        * 2
+    )
+    assert (result.applied, result.unchanged, result.rejected) == (0, 2, [])
+    assert snapshot(client) == before
+
+
+def test_a_batch_moving_a_certificate_twice_ends_as_the_calls_one_by_one(
+    make_analytics: Factory,
+) -> None:
+    # A certificate moved twice in one batch (claimed then revoked) ends in the revoked set
+    # alone, its claim counted, as with one call per event.
+    def events(prefix: str) -> list[dict[str, Any]]:
+        def change(cert: str, status: str, day: int = 2) -> dict[str, Any]:
+            return {
+                "kind": "certification_status",
+                "certId": f"{prefix}{cert}",
+                "newStatus": status,
+                "claimedAt": f"2025-06-0{day}T00:00:00Z",
+            }
+
+        return [
+            *(
+                {"kind": "certification_issued", "certification": certification(f"{prefix}{c}")}
+                for c in "abcd"
+            ),
+            change("a", "claimed"),
+            change("a", "revoked"),
+            change("b", "expired"),
+            change("b", "revoked"),
+            change("c", "claimed", 3),
+            change("d", "revoked"),
+            change("d", "claimed"),  # refused: nothing of it is written
+        ]
+
+    batched, one_by_one = make_analytics(), make_analytics()
+    result = batched.record_many(events("x"))
+    assert (result.applied, len(result.rejected)) == (10, 1)
+    for event in events("y"):
+        one_by_one.record_many([event])
+    for prefix, facade in (("x", batched), ("y", one_by_one)):
+        assert [facade.get_training_certification(f"{prefix}{c}").status for c in "abcd"] == [
+            "revoked",
+            "revoked",
+            "claimed",
+            "revoked",
+        ]
+    # Both histories share the store: each figure counts both.
+    assert sorted(r.id for r in batched.get_expiring_certifications(days=400)) == ["xc", "yc"]
+    stats = batched.get_credential_stats()
+    assert (stats.issued, stats.claimed, stats.expired, stats.revoked) == (0, 2, 0, 6)
+    claims = batched.get_credential_claim_analytics()
+    assert (claims.total_issued, claims.total_claimed, claims.pending) == (8, 4, 0)

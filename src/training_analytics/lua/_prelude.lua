@@ -32,14 +32,17 @@ end
 -- Epoch milliseconds of YYYY-MM-DD[(T| )HH:MM[:SS[.fff]]][Z|(+|-)HH[:]MM], or nil.
 local function parse_ts(s)
   if not s or s == '' then return nil end
-  -- The stored form (every write normalises to it) in one match.
-  local y, mo, d, h, mi, sec, ms = string.match(s,
-    '^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.(%d%d%d)Z$')
-  if y then
-    return to_epoch_ms(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
-      tonumber(sec), tonumber(ms), 0)
+  -- The stored form (every write normalises to it): one match without captures says it is,
+  -- then its digits are read as bytes (half the time of seven captures and tonumber()s).
+  if string.find(s, '^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$') then
+    local y1, y2, y3, y4, _, mo1, mo2, _, d1, d2, _, h1, h2, _, mi1, mi2, _, s1, s2, _, f1, f2, f3 =
+      string.byte(s, 1, 23)
+    -- Each digit byte is its value + 48.
+    return to_epoch_ms(((y1 * 10 + y2) * 10 + y3) * 10 + y4 - 53328, mo1 * 10 + mo2 - 528,
+      d1 * 10 + d2 - 528, h1 * 10 + h2 - 528, mi1 * 10 + mi2 - 528, s1 * 10 + s2 - 528,
+      (f1 * 10 + f2) * 10 + f3 - 5328, 0)
   end
-  local rest
+  local y, mo, d, h, mi, sec, ms, rest
   y, mo, d, rest = string.match(s, '^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$')
   if not y then return nil end
   y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
@@ -330,10 +333,12 @@ local SCORE_FIELDS = {'score_milli_sum', 'score_n', 'time_ms_sum', 'time_n'}
 local CLAIM_FIELDS = {'claimed', 'claim_ms_sum', 'claim_n'}
 
 -- A certificate counts as claimed when its status is claimed or it carries a claim time.
-local function add_claim(stats_key, status, issued_at, claimed_at, sign)
+-- `issued`, `claimed`: the two times already parsed (false: absent), or nil to parse them here.
+local function add_claim(stats_key, status, issued_at, claimed_at, sign, issued, claimed)
   if status ~= 'claimed' and claimed_at == '' then return end
   hincr(stats_key, 'claimed', sign)
-  local issued, claimed = parse_ts(issued_at), parse_ts(claimed_at)
+  if issued == nil then issued = parse_ts(issued_at) end
+  if claimed == nil then claimed = parse_ts(claimed_at) end
   if issued and claimed and claimed > issued then
     hincr(stats_key, 'claim_ms_sum', sign * (claimed - issued))
     hincr(stats_key, 'claim_n', sign)
