@@ -1202,8 +1202,6 @@ def bench(ctx: typer.Context) -> None:
 
 #: ``import`` read the file and applied what it could, but refused some lines (listed on stderr).
 EXIT_REJECTED = 3
-#: ``import`` was interrupted (Ctrl-C), as shells report SIGINT.
-EXIT_INTERRUPTED = 130
 
 
 def _one_line(text: str) -> str:
