@@ -133,6 +133,10 @@ def _canonical(progress: _Progress) -> CanonicalProgress | None:
     # Canonical timestamps order as text does; the general path refuses this one.
     if started and completed and completed < started:
         return None
+    certificate = progress.get("certificateId", "")
+    # Every other value is ASCII by its pattern, literal or number.
+    if not certificate.isascii():  # the general path checks other text is valid Unicode
+        return None
     modules = progress.get("moduleProgress")
     values = [
         progress.get("status", "not_started"),
@@ -142,11 +146,9 @@ def _canonical(progress: _Progress) -> CanonicalProgress | None:
         completed,
         progress.get("lastAccessedAt", ""),
         js_number(progress.get("totalTimeSpentMinutes", 0)),
-        progress.get("certificateId", ""),
+        certificate,
         progress.get("certificateIssuedAt", ""),
     ]
-    if not "".join(values).isascii():  # the general path checks other text is valid Unicode
-        return None
     return CanonicalProgress(progress["userId"], progress["courseId"], values)
 
 
