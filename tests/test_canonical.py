@@ -20,12 +20,16 @@ import training_analytics as ta
 from training_analytics._canonical import (
     CanonicalProgress,
     certification_values,
+    line_event,
     progress_line,
     progress_values,
 )
 from training_analytics._codec import certification_to_fields, progress_to_fields
+from training_analytics._context import Context
+from training_analytics._writes import EventBatch
 from training_analytics.errors import TrainingAnalyticsError
-from training_analytics.fileformats import parse_jsonl
+from training_analytics.fileformats import ImportRecord, parse_jsonl
+from training_analytics.ingest import encode
 from training_analytics.types import (
     EnhancedTrainingProgress,
     ProgressEvent,
@@ -352,3 +356,155 @@ def test_a_certificate_as_a_platform_sends_it_takes_the_fast_path() -> None:
     assert certification_values(record) == _general_certificate(record) is not None
     assert certification_values({**record, "claimedAt": None}) is None
     assert certification_values({**record, "expiresAt": record["issuedAt"]}) is None
+
+
+# --- a JSON Lines line of any kind (line_event) ------------------------------------------------
+
+_CLOCK = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _encoded(record: Any) -> tuple[str, str] | list[list[Any]]:
+    """The events a record becomes in a batch (the script's input), or the error refusing it."""
+    batch = EventBatch(_LINE_CONTEXT)
+    try:
+        encode(batch, record)
+    except TrainingAnalyticsError as exc:
+        return type(exc).__name__, str(exc)
+    return batch.events
+
+
+# One context for both paths: they then share key groups (compared by identity) and the clock.
+_LINE_CONTEXT = Context(clock=lambda: _CLOCK)
+_ONE_LINE = TypeAdapter(ImportRecord)
+
+
+def _general_line(line: bytes) -> tuple[str, str] | list[list[Any]]:
+    """What the general path makes of a line: its model's encoding (or refusal)."""
+    try:
+        model = _ONE_LINE.validate_json(line)
+    except ValidationError as exc:
+        return "ValidationError", str(exc)
+    return _encoded(model)
+
+
+_any_times = st.one_of(_canonical_timestamps, _wild_timestamps)
+
+
+@st.composite
+def _event_lines(draw: st.DrawFn) -> bytes:
+    kind = draw(
+        st.sampled_from(
+            [
+                "enrollment",
+                "completion",
+                "module_start",
+                "module_completion",
+                "certification_issued",
+                "certification_status",
+                "progress",
+            ]
+        )
+    )
+    if kind in ("enrollment", "completion", "module_start", "module_completion"):
+        fields: list[tuple[str, st.SearchStrategy[Any], st.SearchStrategy[Any]]] = [
+            ("userId", _canonical_ids, _wild_ids),
+            ("courseId", _canonical_ids, _wild_ids),
+            ("at", _canonical_timestamps, _wild_timestamps),
+            ("user_id", _ABSENT, _canonical_ids),
+            ("extra", _ABSENT, st.integers()),
+        ]
+        if kind.startswith("module"):
+            fields.append(("moduleId", _canonical_ids, _wild_ids))
+        record = _build(draw, fields)
+        if kind.startswith("module"):
+            record.setdefault("moduleId", draw(_canonical_ids))
+    elif kind == "certification_status":
+        record = _build(
+            draw,
+            [
+                ("certId", _canonical_ids, _wild_ids),
+                ("newStatus", _certificate_statuses, _wild_statuses),
+                ("claimedAt", _any_times, _wild_timestamps),
+                ("at", _canonical_timestamps, _wild_timestamps),
+                ("cert_id", _ABSENT, _canonical_ids),
+            ],
+        )
+        record.setdefault("certId", draw(_canonical_ids))
+        record.setdefault("newStatus", draw(_certificate_statuses))
+    elif kind == "certification_issued":
+        record = {"certification": draw(_certificates())}
+        if draw(st.booleans()):
+            record["at"] = draw(_any_times)
+    else:
+        record = {"progress": draw(_saves())}
+        if draw(st.booleans()):
+            record["at"] = draw(_any_times)
+    record["kind"] = draw(st.one_of(st.just(kind), st.just(kind), st.sampled_from(["x", 1])))
+    if draw(st.booleans()):
+        record = dict(reversed(list(record.items())))
+    try:
+        return json.dumps(record, separators=(",", ":")).encode()
+    except (TypeError, ValueError):  # a datetime or 10**400 has no JSON form here
+        return json.dumps({"kind": kind}).encode()
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_event_lines())
+def test_a_line_of_any_kind_the_fast_path_takes_is_encoded_as_the_general_path_does(
+    line: bytes,
+) -> None:
+    # The fast path only declines (None: the general path reads the line as before), so it
+    # refuses nothing the general path accepts; what it takes must become the same script
+    # input, or the same refusal, as the line's model does.
+    fast = line_event(line)
+    event(f"fast path: {type(fast).__name__}" if fast is not None else "general path")
+    if fast is not None:
+        general = _general_line(line)
+        assert general[0] != "ValidationError", general
+        assert _encoded(fast) == general
+
+
+def test_the_usual_lines_of_every_kind_take_the_fast_path() -> None:
+    # Were the fast path never taken, the property above would hold vacuously.
+    certificate = {
+        "id": "cert-1",
+        "userId": "u1",
+        "courseId": "c1",
+        "courseName": {"en": "Sales 101"},
+        "status": "issued",
+        "issuedAt": "2025-01-06T14:15:03.530Z",
+        "expiresAt": "2026-01-06T14:15:03.530Z",
+        "score": 88,
+    }
+    lines: list[dict[str, Any]] = [
+        {"kind": "enrollment", "userId": "u1", "courseId": "c1", "at": "2025-01-06T00:24:58.518Z"},
+        {"kind": "completion", "userId": "u1", "courseId": "c1"},
+        {"kind": "module_start", "userId": "u1", "courseId": "c1", "moduleId": "m1"},
+        {"kind": "module_completion", "userId": "u1", "courseId": "c1", "moduleId": "m1"},
+        {"kind": "progress", "progress": _canonical_save(), "at": "2025-01-07T07:14:23.628Z"},
+        {
+            "kind": "certification_issued",
+            "at": certificate["issuedAt"],
+            "certification": certificate,
+        },
+        {"kind": "certification_status", "certId": "cert-1", "newStatus": "claimed"},
+        {"kind": "certification_status", "certId": "cert-1", "newStatus": "revoked", "at": 5},
+    ]
+    for record in lines:
+        line = json.dumps(record).encode()
+        fast = line_event(line)
+        assert fast is not None, record
+        assert _encoded(fast) == _general_line(line)
+    # A status change the encoder refuses is refused the same way on both paths.
+    bad = b'{"kind":"certification_status","certId":"a:b","newStatus":"claimed"}'
+    fast = line_event(bad)
+    assert fast is not None and _encoded(fast) == _general_line(bad)
+    assert _encoded(fast)[0] == "InvalidIdError"
+    for declined in (
+        b'{"kind":"enrollment","user_id":"u1","courseId":"c1"}',  # snake_case: general path
+        b'{"kind":"enrollment","userId":"u1","courseId":"c1","at":null}',
+        b'{"kind":"enrollment","userId":"u1","courseId":"c1","at":"2025-01-06T00:24:58Z"}',
+        b'{"kind":"module_start","userId":"a:b","courseId":"c1","moduleId":"m1"}',
+        b'{"kind":"enrollment","userId":"u1","courseId":"c1","source":"lms"}',
+    ):
+        assert line_event(declined) is None, declined

@@ -229,3 +229,30 @@ def test_the_reader_splits_lines_as_readline_would_across_blocks(
     reader = ff.LineReader(_Trickle(data, step), limit)
     assert list(reader) == _by_readline(data, limit)
     assert reader.bytes_read == len(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=40), st.sampled_from([b"\n", b"\r\n"])),
+        max_size=12,
+    ),
+    last=st.integers(min_value=0, max_value=40),
+    limit=st.integers(min_value=1, max_value=20),
+    step=st.integers(min_value=1, max_value=50),
+)
+def test_the_reader_hands_out_whole_blocks_counted_in_bytes(
+    lines: list[tuple[int, bytes]], last: int, limit: int, step: int
+) -> None:
+    # The bulk import loops over a block's lines; the progress it reports after each block is
+    # the bytes of the lines handed out so far, never of a line still being read.
+    data = b"".join(b"x" * length + ending for length, ending in lines) + b"y" * last
+    reader = ff.LineReader(_Trickle(data, step), limit)
+    found: list[tuple[int, int, bytes | None]] = []
+    for block in reader.blocks():
+        assert block
+        found += block
+        assert reader.bytes_read == sum(size for _, size, _ in found)
+        assert reader.number == found[-1][0]
+    assert found == _by_readline(data, limit)
+    assert reader.bytes_read == len(data)

@@ -132,7 +132,7 @@ def test_parse_jsonl_gives_models_and_refuses_lines_as_read_lines_does() -> None
             assert str(record) == str(line.error)
     kinds = [type(record).__name__ for _, record in parsed]
     assert kinds == [
-        "EnrollmentEvent",
+        "CanonicalEvent",  # an event in the canonical form: its encoder call
         "InvalidInputError",
         "InvalidInputError",
         "InvalidInputError",
@@ -149,7 +149,7 @@ def test_parse_jsonl_gives_models_and_refuses_lines_as_read_lines_does() -> None
 def test_a_long_line_is_refused_by_number_without_being_parsed() -> None:
     data = b'{"kind":"enrollment","userId":"u1","courseId":"c1"}\n' + b"x" * 200 + b"\n"
     parsed = list(ff.numbered_records(ff.LineReader(io.BytesIO(data), 100), "jsonl"))
-    assert type(parsed[0][1]).__name__ == "EnrollmentEvent"
+    assert type(parsed[0][1]).__name__ == "CanonicalEvent"
     assert parsed[1][0] == 2 and "longer than 100 bytes" in str(parsed[1][1])
 
 

@@ -16,7 +16,7 @@ accepts what the general path accepts, and gives the same stored values (the pro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, NamedTuple, NotRequired
 
 from pydantic import ConfigDict, Field, Strict, StringConstraints, TypeAdapter, ValidationError
@@ -25,6 +25,7 @@ from pydantic_core import to_json
 from typing_extensions import TypedDict
 
 from ._codec import _text_map_json, check_encodable, js_number
+from ._writes import EventBatch
 from .errors import InvalidInputError
 from .keys import MAX_ID_LENGTH
 from .types import MAX_SAFE_INTEGER
@@ -183,6 +184,10 @@ def certification_values(raw: Mapping[str, Any]) -> tuple[str, dict[str, str]] |
         record = _CERTIFICATE.validate_python(raw)
     except ValidationError:
         return None
+    return _certificate_fields(record)
+
+
+def _certificate_fields(record: _Certificate) -> tuple[str, dict[str, str]] | None:
     status = record.get("status", "issued")
     issued = record["issuedAt"]
     claimed = record.get("claimedAt", "")
@@ -214,3 +219,99 @@ def certification_values(raw: Mapping[str, Any]) -> tuple[str, dict[str, str]] |
     except InvalidInputError:  # the general path refuses it, with its own message
         return None
     return record["id"], fields
+
+
+# --- a JSON Lines line of any kind ----------------------------------------------------------
+#
+# Each kind's line in the form exports and platforms write (camelCase names, no null or unknown
+# field, ids and times canonical where the encoder would otherwise check or convert them),
+# parsed and checked in one pydantic-core call. What comes out is the encoder call the general
+# path makes for the same line (``ingest.encode`` of its model), with the same arguments: where
+# the fast path skips a check (a learner's id matched by the pattern above), the check passes.
+
+
+@_with_config(ConfigDict(extra="forbid"))
+class _LearnerLine(TypedDict):
+    kind: Literal["enrollment", "completion"]
+    userId: _Id
+    courseId: _Id
+    at: NotRequired[_Timestamp]
+
+
+@_with_config(ConfigDict(extra="forbid"))
+class _ModuleLine(TypedDict):
+    kind: Literal["module_start", "module_completion"]
+    userId: _Id
+    courseId: _Id
+    moduleId: _Id
+    at: NotRequired[Any]  # not read for a module event, on either path
+
+
+@_with_config(ConfigDict(extra="forbid"))
+class _IssueLine(TypedDict):
+    kind: Literal["certification_issued"]
+    certification: _Certificate
+    at: NotRequired[Any]  # read only for a claimed record without its claim time: declined
+
+
+@_with_config(ConfigDict(extra="forbid"))
+class _StatusLine(TypedDict):
+    kind: Literal["certification_status"]
+    certId: Annotated[str, Strict()]
+    newStatus: Literal["issued", "claimed", "expired", "revoked"]
+    # Not converted on the general path either (the encoder checks them): passed as they are.
+    claimedAt: NotRequired[Any]
+    at: NotRequired[Any]
+
+
+_LINE = TypeAdapter(
+    Annotated[
+        _LearnerLine | _ModuleLine | _ProgressEvent | _IssueLine | _StatusLine,
+        Field(discriminator="kind"),
+    ]
+).validator
+_validate_line = _LINE.validate_json
+
+
+class CanonicalEvent(NamedTuple):
+    """A line the fast path took: the ``EventBatch`` encoder to call, and its arguments."""
+
+    encoder: Callable[..., None]
+    args: tuple[Any, ...]
+
+
+def line_event(line: bytes) -> CanonicalEvent | CanonicalProgress | None:
+    """A JSON Lines line of an event in the canonical form, as its encoder call (a progress
+    save as ``progress_line`` gives it); None for any other line, which the general path
+    reads (and accepts or refuses as before)."""
+    try:
+        event: Any = _validate_line(line)
+    except ValidationError:
+        return None
+    kind = event["kind"]
+    if kind == "module_start":
+        return CanonicalEvent(
+            EventBatch.checked_module_start, (event["userId"], event["courseId"], event["moduleId"])
+        )
+    if kind == "module_completion":
+        return CanonicalEvent(
+            EventBatch.checked_module_completion,
+            (event["userId"], event["courseId"], event["moduleId"]),
+        )
+    if kind == "progress":
+        return _canonical(event["progress"])
+    if kind == "enrollment":
+        return CanonicalEvent(
+            EventBatch.checked_enrollment, (event["userId"], event["courseId"], event.get("at"))
+        )
+    if kind == "completion":
+        return CanonicalEvent(
+            EventBatch.checked_completion, (event["userId"], event["courseId"], event.get("at"))
+        )
+    if kind == "certification_status":
+        return CanonicalEvent(
+            EventBatch.certification_status,
+            (event["certId"], event["newStatus"], event.get("claimedAt"), event.get("at")),
+        )
+    issued = _certificate_fields(event["certification"])
+    return None if issued is None else CanonicalEvent(EventBatch.certification_fields, issued)

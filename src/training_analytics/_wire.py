@@ -70,7 +70,8 @@ def decode_reply(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
     if isinstance(value, list):
-        return [decode_reply(v) for v in value]
+        # Integers as they are, without a call each: a batch's reply is a thousand of them.
+        return [v if type(v) is int else decode_reply(v) for v in value]
     if isinstance(value, dict):
         return {decode_reply(k): decode_reply(v) for k, v in value.items()}
     if isinstance(value, tuple):

@@ -76,6 +76,8 @@ class _Group:
 # long-lived process writing to many courses over many days must not grow without bound).
 _MEMO_LIMIT = 20_000
 _QUARTER_MS = 900_000
+_DAY_MS = 86_400_000
+_UTC_KEYS = frozenset({"UTC", "Etc/UTC"})
 # Where the fields the course averages read sit among a progress event's values.
 _SCORE, _STARTED, _COMPLETED = (PROGRESS_FIELDS.index(name) for name in PROGRESS_FIGURE_FIELDS)
 
@@ -135,6 +137,8 @@ class EventBatch:
         "_probed",
         "_sequence",
         "_tags",
+        "_utc",
+        "_utc_days",
         "bulk",
         "ctx",
         "events",
@@ -151,6 +155,8 @@ class EventBatch:
         memo = ctx.memo
         self._groups: dict[tuple[str, ...], _Group] = memo.setdefault("groups", {})
         self._days: dict[int, str] = memo.setdefault("days", {})
+        self._utc_days: dict[int, str] = memo.setdefault("utc_days", {})
+        self._utc = getattr(ctx.tz, "key", None) in _UTC_KEYS
         self._call: ScriptCall | None = None
         self._calls: tuple[ScriptCall, ...] | None = None
         self._sequence: StreamSequence | None = None
@@ -240,6 +246,19 @@ class EventBatch:
     def _moment(self, at: datetime | str | None) -> tuple[str, str]:
         """(day in the configured zone, epoch ms as text) of an event time."""
         ms = epoch_ms(self.ctx.now()) if at is None else instant_ms(at, "at")
+        if self._utc:
+            # UTC (the default): a day is 86,400,000 ms, one memo entry per day. (Per quarter
+            # hour, a history spanning months holds more quarters than the memo keeps, and
+            # each new quarter costs two time zone conversions.)
+            number = ms // _DAY_MS
+            day = self._utc_days.get(number)
+            if day is None:
+                if len(self._utc_days) >= _MEMO_LIMIT:
+                    self._utc_days.clear()
+                day = self._utc_days[number] = day_bucket(
+                    from_epoch_ms(number * _DAY_MS), self.ctx.tz
+                )
+            return day, str(ms)
         # Today's offsets are whole quarter hours, so a day starts on a quarter-hour boundary
         # and every moment of a quarter hour falls on the same day. Historical offsets (local
         # mean time, -0:44:30 in Liberia until 1972) may not be: such a quarter is marked "",
@@ -308,8 +327,13 @@ class EventBatch:
             ]
         return _Group(self._head(), [*enrollment.keys, *own], enrollment.values)
 
+    # The checked_ encoders take a user id already checked (the import's canonical lines);
+    # the course and module ids are checked where their keys are built, once per group.
+
     def enrollment(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
-        check_id(user_id, "user id")
+        self.checked_enrollment(check_id(user_id, "user id"), course_id, at)
+
+    def checked_enrollment(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         day, ms = self._moment(at)
         name = ("E", course_id, day)
         group = self._groups.get(name) or self._remember(
@@ -318,7 +342,9 @@ class EventBatch:
         self._add(["E", group, None, user_id, ms], course_id)
 
     def completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
-        check_id(user_id, "user id")
+        self.checked_completion(check_id(user_id, "user id"), course_id, at)
+
+    def checked_completion(self, user_id: str, course_id: str, at: datetime | str | None) -> None:
         day, ms = self._moment(at)
         name = ("C", course_id, day)
         group = self._groups.get(name) or self._remember(
@@ -338,7 +364,9 @@ class EventBatch:
         )
 
     def module_start(self, user_id: str, course_id: str, module_id: str) -> None:
-        check_id(user_id, "user id")
+        self.checked_module_start(check_id(user_id, "user id"), course_id, module_id)
+
+    def checked_module_start(self, user_id: str, course_id: str, module_id: str) -> None:
         name = ("S", course_id, module_id)
         group = self._groups.get(name) or self._remember(
             name, self._module_start_group(course_id, module_id)
@@ -346,7 +374,9 @@ class EventBatch:
         self._add(["S", group, None, user_id], course_id)
 
     def module_completion(self, user_id: str, course_id: str, module_id: str) -> None:
-        check_id(user_id, "user id")
+        self.checked_module_completion(check_id(user_id, "user id"), course_id, module_id)
+
+    def checked_module_completion(self, user_id: str, course_id: str, module_id: str) -> None:
         name = ("M", course_id, module_id)
         group = self._groups.get(name) or self._remember(
             name, self._module_completion_group(course_id, module_id)

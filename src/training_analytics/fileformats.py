@@ -22,7 +22,7 @@ from typing import IO, Annotated, Any, Literal, TypeAlias
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
-from ._canonical import progress_line
+from ._canonical import line_event
 from .errors import InvalidInputError
 from .transfer import CourseRecord, ExportCursor, ExportPage, ImportTally
 from .types import (
@@ -111,30 +111,38 @@ class LineReader:
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes | None]]:
         """(line number, size in bytes, the line without its ending or None if too long)."""
+        for block in self.blocks():
+            yield from block
+
+    def blocks(self) -> Iterator[list[tuple[int, int, bytes | None]]]:
+        """The lines as ``__iter__`` gives them, a list per block read (``bytes_read`` counts
+        them all once the list is out): a bulk reader loops over lists, not through a
+        generator per line."""
         # Blocks split in C, rather than a readline call per line (a third of the time to
         # read a line); read1 returns what a pipe has so far instead of waiting for a block.
         read = getattr(self.stream, "read1", None) or self.stream.read
         limit = self.max_line_bytes
         pending = b""  # the start of a line whose end is not read yet (at most limit bytes)
         skipped = -1  # bytes of a too-long line read so far, or -1
+        number, total = self.number, self.bytes_read
         while True:
             block = read(_READ_BLOCK)
             if not block:
                 break
-            lines = block.split(b"\n")
-            tail = lines.pop()
-            for part in lines:
-                self.number += 1
+            parts = block.split(b"\n")
+            tail = parts.pop()
+            out: list[tuple[int, int, bytes | None]] = []
+            for part in parts:
+                number += 1
                 if skipped >= 0:
-                    size, skipped = skipped + len(part) + 1, -1
-                    self.bytes_read += size
-                    yield self.number, size, None
+                    out.append((number, skipped + len(part) + 1, None))
+                    skipped = -1
                     continue
                 line = pending + part if pending else part
                 pending = b""
-                size = len(line) + 1
-                self.bytes_read += size
-                yield self.number, size, line.rstrip(b"\r") if len(line) <= limit else None
+                out.append(
+                    (number, len(line) + 1, line.rstrip(b"\r") if len(line) <= limit else None)
+                )
             if skipped >= 0:
                 skipped += len(tail)
             elif len(pending) + len(tail) > limit:
@@ -142,11 +150,18 @@ class LineReader:
                 skipped, pending = len(pending) + len(tail), b""
             else:
                 pending += tail
+            total += len(block)
+            if out:
+                # Everything read but the line not finished yet.
+                self.number = number
+                self.bytes_read = total - (skipped if skipped >= 0 else len(pending))
+                yield out
         if skipped >= 0 or pending:
-            self.number += 1
+            number += 1
+            self.number = number
+            self.bytes_read = total
             size = skipped if skipped >= 0 else len(pending)
-            self.bytes_read += size
-            yield self.number, size, None if skipped >= 0 else pending.rstrip(b"\r")
+            yield [(number, size, None if skipped >= 0 else pending.rstrip(b"\r"))]
 
 
 def _text(number: int, raw: bytes) -> str:
@@ -285,8 +300,6 @@ PARSE_LINES = 1000
 PARSE_BYTES = 1 << 20
 
 _BOM = "\ufeff".encode()
-# In every progress event's line (and rarely another's: that one only pays a failed attempt).
-_PROGRESS_KEY = b'"progress"'
 
 ImportRecord: TypeAlias = Annotated[
     EnrollmentEvent
@@ -305,6 +318,7 @@ ImportRecord: TypeAlias = Annotated[
 # collection than the calls save (and the array would need proof that no line joins its
 # neighbours).
 _ONE = TypeAdapter(ImportRecord).validator
+_VALIDATE = _ONE.validate_json
 
 
 def _decoded(number: int, raw: bytes) -> Any:
@@ -325,6 +339,20 @@ def _decoded(number: int, raw: bytes) -> Any:
     return value
 
 
+def parse_line(number: int, raw: bytes | None, max_line_bytes: int = MAX_LINE_BYTES) -> Any:
+    """One JSON Lines line's record, as ``parse_jsonl`` gives it; None for a blank line."""
+    if raw is None:
+        return _too_long(max_line_bytes)
+    line = raw.removeprefix(_BOM) if number == 1 else raw
+    canonical = line_event(line)
+    if canonical is not None:  # an event in the canonical form: no models built
+        return canonical
+    try:
+        return _VALIDATE(line)
+    except ValidationError:
+        return _decoded(number, raw)
+
+
 def parse_jsonl(
     lines: Iterable[RawLine], max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[Numbered]:
@@ -336,23 +364,10 @@ def parse_jsonl(
     accepted as a dict that the write path refuses: ``json.loads`` takes lone surrogates,
     pydantic-core does not).
     """
-    validate = _ONE.validate_json
     for number, raw in lines:
-        if raw is None:
-            yield number, _too_long(max_line_bytes)
-            continue
-        line = raw.removeprefix(_BOM) if number == 1 else raw
-        if _PROGRESS_KEY in line:
-            canonical = progress_line(line)
-            if canonical is not None:  # a save in the stored form: no models built
-                yield number, canonical
-                continue
-        try:
-            yield number, validate(line)
-        except ValidationError:
-            record = _decoded(number, raw)
-            if record is not None:
-                yield number, record
+        record = parse_line(number, raw, max_line_bytes)
+        if record is not None:
+            yield number, record
 
 
 def raw_chunks(
@@ -376,9 +391,9 @@ def numbered_records(
     fmt: Format,
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[Numbered]:
-    """Every non-blank line of the stream as (line number, record or refusal), in file order,
-    read a chunk at a time (``parse_jsonl``; CSV line by line); ``on_progress`` gets the bytes
-    read after each chunk.
+    """Every non-blank line of the stream as (line number, record or refusal), in file order
+    (``parse_line``; CSV line by line); ``on_progress`` gets the bytes read after each block
+    (JSON Lines) or ``PARSE_LINES`` lines (CSV).
 
     CSV: InvalidInputError (before any record) when the header is missing or has unknown
     columns.
@@ -389,8 +404,13 @@ def numbered_records(
             if on_progress is not None and count % PARSE_LINES == 0:
                 on_progress(reader.bytes_read)
     else:
-        for chunk in raw_chunks(reader):
-            yield from parse_jsonl(chunk, reader.max_line_bytes)
+        limit = reader.max_line_bytes
+        for block in reader.blocks():
+            # One generator between the file and the write path, a call per line.
+            for number, _, raw in block:
+                record = parse_line(number, raw, limit)
+                if record is not None:
+                    yield number, record
             if on_progress is not None:
                 on_progress(reader.bytes_read)
     if on_progress is not None:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from . import zone
-from ._canonical import CanonicalProgress, certification_values, progress_values
+from ._canonical import CanonicalEvent, CanonicalProgress, certification_values, progress_values
 from ._context import Context
 from ._protocol import Await, Op, Submit, cmd, pipeline, single
 from ._writes import (
@@ -47,7 +47,11 @@ _EVENT = TypeAdapter[Any](TrainingEvent)
 
 def encode(events: EventBatch, event: Any) -> None:
     """Add one event (a model or its dict form) to a batch; InvalidInputError if malformed."""
-    if type(event) is CanonicalProgress:  # a progress line the import parsed the fast way
+    kind = type(event)
+    if kind is CanonicalEvent:  # a line the import parsed the fast way: its encoder call
+        event.encoder(events, *event.args)
+        return
+    if kind is CanonicalProgress:  # a progress line the import parsed the fast way
         events.progress_values(*event)
         return
     if isinstance(event, dict):

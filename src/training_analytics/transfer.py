@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from . import zone
-from ._canonical import CanonicalProgress
+from ._canonical import CanonicalEvent, CanonicalProgress
 from ._codec import certification_from_hash, coerce, course_from_hash, progress_from_hash
 from ._context import Context
 from ._protocol import Await, Batch, Op, Submit, cmd, pipeline, single
@@ -194,6 +194,7 @@ _EVENT_MODELS: frozenset[type] = frozenset(
         CertificationIssuedEvent,
         CertificationStatusEvent,
         CanonicalProgress,
+        CanonicalEvent,
     }
 )
 
