@@ -237,6 +237,33 @@ def check_invariants(client: redis.Redis) -> None:
         assert holders == [client.hget(f"training:certification:{cert_id}", "status")]
 
 
+def apply_as_the_model_says(
+    analytics: Any,
+    model: Model,
+    stream: list[tuple[Any, ...]],
+    batch_size: int | None,
+    streamed: bool = False,
+) -> None:
+    """Apply ``stream`` to the model and to the library (event by event, or through
+    ``record_many`` in batches of ``batch_size``): every event's outcome must be the model's."""
+    expected = [_apply_model(model, event) for event in stream]
+    if batch_size is None:
+        for event, outcome in zip(stream, expected, strict=True):
+            if isinstance(outcome, type):
+                with pytest.raises(outcome):
+                    _call(analytics, event)
+            else:
+                assert _call(analytics, event) == outcome, event
+    else:
+        result = analytics.record_many(
+            [_as_event(e) for e in stream], batch_size=batch_size, stream=streamed
+        )
+        refused = {r.index: r.error for r in result.rejected}
+        assert refused == {i: o.__name__ for i, o in enumerate(expected) if isinstance(o, type)}
+        assert result.applied == sum(1 for o in expected if o is True)
+        assert result.unchanged == sum(1 for o in expected if o is False)
+
+
 @pytest.mark.single_server(
     reason="checks the invariants on the single-server layout's raw keys; on a cluster, "
     "test_cluster_faults.py replays the same streams and compares them with one server"
@@ -261,22 +288,7 @@ def test_library_equals_model(
     client.flushdb()
     _setup(analytics)
     model = Model(modules=COURSES)
-    expected = [_apply_model(model, event) for event in stream]
-    if batch_size is None:
-        for event, outcome in zip(stream, expected, strict=True):
-            if isinstance(outcome, type):
-                with pytest.raises(outcome):
-                    _call(analytics, event)
-            else:
-                assert _call(analytics, event) == outcome, event
-    else:
-        result = analytics.record_many(
-            [_as_event(e) for e in stream], batch_size=batch_size, stream=streamed
-        )
-        refused = {r.index: r.error for r in result.rejected}
-        assert refused == {i: o.__name__ for i, o in enumerate(expected) if isinstance(o, type)}
-        assert result.applied == sum(1 for o in expected if o is True)
-        assert result.unchanged == sum(1 for o in expected if o is False)
+    apply_as_the_model_says(analytics, model, stream, batch_size, streamed)
 
     for course in COURSES:
         assert analytics.get_course_detailed_analytics(

@@ -18,10 +18,8 @@ from .factories import NOW
 from .model import Model
 from .test_properties import (
     COURSES,
-    _apply_model,
-    _as_event,
-    _call,
     _setup,
+    apply_as_the_model_says,
     check_invariants,
     events,
     issue_events,
@@ -49,22 +47,8 @@ def test_a_stream_applied_twice_equals_the_model(
 ) -> None:
     client.flushdb()
     _setup(analytics)
-    stream = stream + stream
     model = Model(modules=COURSES)
-    expected = [_apply_model(model, event) for event in stream]
-    if batch_size is None:
-        for event, outcome in zip(stream, expected, strict=True):
-            if isinstance(outcome, type):
-                with pytest.raises(outcome):
-                    _call(analytics, event)
-            else:
-                assert _call(analytics, event) == outcome, event
-    else:
-        result = analytics.record_many([_as_event(e) for e in stream], batch_size=batch_size)
-        refused = {r.index: r.error for r in result.rejected}
-        assert refused == {i: o.__name__ for i, o in enumerate(expected) if isinstance(o, type)}
-        assert result.applied == sum(1 for o in expected if o is True)
-        assert result.unchanged == sum(1 for o in expected if o is False)
+    apply_as_the_model_says(analytics, model, stream + stream, batch_size)
     assert analytics.get_credential_claim_analytics().model_dump() == model.claim_analytics(NOW)
     assert analytics.get_credential_stats().model_dump() == model.credential_stats(NOW)
     check_invariants(client)
