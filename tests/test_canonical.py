@@ -21,7 +21,6 @@ from training_analytics._canonical import (
     CanonicalProgress,
     certification_values,
     line_event,
-    progress_line,
     progress_values,
 )
 from training_analytics._codec import certification_to_fields, progress_to_fields
@@ -253,7 +252,7 @@ def test_a_line_the_fast_path_takes_is_one_the_general_path_stores_the_same(
         line = json.dumps({"kind": "progress", "progress": raw, **extra}).encode()
     except (TypeError, ValueError):  # a datetime or 10**400 has no JSON form here
         return
-    fast = progress_line(line)
+    fast = line_event(line)
     event("fast path" if fast is not None else "general path")
     if fast is not None:
         try:

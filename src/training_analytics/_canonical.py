@@ -103,7 +103,6 @@ class _ProgressEvent(TypedDict):
 
 
 _PROGRESS = TypeAdapter(_Progress).validator
-_PROGRESS_EVENT = TypeAdapter(_ProgressEvent).validator
 
 
 def progress_values(raw: Mapping[str, Any]) -> CanonicalProgress | None:
@@ -115,16 +114,6 @@ def progress_values(raw: Mapping[str, Any]) -> CanonicalProgress | None:
     except ValidationError:
         return None
     return _canonical(progress)
-
-
-def progress_line(line: bytes) -> CanonicalProgress | None:
-    """``progress_values`` of a JSON Lines line holding a progress event (parsed and checked in
-    one call); None for any other line."""
-    try:
-        event = _PROGRESS_EVENT.validate_json(line)
-    except ValidationError:
-        return None
-    return _canonical(event["progress"])
 
 
 def _canonical(progress: _Progress) -> CanonicalProgress | None:
@@ -282,7 +271,7 @@ class CanonicalEvent(NamedTuple):
 
 def line_event(line: bytes) -> CanonicalEvent | CanonicalProgress | None:
     """A JSON Lines line of an event in the canonical form, as its encoder call (a progress
-    save as ``progress_line`` gives it); None for any other line, which the general path
+    save as ``progress_values`` gives it); None for any other line, which the general path
     reads (and accepts or refuses as before)."""
     try:
         event: Any = _validate_line(line)

@@ -276,7 +276,9 @@ def issue_training_certification(
     *,
     at: datetime | str | None = None,
 ) -> Op[bool]:
-    """Store a certification; issuing the same record again is a no-op (False)."""
+    """Store a certification; issuing the same record again is a no-op (False), also after the
+    certificate moved on by legal status changes (docs/architecture.md, "Replays of
+    certificate events"); the same id with other data is CertificationExistsError."""
     record: TrainingCertificationRecord = coerce(
         TrainingCertificationRecord, certification, "certification"
     )
@@ -295,7 +297,8 @@ def update_certification_status(
 ) -> Op[bool]:
     """Move a certification to ``new_status``; ``claimed_at`` (default: now) for claims.
 
-    Returns False when it already had that status.
+    Returns False when it already had that status, or for a claim at exactly the stored claim
+    time of a certification since expired or revoked (a replay of that claim).
     """
     events = EventBatch(ctx)
     events.certification_status(cert_id, new_status, claimed_at, at)

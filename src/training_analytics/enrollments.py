@@ -77,7 +77,9 @@ def record_module_completion(
 def save_user_course_progress(
     ctx: Context, progress: EnhancedTrainingProgress | dict[str, Any]
 ) -> Op[bool]:
-    """Save a learner's progress (all fields); course score and time averages follow at once."""
+    """Save a learner's progress (all fields); course score and time averages follow at once.
+    True if the store changed; False when the learner's hash already holds every value (a
+    replay: nothing written, the store version unchanged)."""
     model: EnhancedTrainingProgress = coerce(EnhancedTrainingProgress, progress, "progress")
     events = EventBatch(ctx)
     events.progress(model)
